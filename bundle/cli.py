@@ -1,0 +1,72 @@
+"""The `bundle` command: one module per area, composed here explicitly.
+
+Domain errors (bundle.errors) become one line on stderr and their exit code;
+`bundle --debug ...` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from bundle import __version__
+from bundle.errors import EXIT_INTERRUPTED, BundleError
+
+
+class _Group(TyperGroup):
+    """Maps domain errors to exit codes in one place (also under CliRunner)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BundleError as e:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            raise click.exceptions.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="mlmd-bundle: QE -> NequIP/Allegro -> LAMMPS -> analysis, reproducibly.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlmd-bundle {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Exit codes: 0 ok, 1 check failed, 2 usage, 3 bad input, 4 engine failed,
+    5 component missing, 130 interrupted (see bundle/errors.py)."""
+
+
+def _compose() -> None:
+    # Each area is one module; imported here so `bundle --help` lists them all.
+    from bundle import cli_analysis
+
+    app.command("analyze")(cli_analysis.analyze)
+    app.command("check")(cli_analysis.check)
+
+
+_compose()
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,1 @@
+"""`bundle analyze` and `bundle check` (placeholder until the checks package lands)."""

@@ -1,0 +1,1 @@
+"""Trajectory reading, the grain-boundary metrics of METRICS.md, and reference comparison."""

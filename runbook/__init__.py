@@ -1,0 +1,1 @@
+"""The stage engine (render / execute / collect) and the studies it runs."""
