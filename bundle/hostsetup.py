@@ -18,9 +18,7 @@ def missing(packages: list[str]) -> list[str]:
         return packages
     out = []
     for p in packages:
-        r = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True
-        )
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True)
         if "install ok installed" not in r.stdout:
             out.append(p)
     return out

@@ -17,7 +17,9 @@ def load(path: Path | None = None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise InputError(path, "(file)", "the stack lock is missing", "restore it from git") from None
+        raise InputError(
+            path, "(file)", "the stack lock is missing", "restore it from git"
+        ) from None
     except yaml.YAMLError as e:
         raise InputError(path, "(syntax)", f"not valid YAML: {e}".splitlines()[0]) from None
     if not isinstance(data, dict):

@@ -12,9 +12,10 @@ import sys
 from bundle import lock, paths
 
 HEADER = (
-    "# The Python lock fed by containers/stack.lock.yaml (python_packages): the full resolved set.\n"
-    "# Regenerate with `make lock` after changing a pin there; tests/test_lock.py keeps the two"
-    " in step.\n"
+    "# The Python lock fed by containers/stack.lock.yaml (python_packages):"
+    " the full resolved set.\n"
+    "# Regenerate with `make lock` after changing a pin there;"
+    " tests/test_lock.py keeps the two in step.\n"
 )
 
 
@@ -23,12 +24,13 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", *pins], check=True)
     frozen = subprocess.run(
         [sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--exclude", "mlmd-bundle"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.splitlines()
     # A local wheel freezes as `torch @ file://...`; the lock names the version instead.
     lines = [
-        f"torch=={lock.python_pins()['torch']}" if ln.startswith("torch @") else ln
-        for ln in frozen
+        f"torch=={lock.python_pins()['torch']}" if ln.startswith("torch @") else ln for ln in frozen
     ]
     out = paths.containers_dir() / "requirements.lock.txt"
     out.write_text(HEADER + "\n".join(sorted(lines, key=str.lower)) + "\n")
