@@ -12,6 +12,8 @@ import shutil
 
 import pytest
 
+from tests.slurm_fixture import slurm_cluster  # noqa: F401
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
