@@ -28,9 +28,10 @@ def test_batch_job_runs_and_is_recorded(slurm_cluster, tmp_path):
         "--wrap",
         "echo ran $SLURM_JOB_ID on $SLURMD_NODENAME",
     ).stdout.strip()
-    bad = slurm_cluster.run("sbatch", "--parsable", "--wrap", "exit 3").stdout.strip()
+    quiet = ("--chdir", str(tmp_path), "-o", str(tmp_path / "slurm-%j.out"))
+    bad = slurm_cluster.run("sbatch", "--parsable", *quiet, "--wrap", "exit 3").stdout.strip()
     after = slurm_cluster.run(
-        "sbatch", "--parsable", f"--dependency=afterok:{bad}", "--wrap", "true"
+        "sbatch", "--parsable", *quiet, f"--dependency=afterok:{bad}", "--wrap", "true"
     ).stdout.strip()
 
     _wait_for(slurm_cluster, lambda: out.exists() and "ran" in out.read_text())
