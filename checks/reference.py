@@ -1,0 +1,290 @@
+"""References as data, and the judgement of a results document against one.
+
+Reference file (YAML, schema `gb-reference/1`; shipped ones in checks/references/):
+
+    schema: gb-reference/1
+    name: llzo-gb-700K-published
+    source: where the values come from
+    parameters:            # analysis parameters the values assume (keys of
+      w_A: 2.0             # results.json "parameters"); null or absent = any value
+    quantities:
+      excess.enrichment:   # a path into results.json (list items by index: gb_planes_A.0)
+        value: 0.73
+        lower: 0.22        # how far below `value` still passes ...
+        upper: 0.22        # ... and above: fractions of |value| (bounds: relative)
+        bounds: absolute   #     or amounts in `unit` (bounds: absolute)
+        unit: "1"
+        source: the sentence of the source that states the value
+
+An entry without `lower`/`upper` is reported, not judged. A quantity missing (or null)
+in the results FAILs with the reason. Results computed with parameters that differ from
+the reference's are refused (InputError) naming both values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bundle import __version__
+from bundle.errors import InputError
+from checks.results import get_path
+
+SCHEMA = "gb-reference/1"
+REPORT_SCHEMA = "gb-check/1"
+REFERENCES_DIR = Path(__file__).resolve().parent / "references"
+BOUNDS = ("relative", "absolute")
+# results.json parameter → the `bundle analyze` option that sets it
+FLAGS = {
+    "dz_A": "--dz",
+    "w_A": "--w",
+    "d_bulk_A": "--d-bulk",
+    "window_ps": "--window-ps",
+    "avg_window_ps": "--avg-window-ps",
+    "n_blocks": "--n-blocks",
+    "w_start_A": "--w-start",
+    "origin_every": "--origin-every",
+    "fit_window_ps": "--fit-window-ps",
+    "include_excess": "--include-excess",
+    "timestep_fs": "--timestep-fs",
+}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    key: str
+    value: float
+    lower: float | None
+    upper: float | None
+    bounds: str | None
+    unit: str
+    source: str
+
+    def limits(self) -> tuple[float, float] | None:
+        if self.lower is None or self.upper is None:
+            return None
+        scale = abs(self.value) if self.bounds == "relative" else 1.0
+        return self.value - self.lower * scale, self.value + self.upper * scale
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    file: Path
+    source: str
+    parameters: dict
+    quantities: tuple[Quantity, ...]
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in REFERENCES_DIR.glob("*.yaml"))
+
+
+def load_reference(name_or_file: str | Path) -> Reference:
+    """A shipped reference by NAME, or a reference FILE; validated."""
+    path = Path(name_or_file)
+    if not path.is_file():
+        shipped = REFERENCES_DIR / f"{name_or_file}.yaml"
+        if not shipped.is_file():
+            raise InputError(
+                name_or_file,
+                "--reference",
+                "neither a file nor a shipped reference",
+                f"shipped: {', '.join(available()) or 'none'}",
+            )
+        path = shipped
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InputError(path, "(syntax)", str(e).splitlines()[0], "fix the YAML") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise InputError(
+            path, "schema", f"expected {SCHEMA!r}", f"start the file with schema: {SCHEMA}"
+        )
+    params = doc.get("parameters") or {}
+    qs = doc.get("quantities")
+    if not isinstance(params, dict):
+        raise InputError(path, "parameters", "expected a mapping")
+    if not isinstance(qs, dict) or not qs:
+        raise InputError(path, "quantities", "expected a non-empty mapping of quantities")
+    return Reference(
+        name=str(doc.get("name") or path.stem),
+        file=path,
+        source=str(doc.get("source", "")),
+        parameters={k: v for k, v in params.items() if v is not None},
+        quantities=tuple(_quantity(path, str(k), v) for k, v in qs.items()),
+    )
+
+
+def _quantity(path: Path, key: str, e: object) -> Quantity:
+    field = f"quantities.{key}"
+    if not isinstance(e, dict):
+        raise InputError(path, field, "expected a mapping with value, lower, upper, bounds, unit")
+    value = e.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(path, f"{field}.value", f"expected a number (got {value!r})")
+    lower, upper, bounds = e.get("lower"), e.get("upper"), e.get("bounds")
+    for name, x in (("lower", lower), ("upper", upper)):
+        if x is not None and (isinstance(x, bool) or not isinstance(x, int | float) or x < 0):
+            raise InputError(
+                path,
+                f"{field}.{name}",
+                f"expected a non-negative number or null (got {x!r})",
+                "bounds are distances below/above value",
+            )
+    if (lower is None) != (upper is None):
+        raise InputError(path, field, "give both lower and upper, or neither (not judged)")
+    if lower is not None and bounds not in BOUNDS:
+        raise InputError(path, f"{field}.bounds", f"expected one of {BOUNDS} (got {bounds!r})")
+    if not isinstance(e.get("unit"), str):
+        raise InputError(path, f"{field}.unit", 'expected a string ("1" when dimensionless)')
+    return Quantity(key, float(value), lower, upper, bounds, e["unit"], str(e.get("source", "")))
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def check_parameters(results: dict, ref: Reference, results_path: Path) -> None:
+    """Refuse results computed with other analysis parameters than the reference's."""
+    got = results.get("parameters") or {}
+    diffs = [
+        f"{k} = {got.get(k)!r} (reference {ref.name}: {v!r}; {FLAGS.get(k, k)})"
+        for k, v in ref.parameters.items()
+        if not _same(got.get(k), v)
+    ]
+    if diffs:
+        raise InputError(
+            results_path,
+            "parameters",
+            "computed with other parameters than the reference assumes: " + "; ".join(diffs),
+            "re-run `bundle analyze` with the reference's values",
+        )
+
+
+def judge(results: dict, q: Quantity) -> dict:
+    """One check: value, reference, limits, unit, status (PASS/FAIL/NOT-JUDGED), reason."""
+    row = {
+        "quantity": q.key,
+        "value": None,
+        "reference": q.value,
+        "lower": q.lower,
+        "upper": q.upper,
+        "bounds": q.bounds,
+        "limits": None,
+        "unit": q.unit,
+        "source": q.source,
+    }
+    value = get_path(results, q.key, None)
+    limits = q.limits()
+    row["limits"] = list(limits) if limits else None
+    if value is None:
+        section = q.key.split(".")[0]
+        why = (
+            " (that section is null: its inputs were absent)"
+            if results.get(section, 1) is None
+            else ""
+        )
+        return row | {"status": "FAIL", "reason": f"missing from the results{why}"}
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return row | {
+            "status": "FAIL",
+            "reason": f"not a number in the results: {type(value).__name__}",
+        }
+    row["value"] = value
+    if limits is None:
+        return row | {"status": "NOT-JUDGED", "reason": "the reference gives no bounds"}
+    lo, hi = limits
+    if not math.isfinite(value):
+        return row | {"status": "FAIL", "reason": "not finite"}
+    if value < lo:
+        return row | {"status": "FAIL", "reason": f"below the lower limit {lo:.4g}"}
+    if value > hi:
+        return row | {"status": "FAIL", "reason": f"above the upper limit {hi:.4g}"}
+    return row | {"status": "PASS", "reason": ""}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def compare(results: dict, ref: Reference, *, results_path: Path) -> dict:
+    """The `gb-check/1` report of `results` against `ref` (parameters checked first)."""
+    check_parameters(results, ref, results_path)
+    rows = [judge(results, q) for q in ref.quantities]
+    n_pass = sum(r["status"] == "PASS" for r in rows)
+    n_fail = sum(r["status"] == "FAIL" for r in rows)
+    judged = n_pass + n_fail
+    rp = results_path / "results.json" if results_path.is_dir() else results_path
+    return {
+        "schema": REPORT_SCHEMA,
+        "status": "PASS" if judged and not n_fail else "FAIL",
+        "summary": {
+            "judged": judged,
+            "pass": n_pass,
+            "fail": n_fail,
+            "not_judged": len(rows) - judged,
+        },
+        "session": {
+            "bundle_version": __version__,
+            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            # no host name (reports leave the site): a short digest identifies the machine
+            "host": {
+                "id": hashlib.sha256(platform.node().encode()).hexdigest()[:12],
+                "platform": platform.platform(),
+                "cpus": __import__("os").cpu_count(),
+            },
+            "python": platform.python_version(),
+        },
+        "results": {
+            "file": str(rp),
+            "sha256": _sha256(rp) if rp.is_file() else None,
+            "parameters": results.get("parameters"),
+        },
+        "reference": {
+            "name": ref.name,
+            "file": str(ref.file),
+            "sha256": _sha256(ref.file),
+            "source": ref.source,
+            "parameters": ref.parameters,
+        },
+        "checks": rows,
+    }
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def console_lines(report: dict) -> list[str]:
+    """One line per quantity, then a summary line."""
+    rows = report["checks"]
+    width = max(len(r["quantity"]) for r in rows)
+    lines = []
+    for r in rows:
+        tag = {"PASS": "PASS", "FAIL": "FAIL", "NOT-JUDGED": "----"}[r["status"]]
+        lim = f"[{_num(r['limits'][0])}, {_num(r['limits'][1])}]" if r["limits"] else "(no bounds)"
+        unit = "" if r["unit"] == "1" else r["unit"]
+        line = (
+            f"{tag}  {r['quantity']:<{width}}  {_num(r['value']):>10}  "
+            f"ref {_num(r['reference']):>9}  {lim:<22} {unit}"
+        )
+        lines.append(line.rstrip() + (f"  - {r['reason']}" if r["reason"] else ""))
+    s = report["summary"]
+    lines.append(
+        f"{report['status']}: {s['pass']} pass, {s['fail']} fail of {s['judged']} judged"
+        f" ({s['not_judged']} reported only) against {report['reference']['name']}"
+    )
+    return lines
