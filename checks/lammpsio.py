@@ -412,7 +412,7 @@ def _ascii_numbers(x: np.ndarray, decimals: int) -> np.ndarray:
     lead = np.logical_and.accumulate(digits[:, : n_int - 1] == 0, axis=1)  # leading zeros
     chars = digits + ord("0")
     chars[:, : n_int - 1][lead] = ord(" ")
-    first = 1 + lead.sum(axis=1)  # column of the first digit once a sign column is added
+    first = 2 + lead.sum(axis=1)  # column of the first digit after separator + sign columns
     body = (
         chars
         if not decimals
@@ -420,7 +420,7 @@ def _ascii_numbers(x: np.ndarray, decimals: int) -> np.ndarray:
             [chars[:, :n_int], np.full((len(k), 1), ord("."), np.uint8), chars[:, n_int:]]
         )
     )
-    out = np.hstack([np.full((len(k), 1), ord(" "), np.uint8), body])
+    out = np.hstack([np.full((len(k), 2), ord(" "), np.uint8), body])
     neg = np.nonzero((x < 0) & (np.rint(np.abs(x) * 10.0**decimals) > 0))[0]
     out[neg, first[neg] - 1] = ord("-")
     return out
@@ -452,3 +452,29 @@ def write_frame(
     head.append("ITEM: ATOMS " + " ".join(columns) + "\n")
     f.write("".join(head).encode())
     f.write(format_atoms(columns, decimals))
+
+
+def dump_columns(
+    style: str,
+    ids: np.ndarray,
+    types: np.ndarray,
+    unwrapped: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The columns of `style` (one of the position kinds of POSITION_SETS) for a frame."""
+    lo, length = np.asarray(lo, float), np.asarray(hi, float) - np.asarray(lo, float)
+    image = np.floor((unwrapped - lo) / length).astype(np.int64)
+    wrapped = unwrapped - image * length
+    cols: dict[str, np.ndarray] = {"id": ids, "type": types}
+    data = {
+        "unwrapped": (("xu", "yu", "zu"), unwrapped),
+        "wrapped+image": (("x", "y", "z"), wrapped),
+        "scaled-unwrapped": (("xsu", "ysu", "zsu"), (unwrapped - lo) / length),
+        "scaled+image": (("xs", "ys", "zs"), (wrapped - lo) / length),
+    }
+    names, values = data[style]
+    cols.update({n: values[:, d] for d, n in enumerate(names)})
+    if style.endswith("+image"):
+        cols.update({n: image[:, d] for d, n in enumerate(("ix", "iy", "iz"))})
+    return cols
