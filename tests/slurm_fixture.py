@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -27,6 +28,10 @@ import pytest
 
 NODE = "mlmdnode"
 PARTITION = "debug"
+# GPU GRES for scheduling tests only: Slurm's gpu plugin wants device files, so the node
+# declares 8 character devices that alias /dev/null (1,3). Slurm then allocates them and
+# sets CUDA_VISIBLE_DEVICES like on a GPU node; nothing here ever computes on a GPU.
+GRES_GPUS = 8
 _PROGRAMS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel")
 
 
@@ -40,6 +45,7 @@ class SlurmCluster:
     node: str
     partition: str
     cpus: int
+    gpus: int  # GRES gpu count (device nodes aliasing /dev/null), 0 if unavailable
     procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
 
     @property
@@ -88,7 +94,7 @@ def node_hardware() -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def write_conf(root: Path, munge_socket: Path, hardware: str) -> Path:
+def write_conf(root: Path, munge_socket: Path, hardware: str, gpus: int) -> Path:
     d = root
     conf = d / "slurm.conf"
     conf.write_text(
@@ -121,11 +127,25 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc={d}/jobcomp.txt
-NodeName={NODE} NodeAddr=127.0.0.1 {hardware} State=UNKNOWN
+GresTypes=gpu
+NodeName={NODE} NodeAddr=127.0.0.1 {hardware}{f" Gres=gpu:{gpus}" if gpus else ""} State=UNKNOWN
 PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """
     )
     return conf
+
+
+def write_gres(root: Path) -> int:
+    """gres.conf with GRES_GPUS device nodes aliasing /dev/null; 0 where mknod is refused."""
+    dev = root / "dev"
+    dev.mkdir(exist_ok=True)
+    try:
+        for i in range(GRES_GPUS):
+            os.mknod(dev / f"gpu{i}", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError:
+        return 0
+    (root / "gres.conf").write_text(f"Name=gpu File={dev}/gpu[0-{GRES_GPUS - 1}]\n")
+    return GRES_GPUS
 
 
 def _start_munged(root: Path) -> tuple[subprocess.Popen, Path]:
@@ -186,7 +206,8 @@ def start_cluster(root: Path) -> SlurmCluster:
     try:
         munged, sock = _start_munged(root)
         procs.append(munged)
-        conf = write_conf(root, sock, node_hardware())
+        gpus = write_gres(root)
+        conf = write_conf(root, sock, node_hardware(), gpus)
         env = dict(os.environ, SLURM_CONF=str(conf))
         for argv, log in (
             (["slurmctld", "-D", "-i"], "slurmctld.out"),
@@ -202,7 +223,7 @@ def start_cluster(root: Path) -> SlurmCluster:
                 )
             )
         cpus = int(re.search(r"CPUs=(\d+)", conf.read_text()).group(1))
-        cluster = SlurmCluster(root, conf, root / "jobcomp.txt", NODE, PARTITION, cpus, procs)
+        cluster = SlurmCluster(root, conf, root / "jobcomp.txt", NODE, PARTITION, cpus, gpus, procs)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             state = cluster.run("sinfo", "-h", "-N", "-o", "%T", check=False).stdout.strip()
