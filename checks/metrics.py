@@ -237,7 +237,7 @@ def _select(fr: Frame, sel: Selection, li_type: int) -> tuple[np.ndarray, np.nda
         raise InputError(
             fr.file,
             "type",
-            f"no atom of the Li type {li_type} ({sel.type_names.get(li_type, '?')}) in frame "
+            f"no atom of the Li type {li_type} ({sel.type_names.get(li_type, 'not in the type map')}) in frame "
             f"{fr.index}; types present: {present}",
             "check --li-type and the type map (--data / --type-map)",
         )
