@@ -234,10 +234,11 @@ def _select(fr: Frame, sel: Selection, li_type: int) -> tuple[np.ndarray, np.nda
     li_ids = np.sort(fr.ids[fr.types == li_type])
     if len(li_ids) == 0:
         present = sorted(set(fr.types.tolist()))
+        name = sel.type_names.get(li_type, "not in the type map")
         raise InputError(
             fr.file,
             "type",
-            f"no atom of the Li type {li_type} ({sel.type_names.get(li_type, 'not in the type map')}) in frame "
+            f"no atom of the Li type {li_type} ({name}) in frame "
             f"{fr.index}; types present: {present}",
             "check --li-type and the type map (--data / --type-map)",
         )
