@@ -65,6 +65,22 @@ def _compose() -> None:
     app.command("analyze")(cli_analysis.analyze)
     app.command("check")(cli_analysis.check)
 
+    from bundle import cli_images
+
+    app.add_typer(cli_images.app, name="images")
+
+    from bundle import cli_size
+
+    app.command("size")(cli_size.size)
+
+    from bundle import cli_bundle
+
+    app.command("pack")(cli_bundle.pack)
+    app.command("install")(cli_bundle.install)
+    app.command("verify")(cli_bundle.verify)
+    app.command("doctor")(cli_bundle.doctor)
+    app.add_typer(cli_bundle.keys_app, name="keys")
+
 
 _compose()
 

@@ -1,0 +1,353 @@
+"""`bundle pack`: everything a site needs, offline, in one signed directory.
+
+Layout of a bundle (all payload paths are listed and hashed in MANIFEST.json):
+
+    images/<flavor>.tar          docker archive(s) of the flavor's image(s)
+    wheels/*.whl                 the Python lock as wheels + the mlmd-bundle wheel
+    containers/ templates/       the lock, recipes and simulation input templates
+    runbook/studies/ runbook/RUNBOOK.md
+    checks/references/           study references (bundle check)
+    bundle/references/           engine references + the packaged model they use
+    models/                      further packaged models (`.nequip.zip`, never compiled)
+    pseudo/                      every pseudopotential a shipped study or reference names
+    docs/                        README
+
+Pack = collect into `<out>.partial/`, hash (+ split), sign, rename to `<out>`:
+a half-written bundle never carries the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bundle import __version__, lock, paths
+from bundle import manifest as mf
+from bundle.errors import EngineError, InputError, MissingComponent
+
+# Folders of the source tree that ship as data (relative to the root), and loose files.
+DATA_DIRS = ("containers", "templates", "runbook/studies", "checks/references", "bundle/references")
+DATA_FILES = {"runbook/RUNBOOK.md": "runbook/RUNBOOK.md", "README.md": "docs/README.md"}
+SKIP_NAMES = re.compile(r"(__pycache__|\.pyc$|\.partial$|^\.)")
+# Where pseudopotentials named by studies/references are looked for, in order.
+PSEUDO_SEARCH = ("pseudo", "runbook", "bundle/references")
+SYSTEM_PSEUDO = Path("/usr/share/espresso/pseudo")
+FLAVORS = ("cpu", "h200")
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("MLMD_BUNDLE_CONFIG", Path.home() / ".config" / "mlmd-bundle"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MLMD_BUNDLE_CACHE", Path.home() / ".cache" / "mlmd-bundle"))
+
+
+def references_dir() -> Path:
+    """Engine references (QE input + energy, model + forces): `bundle/references/` of the root."""
+    return paths.root() / "bundle" / "references"
+
+
+def pseudo_dirs() -> list[Path]:
+    """Pseudopotential folders: the bundle's own first (installed), then the system's."""
+    return [d for d in (paths.root() / "pseudo", SYSTEM_PSEUDO) if d.is_dir()]
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    flavor: str
+    out: Path
+    key: Path | None = None
+    split_size: int | None = None
+    images: bool = True  # False: a bundle without images (unit tests, docs-only updates)
+    image_refs: tuple[str, ...] = ()  # override the flavor's image(s)
+    wheels: bool = True  # False: no wheelhouse (unit tests)
+    models: tuple[Path, ...] = ()
+    force: bool = False
+
+
+@dataclass
+class PackResult:
+    out: Path
+    manifest: mf.Manifest
+    fingerprint: str
+    key_path: Path
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.manifest.files)
+
+
+# --------------------------------------------------------------------------- keys
+def signing_key(path: Path | None, notes: list[str]) -> tuple[Path, mf.Ed25519PrivateKey]:
+    """The vendor key: `--key`, else the default one (created on first use, and said so)."""
+    if path is not None:
+        return path, mf.load_private_key(path)
+    default = config_dir() / "keys" / "vendor.key"
+    if not default.exists():
+        mf.generate_keys(default.parent)
+        trusted = config_dir() / "trusted" / "vendor.pub"
+        trusted.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(default.with_suffix(".pub"), trusted)
+        notes.append(
+            f"created a signing key {default} (0600); this machine now trusts it. Give sites "
+            "its public key or fingerprint, out of band."
+        )
+    return default, mf.load_private_key(default)
+
+
+# --------------------------------------------------------------------------- sources
+def _copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)  # same filesystem: no copy, content is hashed anyway
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def copy_sources(stage: Path) -> None:
+    root = paths.root()
+    for rel in DATA_DIRS:
+        base = root / rel
+        if not base.is_dir():
+            continue
+        for p in sorted(base.rglob("*")):
+            parts = p.relative_to(root).parts
+            if p.is_file() and not any(SKIP_NAMES.search(x) for x in parts):
+                _copy(p, stage / p.relative_to(root))
+    for src, dest in DATA_FILES.items():
+        if (root / src).is_file():
+            _copy(root / src, stage / dest)
+
+
+def _upf_names(obj: object) -> set[str]:
+    if isinstance(obj, str):
+        return {obj} if obj.lower().endswith(".upf") else set()
+    if isinstance(obj, dict):
+        return set().union(*(_upf_names(v) for v in obj.values())) if obj else set()
+    if isinstance(obj, list):
+        return set().union(*(_upf_names(v) for v in obj)) if obj else set()
+    return set()
+
+
+def named_pseudos(stage: Path) -> dict[str, Path]:
+    """Every `*.UPF` a shipped study or engine reference names -> the YAML that names it."""
+    named: dict[str, Path] = {}
+    for y in sorted(
+        [*stage.glob("runbook/studies/*.yaml"), *stage.glob("bundle/references/*.yaml")]
+    ):
+        try:
+            doc = yaml.safe_load(y.read_text())
+        except yaml.YAMLError as e:
+            raise InputError(y, "(syntax)", f"not valid YAML: {e}".splitlines()[0]) from None
+        for name in _upf_names(doc):
+            named.setdefault(Path(name).name, y)
+    return named
+
+
+def copy_pseudos(stage: Path) -> list[str]:
+    root = paths.root()
+    where = [root / d for d in PSEUDO_SEARCH] + [SYSTEM_PSEUDO]
+    shipped = []
+    for name, named_by in sorted(named_pseudos(stage).items()):
+        found = next((p for d in where if d.is_dir() for p in d.rglob(name) if p.is_file()), None)
+        if found is None:
+            raise MissingComponent(
+                f"pseudopotential {name} (named in {named_by.relative_to(stage)}) not found in "
+                f"{', '.join(map(str, where))}; generate or copy it there, then pack again"
+            )
+        _copy(found, stage / "pseudo" / name)
+        shipped.append(name)
+    return shipped
+
+
+# --------------------------------------------------------------------------- wheels
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_requirements() -> dict[str, str]:
+    """{normalised name: version} of containers/requirements.lock.txt."""
+    reqs = {}
+    path = paths.containers_dir() / "requirements.lock.txt"
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, ver = line.partition("==")
+        if not sep:
+            raise InputError(path, f"line {n}", f"{line!r} is not pinned", "`make lock`")
+        reqs[_norm(name)] = ver.strip()
+    return reqs
+
+
+def _wheel_key(wheel: Path) -> tuple[str, str]:
+    name, ver = wheel.name.split("-")[:2]
+    return _norm(name), ver
+
+
+def ensure_wheelhouse(cache: Path) -> dict[str, Path]:
+    """One wheel per locked requirement, downloaded (or built from sdist) once into `cache`."""
+    cache.mkdir(parents=True, exist_ok=True)
+    reqs = locked_requirements()
+    have = {_wheel_key(w): w for w in cache.glob("*.whl")}
+    missing = [f"{n}=={v}" for n, v in reqs.items() if (n, v) not in have]
+    if missing:
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(cache), *missing],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+            raise EngineError(f"pip wheel failed for {' '.join(missing)}: {' | '.join(tail)}")
+        have = {_wheel_key(w): w for w in cache.glob("*.whl")}
+    out = {}
+    for n, v in reqs.items():
+        if (n, v) not in have:
+            raise MissingComponent(f"no wheel for {n}=={v} in {cache} after pip wheel")
+        out[n] = have[(n, v)]
+    return out
+
+
+def build_own_wheel(dest: Path) -> Path:
+    """The mlmd-bundle wheel, built from a clean copy of the source (no build/ in the tree)."""
+    root = paths.root()
+    with tempfile.TemporaryDirectory(prefix="mlmd-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+        for pkg in ("bundle", "checks", "runbook"):
+            shutil.copytree(root / pkg, src / pkg, ignore=ignore)
+        for f in ("pyproject.toml", "README.md"):
+            shutil.copyfile(root / f, src / f)
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+            + ["-w", str(dest), str(src)],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            raise EngineError(f"building the mlmd-bundle wheel failed: {r.stderr.strip()[-400:]}")
+    wheels = sorted(dest.glob("mlmd_bundle-*.whl"))
+    if not wheels:
+        raise EngineError("pip wheel produced no mlmd_bundle-*.whl")
+    return wheels[-1]
+
+
+def copy_wheels(stage: Path) -> None:
+    for wheel in ensure_wheelhouse(cache_dir() / "wheelhouse").values():
+        _copy(wheel, stage / "wheels" / wheel.name)
+    build_own_wheel(stage / "wheels")
+
+
+# --------------------------------------------------------------------------- images
+def image_info(ref: str, fix: str) -> dict:
+    """{"id", "labels"} of an image in the docker engine; MissingComponent with `fix` if absent."""
+    from bundle import images
+
+    client = images.docker_client()
+    try:
+        img = client.images.get(ref)
+    except Exception:  # docker.errors.ImageNotFound, or a malformed reference
+        raise MissingComponent(f"image {ref} is not in the docker engine; {fix}") from None
+    return {"id": img.id, "labels": dict(img.labels or {})}
+
+
+def _build_hint(flavor: str) -> str:
+    return f"build it first: `bundle images build --flavor {flavor}`"
+
+
+def image_refs(flavor: str, refs: tuple[str, ...]) -> list[str]:
+    from bundle import images
+
+    return list(refs) or [images.image_tag(flavor)]
+
+
+def save_images(stage: Path, flavor: str, refs: list[str]) -> list[dict]:
+    """Docker archives of the image(s) (the containers' `images.save`) + what install needs."""
+    from bundle import images
+
+    out = []
+    for i, ref in enumerate(refs):
+        archive = f"images/{flavor}{'' if i == 0 else f'-{i}'}.tar"
+        info = image_info(ref, _build_hint(flavor))
+        images.save(ref, stage / archive)
+        out.append({"ref": ref, "archive": archive, **info})
+    return out
+
+
+# --------------------------------------------------------------------------- pack
+def source_revision() -> str:
+    root = paths.root()
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        return "unknown"
+    if rev.returncode != 0:
+        return "unknown"
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def pack(opts: PackOptions) -> PackResult:
+    if opts.flavor not in FLAVORS:
+        raise InputError("--flavor", "value", f"{opts.flavor!r} is unknown", f"use {FLAVORS}")
+    out = opts.out
+    if out.exists() and not opts.force:
+        raise InputError(out, "(path)", "already exists", "choose another --out or pass --force")
+    notes: list[str] = []
+    key_path, key = signing_key(opts.key, notes)  # before any work: a bad key fails fast
+    refs = image_refs(opts.flavor, opts.image_refs) if opts.images else []
+    for ref in refs:
+        image_info(ref, _build_hint(opts.flavor))  # fail now, not after the wheelhouse
+    stage = out.with_name(out.name + ".partial")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        copy_sources(stage)
+        for m in opts.models:
+            if not m.name.endswith(".nequip.zip"):
+                raise InputError(m, "(file)", "not a packaged model", "pass a `.nequip.zip`")
+            _copy(m, stage / "models" / m.name)
+        shipped = copy_pseudos(stage)
+        notes.append(f"pseudopotentials: {', '.join(shipped) or 'none named'}")
+        if opts.wheels:
+            copy_wheels(stage)
+        else:
+            notes.append("no wheelhouse (--no-wheels): install will not create a Python env")
+        imgs = save_images(stage, opts.flavor, refs)
+        if not opts.images:
+            notes.append("no images (--no-images): install will not load any")
+        man = mf.build_manifest(
+            stage,
+            split_size=opts.split_size,
+            bundle_version=__version__,
+            flavor=opts.flavor,
+            lock_sha256=lock.lock_hash(),
+            versions=lock.load(),
+            images=imgs,
+            source_revision=source_revision(),
+        )
+        mf.sign_bundle(stage, man, key)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(stage, out)
+    return PackResult(out, man, mf.fingerprint(key.public_key()), key_path, notes)
