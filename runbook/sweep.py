@@ -1,0 +1,327 @@
+"""Sweeps: seeds x temperatures x band widths, and the aggregated sweep report.
+
+The study YAML may carry a `sweep` block (the study's other fields stay as they are):
+
+    sweep:
+      seeds: [1, 2]
+      temperatures_K: [600, 700]
+      band_widths_A: [1.5, 2.0, 2.5]       # analysis only: no extra MD
+      set:                                 # which study fields each axis sets (dotted)
+        seed: [structure.seed, md.seed]
+        temperature: [md.temperature_k]
+
+Every (seed, temperature) is a *point*, run as its own study in `RUN/points/<name>/`
+(its frozen study file beside it, `<name>.study.yaml`); band widths re-analyse each
+point's trajectories. The report aggregates, per temperature and band width:
+- every metric as mean ± standard error across seeds (SE = s / sqrt(n), n >= 2);
+- an Arrhenius fit ln D = ln D0 - Ea / (kB T) of each diffusion coefficient over the
+  temperatures, weighted by the seed SEs (uncertainties from the weighted least-squares
+  covariance; with one seed per temperature, from the residuals when dof > 0);
+- Γ and enrichment as functions of w. `Gamma_w` is the band-limited excess
+  Σ_{|z - z_k| <= w} (rho - rho_bulk) dz (mean over the two planes, Li/nm²), which
+  tends to METRICS.md's Γ as w -> d_bulk; Γ itself does not depend on w.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bundle.errors import InputError
+
+SCHEMA = "sweep-report/1"
+KB_EV_PER_K = 8.617333262e-5  # Boltzmann constant, eV/K (CODATA 2018)
+PER_A2_TO_PER_NM2 = 100.0
+
+
+class SweepSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    seed: list[str] = []
+    temperature: list[str] = []
+
+
+class SweepSpec(BaseModel):
+    """The validated `sweep` block."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    seeds: list[int] = Field(default=[1], min_length=1)
+    temperatures_K: list[float] = Field(default=[], description="empty: the study's own")
+    band_widths_A: list[float] = []
+    set: SweepSet = SweepSet()
+    max_parallel: int | None = Field(None, ge=1, description="array tasks at once (%N)")
+
+    def check(self, file: Path) -> None:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise InputError(file, "sweep.seeds", "a seed appears twice")
+        if self.temperatures_K and not self.set.temperature:
+            raise InputError(
+                file,
+                "sweep.set.temperature",
+                "temperatures are swept but no study field is set from them",
+                "list the dotted fields, e.g. [md.temperature_k]",
+            )
+        if len(self.seeds) > 1 and not self.set.seed:
+            raise InputError(
+                file, "sweep.set.seed", "seeds are swept but no study field is set from them"
+            )
+        for t in self.temperatures_K:
+            if not t > 0:
+                raise InputError(file, "sweep.temperatures_K", f"{t} is not a temperature in K")
+        for w in self.band_widths_A:
+            if not w > 0:
+                raise InputError(file, "sweep.band_widths_A", f"{w} is not a width in Å")
+
+
+def parse_spec(block: Any, file: Path) -> SweepSpec:
+    try:
+        spec = SweepSpec.model_validate(block or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise InputError(file, f"sweep.{loc}", f"{err['msg']} (got {err.get('input')!r})") from None
+    spec.check(file)
+    return spec
+
+
+@dataclass(frozen=True)
+class Point:
+    """One (seed, temperature) run of the sweep; `overrides` are `--set` strings."""
+
+    name: str
+    seed: int
+    temperature_K: float | None
+    overrides: tuple[str, ...]
+
+
+def points(spec: SweepSpec) -> list[Point]:
+    temps: list[float | None] = list(spec.temperatures_K) or [None]
+    out = []
+    for t in temps:
+        for s in spec.seeds:
+            sets = [f"{f}={s}" for f in spec.set.seed]
+            name = f"seed{s}"
+            if t is not None:
+                sets += [f"{f}={t:g}" for f in spec.set.temperature]
+                name += f"_T{t:g}K"
+            out.append(Point(name, s, t, tuple(sets)))
+    return out
+
+
+# ------------------------------------------------------------------------ statistics
+
+
+@dataclass
+class Stat:
+    mean: float | None
+    se: float | None  # standard error of the mean across seeds; None with one value
+    n: int
+    values: list[float] = field(default_factory=list)
+
+
+def mean_se(values: list[float | None]) -> Stat:
+    """Mean ± standard error over the finite values (missing ones are skipped, not zeroed)."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not xs:
+        return Stat(None, None, 0, [])
+    m = float(np.mean(xs))
+    se = float(np.std(xs, ddof=1) / math.sqrt(len(xs))) if len(xs) >= 2 else None
+    return Stat(m, se, len(xs), xs)
+
+
+@dataclass
+class Arrhenius:
+    Ea_eV: float
+    Ea_se_eV: float | None
+    ln_D0: float  # D0 in the unit of D
+    ln_D0_se: float | None
+    dof: int
+    weighted: bool  # by the seed SEs (else unweighted, residual-based errors)
+    chi2_per_dof: float | None
+    points: list[dict]
+
+
+def arrhenius(temps: list[float], d: list[Stat]) -> Arrhenius | None:
+    """Fit ln D = ln D0 - Ea/(kB T) over temperatures. Needs >= 2 temperatures with D > 0.
+
+    Weighted by sigma(ln D) = SE(D)/D when every temperature has an SE: the parameter
+    errors are then the covariance (X^T W X)^-1 (valid even with dof = 0). Otherwise an
+    unweighted fit whose errors come from the residuals (needs dof >= 1)."""
+    rows = [(t, s) for t, s in zip(temps, d, strict=True) if s.mean is not None and s.mean > 0]
+    if len(rows) < 2 or len({t for t, _ in rows}) < 2:
+        return None
+    x = np.array([1.0 / (KB_EV_PER_K * t) for t, _ in rows])  # 1/(kB T), 1/eV
+    y = np.array([math.log(s.mean) for _, s in rows])
+    design = np.column_stack([np.ones_like(x), -x])  # y = ln D0 - Ea x
+    dof = len(rows) - 2
+    weighted = all(s.se is not None and s.se > 0 for _, s in rows)
+    if weighted:
+        sigma = np.array([s.se / s.mean for _, s in rows])
+        wts = 1.0 / sigma**2
+        cov = np.linalg.inv(design.T @ (design * wts[:, None]))
+        beta = cov @ design.T @ (wts * y)
+        resid = y - design @ beta
+        chi2 = float(np.sum(wts * resid**2))
+        chi2_dof = chi2 / dof if dof > 0 else None
+        errs: list[float | None] = [float(math.sqrt(cov[0, 0])), float(math.sqrt(cov[1, 1]))]
+    else:
+        beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+        resid = y - design @ beta
+        chi2_dof = None
+        if dof > 0:
+            s2 = float(np.sum(resid**2)) / dof
+            cov = s2 * np.linalg.inv(design.T @ design)
+            errs = [float(math.sqrt(cov[0, 0])), float(math.sqrt(cov[1, 1]))]
+        else:
+            errs = [None, None]
+    return Arrhenius(
+        Ea_eV=float(beta[1]),
+        Ea_se_eV=errs[1],
+        ln_D0=float(beta[0]),
+        ln_D0_se=errs[0],
+        dof=dof,
+        weighted=weighted,
+        chi2_per_dof=chi2_dof,
+        points=[{"T_K": t, "D": s.mean, "D_se": s.se, "n": s.n} for t, s in rows],
+    )
+
+
+def gamma_within(results: dict, w: float) -> float | None:
+    """Band-limited excess Li per GB (Li/nm²): Σ (rho_i - rho_bulk) dz over bins whose
+    centre is within w of a plane and closer to it than to the other; mean of the planes."""
+    prof = results.get("profile") or {}
+    z, rho = np.asarray(prof.get("z_A", [])), np.asarray(prof.get("rho_li_per_A3", []))
+    bulk, planes = results.get("rho_bulk_per_A3"), results.get("gb_planes_A")
+    if z.size < 2 or bulk is None or not planes:
+        return None
+    dz = float(results["parameters"]["dz_A"])
+    lz = float(results["box_A"][2])
+
+    def dist(p: float) -> np.ndarray:
+        d = np.abs(z - p) % lz
+        return np.minimum(d, lz - d)
+
+    ds = [dist(p) for p in planes]
+    per = []
+    for k, d in enumerate(ds):
+        closer = np.all([d <= o for j, o in enumerate(ds) if j != k], axis=0)
+        sel = (d <= w) & closer
+        per.append(float(np.sum(rho[sel] - bulk) * dz * PER_A2_TO_PER_NM2))
+    return float(np.mean(per))
+
+
+# The per-point quantities aggregated at every (T, w); paths into gb-analysis/1 documents.
+METRICS = {
+    "peak_ratio": ("peak_ratio",),
+    "band_ratio": ("band_ratio",),
+    "gamma_per_nm2": ("gamma_per_nm2", "mean"),
+    "enrichment": ("excess", "enrichment"),
+    "excess_gb_mean": ("excess", "gb_mean"),
+    "D_all_cm2_s": ("diffusion", "D_cm2_s", "all"),
+    "D_gb_start_cm2_s": ("diffusion", "D_cm2_s", "gb_start"),
+    "D_bulk_start_cm2_s": ("diffusion", "D_cm2_s", "bulk_start"),
+}
+D_KEYS = ("D_all_cm2_s", "D_gb_start_cm2_s", "D_bulk_start_cm2_s")
+
+
+def _get(doc: dict | None, path: tuple[str, ...]) -> float | None:
+    for key in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return float(doc) if isinstance(doc, int | float) else None
+
+
+def aggregate(results: dict[tuple[str, float | None, float], dict], spec: SweepSpec) -> dict:
+    """results[(point name, T, w)] = a gb-analysis/1 document → the sweep report document."""
+    temps = sorted({t for _, t, _ in results}, key=lambda t: (t is None, t))
+    widths = sorted({w for *_, w in results})
+    groups = []
+    for t in temps:
+        for w in widths:
+            docs = [doc for (p, tt, ww), doc in results.items() if tt == t and ww == w]
+            stats = {k: mean_se([_get(d, path) for d in docs]) for k, path in METRICS.items()}
+            stats["gamma_within_w_per_nm2"] = mean_se([gamma_within(d, w) for d in docs])
+            groups.append({"T_K": t, "w_A": w, "n_seeds": len(docs), "stats": stats})
+    fits = {}
+    real_temps = [t for t in temps if t is not None]
+    w0 = widths[0] if widths else None
+    for key in D_KEYS:  # D does not depend on w: fit at one width
+        ds = [
+            g["stats"][key] for t in real_temps for g in groups if g["T_K"] == t and g["w_A"] == w0
+        ]
+        fit = arrhenius(real_temps, ds) if len(ds) == len(real_temps) else None
+        fits[key] = fit.__dict__ if fit else None
+    return {
+        "schema": SCHEMA,
+        "seeds": list(spec.seeds),
+        "temperatures_K": real_temps,
+        "band_widths_A": widths,
+        "groups": [{**g, "stats": {k: s.__dict__ for k, s in g["stats"].items()}} for g in groups],
+        "arrhenius": fits,
+    }
+
+
+def _pm(s: dict, fmt: str = ".4g") -> str:
+    if s["mean"] is None:
+        return "—"
+    text = format(s["mean"], fmt)
+    return f"{text} ± {format(s['se'], '.2g')}" if s["se"] is not None else f"{text} (n=1)"
+
+
+def _t(t: float | None) -> str:
+    return "—" if t is None else f"{t:g}"
+
+
+def report_md(doc: dict) -> str:
+    """The sweep report as markdown: tables per T and w, then the Arrhenius fits."""
+    lines = [
+        "# Sweep report",
+        "",
+        f"Seeds {doc['seeds']}, temperatures {doc['temperatures_K'] or ['(study)']} K, "
+        f"band widths {doc['band_widths_A']} Å. Values are mean ± standard error across seeds.",
+        "",
+        "## Grain-boundary Li: Γ and enrichment as functions of w",
+        "",
+        "| T (K) | w (Å) | seeds | Γ (Li/nm²) | Γ_w (Li/nm²) | band ratio | enrichment | "
+        "n_gb (excess) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g in doc["groups"]:
+        s = g["stats"]
+        lines.append(
+            f"| {_t(g['T_K'])} | {g['w_A']:g} | {g['n_seeds']} | "
+            f"{_pm(s['gamma_per_nm2'])} | {_pm(s['gamma_within_w_per_nm2'])} | "
+            f"{_pm(s['band_ratio'])} | {_pm(s['enrichment'])} | {_pm(s['excess_gb_mean'])} |"
+        )
+    lines += ["", "## Diffusion", "", "| T (K) | D_all (cm²/s) | D_gb_start | D_bulk_start |"]
+    lines.append("|---|---|---|---|")
+    w0 = doc["band_widths_A"][0] if doc["band_widths_A"] else None
+    for g in doc["groups"]:
+        if g["w_A"] != w0:
+            continue
+        s = g["stats"]
+        lines.append(
+            f"| {_t(g['T_K'])} | {_pm(s['D_all_cm2_s'], '.3e')} | "
+            f"{_pm(s['D_gb_start_cm2_s'], '.3e')} | {_pm(s['D_bulk_start_cm2_s'], '.3e')} |"
+        )
+    lines += ["", "## Arrhenius fits ln D = ln D0 − Ea/(kB T)", ""]
+    for key, fit in doc["arrhenius"].items():
+        if not fit:
+            lines.append(f"- {key}: no fit (needs ≥ 2 temperatures with D > 0)")
+            continue
+        ea = f"{fit['Ea_eV']:.3f}" + (
+            f" ± {fit['Ea_se_eV']:.3f}" if fit["Ea_se_eV"] is not None else " (no uncertainty)"
+        )
+        d0 = math.exp(fit["ln_D0"])
+        how = "weighted by seed SEs" if fit["weighted"] else "unweighted"
+        chi = f", χ²/dof {fit['chi2_per_dof']:.2f}" if fit["chi2_per_dof"] is not None else ""
+        lines.append(
+            f"- {key}: Ea = {ea} eV, D0 = {d0:.3e} cm²/s, {len(fit['points'])} temperatures, "
+            f"dof {fit['dof']} ({how}{chi})"
+        )
+    return "\n".join(lines) + "\n"
