@@ -150,6 +150,15 @@ def verify(
     engines_in: Annotated[
         str, typer.Option("--engines-in", help="host, image or auto (cpu: host, h200: image).")
     ] = "auto",
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only", help="Comma-separated phases to run (a re-check, not an acceptance)."
+        ),
+    ] = None,
+    bench: Annotated[
+        bool, typer.Option("--bench", help="Also time model-driven MD for `bundle size`.")
+    ] = False,
 ) -> None:
     """Acceptance test: integrity, host, images, engines, reproducibility, report
     (JSON, markdown, signed proofpack). Exit 0 only if every check passes."""
@@ -169,6 +178,8 @@ def verify(
         key=key,
         trust=tuple(trust or ()),
         engines_in=engines_in,
+        only=tuple(p.strip() for p in only.split(",")) if only else (),
+        bench=bench,
     )
     do_verify(opts, say=typer.echo)
 

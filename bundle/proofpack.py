@@ -51,11 +51,11 @@ class Redactor:
             pass
         pairs += [(h, "<host>") for h in hosts if len(h) >= 2 and h != "localhost"]
         pairs += [(u, "<user>") for u in users if len(u) >= 2]
-        # longest first, so an FQDN goes before its short name
-        return cls(tuple(sorted(set(pairs), key=lambda p: -len(p[0]))))
+        return cls(tuple(sorted(set(pairs))))
 
     def __call__(self, text: str) -> str:
-        for secret, mark in self.secrets:
+        # longest first, so an FQDN goes before its short name and /home/x before x
+        for secret, mark in sorted(self.secrets, key=lambda p: -len(p[0])):
             if secret.startswith("/"):
                 text = text.replace(secret, mark)
             else:

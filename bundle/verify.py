@@ -169,11 +169,12 @@ class VerifyOptions:
     quick: bool = False
     out: Path | None = None
     results: Path | None = None  # judge this study results.json instead of running the study
-    bench: bool = False
     redact: bool = True
     key: Path | None = None  # proofpack signing key (default: the site key)
     trust: tuple[str, ...] = ()
     engines_in: str = "auto"  # host | image | auto (cpu: host, h200: image)
+    only: tuple[str, ...] = ()  # run only these phases (re-checks after a fix); report says so
+    bench: bool = False  # also measure MD throughput for `bundle size`
 
 
 @dataclass
@@ -1037,10 +1038,13 @@ def build_report(ctx: Context, checks: list[Check], started: str, wall: float) -
     return {
         "schema": SCHEMA,
         "status": FAIL if fails else PASS,
+        # an acceptance runs every phase including the study; --quick/--only are re-checks
+        "acceptance": not (ctx.opts.quick or ctx.opts.only),
         "session": {
             "bundle_version": __version__,
             "profile": ctx.opts.profile,
             "quick": ctx.opts.quick,
+            "only": list(ctx.opts.only),
             "install": "installed" if ctx.installed else "source checkout",
             "root": "<root>" if redact else str(ctx.root),
             "lock_sha256": lock.lock_hash(),
@@ -1171,6 +1175,8 @@ def verify(opts: VerifyOptions, say: Callable[[str], None] = print) -> dict:
 
     if opts.profile not in PROFILES:
         raise InputError("--profile", "value", f"{opts.profile!r} is unknown", f"use {PROFILES}")
+    if bad := [p for p in opts.only if p not in PHASES[:-1]]:
+        raise InputError("--only", "value", f"unknown phase(s) {bad}", f"use {PHASES[:-1]}")
     root = paths.root()
     record = read_record(root)
     started = mf.now_utc()
@@ -1194,7 +1200,9 @@ def verify(opts: VerifyOptions, say: Callable[[str], None] = print) -> dict:
     t0 = time.perf_counter()
     checks: list[Check] = []
     for phase, fn in PHASE_FUNCS:
-        if phase in ("engines", "reproducibility") and any(
+        if opts.only and phase not in opts.only:
+            results = [Check(phase, phase, SKIP, f"not selected (--only {','.join(opts.only)})")]
+        elif phase in ("engines", "reproducibility") and any(
             c.phase == "integrity" and c.status == FAIL for c in checks
         ):
             results = [Check(phase, phase, SKIP, "not run: integrity FAILED")]
@@ -1213,8 +1221,9 @@ def verify(opts: VerifyOptions, say: Callable[[str], None] = print) -> dict:
     if opts.out is None:
         (out.parent / "LAST").write_text(out.name + "\n")
     n_fail = sum(c["status"] == FAIL for c in rep["checks"])
+    partial = "" if rep["acceptance"] else " (a re-check, not an acceptance: --quick/--only)"
     say(
-        f"verify {rep['status']}: {len(rep['checks'])} checks, {n_fail} failed; "
+        f"verify {rep['status']}{partial}: {len(rep['checks'])} checks, {n_fail} failed; "
         f"proofpack {out / 'proofpack.zip'} (sha256 {rep['proofpack']['sha256'][:16]}...)"
     )
     if n_fail:

@@ -30,9 +30,9 @@ def vendor_keys(tmp_path_factory):
 
 
 def pack_small(out, key, *extra: str):
-    """A bundle without images and wheels (seconds), through the CLI."""
-    args = ["pack", "--flavor", "cpu", "--out", str(out), "--key", str(key), "--no-images"]
-    return runner.invoke(app, [*args, "--no-wheels", *extra])
+    """A bundle without wheels, and without images unless `--image` is given (seconds)."""
+    args = ["pack", "--flavor", "cpu", "--out", str(out), "--key", str(key), "--no-wheels"]
+    return runner.invoke(app, [*args, *([] if "--image" in extra else ["--no-images"]), *extra])
 
 
 def test_keys_generate_prints_fingerprint_and_keeps_the_key_private(tmp_path):

@@ -1,0 +1,268 @@
+"""`bundle verify` and `bundle doctor` on a small installed bundle (no wheels), for real:
+pw.x runs, docker loads images, proofpacks are signed and re-checked.
+
+The full pack -> install -> verify chain with the cpu image, the Python env and the
+model is tests/test_offline.py.
+"""
+
+from __future__ import annotations
+
+import getpass
+import io
+import json
+import re
+import shutil
+import socket
+import tarfile
+import zipfile
+
+import pytest
+from typer.testing import CliRunner
+
+from bundle import doctor, proofpack
+from bundle import manifest as mf
+from bundle import verify as v
+from bundle.cli import app
+from bundle.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
+from tests.conftest import require, require_program
+from tests.test_install import flip_byte
+from tests.test_pack import pack_small
+
+runner = CliRunner()
+TINY = "mlmd-bundle-test:tiny"
+
+
+@pytest.fixture(autouse=True)
+def _config(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MLMD_BUNDLE_CONFIG", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("MLMD_BUNDLE_TRUST", raising=False)
+    monkeypatch.delenv("MLMD_BUNDLE_ROOT", raising=False)
+
+
+def install_small(tmp_path, *pack_args: str, runtime: str = "none"):
+    key, pub = mf.generate_keys(tmp_path / "keys")
+    r = pack_small(tmp_path / "bundle", key, *pack_args)
+    assert r.exit_code == 0, r.output
+    prefix = tmp_path / "prefix"
+    r = runner.invoke(
+        app,
+        ["install", str(tmp_path / "bundle"), "--prefix", str(prefix), "--trust", str(pub)]
+        + ["--runtime", runtime],
+    )
+    assert r.exit_code == 0, r.output
+    return prefix
+
+
+def run_verify(monkeypatch, prefix, *args: str):
+    """`bundle verify` as the installed wrapper runs it (MLMD_BUNDLE_ROOT = prefix)."""
+    monkeypatch.setenv("MLMD_BUNDLE_ROOT", str(prefix))
+    r = runner.invoke(app, ["verify", *args])
+    last = (prefix / "reports" / "LAST").read_text().strip()
+    report = json.loads((prefix / "reports" / last / "report.json").read_text())
+    return r, report
+
+
+def as_word(name: str, text: str) -> bool:
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text) is not None
+
+
+def by_name(report) -> dict:
+    return {f"{c['phase']}/{c['name']}": c for c in report["checks"]}
+
+
+@pytest.fixture(scope="module")
+def installed_quick(tmp_path_factory):
+    """A small installed bundle and its `verify --quick` (pw.x runs for real)."""
+    require_program("pw.x")
+    tmp = tmp_path_factory.mktemp("vq")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLMD_BUNDLE_CONFIG", str(tmp / "config"))
+    try:
+        prefix = install_small(tmp)
+        r, report = run_verify(mp, prefix, "--quick")
+    finally:
+        mp.undo()
+    return prefix, r, report
+
+
+def test_quick_verify_of_an_installed_bundle(installed_quick):
+    prefix, r, report = installed_quick
+    checks = by_name(report)
+    assert report["schema"] == v.SCHEMA and report["acceptance"] is False
+    assert [p["phase"] for p in report["phases"]] == list(v.PHASES)
+    for name in ("install-record", "signature", "hashes", "python-env"):
+        assert checks[f"integrity/{name}"]["status"] == "PASS", checks[f"integrity/{name}"]
+    assert checks["engines/qe-energy"]["status"] == "PASS"
+    assert checks["engines/qe-ranks-1v2-energy"]["status"] == "PASS"
+    assert checks["engines/qe-energy"]["value"] == pytest.approx(-251.82149261, abs=1e-6)
+    assert checks["images/images"]["status"] == "SKIP"  # the bundle ships none
+    assert "--quick" in checks["reproducibility/llzo-gb"]["reason"]
+    # one console line per check, in phase order
+    lines = [ln for ln in r.output.splitlines() if ln[:4] in ("PASS", "FAIL", "SKIP")]
+    assert len(lines) == len(report["checks"])
+    fails = [c for c in report["checks"] if c["status"] == "FAIL"]
+    assert r.exit_code == (EXIT_CHECK_FAILED if fails else 0), (r.output, fails)
+
+
+def test_proofpack_is_signed_redacted_and_complete(installed_quick):
+    prefix, _, report = installed_quick
+    out = prefix / "reports" / (prefix / "reports" / "LAST").read_text().strip()
+    site = mf.load_public_key(prefix / "keys" / "site.pub")
+    assert proofpack.check_proofpack(out, site) == mf.fingerprint(site)
+    assert report["proofpack"]["signer"] == mf.fingerprint(site)
+    with zipfile.ZipFile(out / "proofpack.zip") as z:
+        names = set(z.namelist())
+        text = "\n".join(z.read(n).decode() for n in names)
+    for must in ("report.json", "report.md", "logs/qe-np1-pw.out", "logs/qe-np2-pw.out",
+                 "versions/stack.lock.yaml", "versions/install.json", "versions/MANIFEST.json",
+                 "host.json"):  # fmt: skip
+        assert must in names, must
+    inner = json.loads(zipfile.ZipFile(out / "proofpack.zip").read("report.json"))
+    assert inner["session"]["host"] == "<redacted>" and inner["session"]["user"] == "<redacted>"
+    assert not as_word(socket.gethostname(), text)
+    assert not as_word(getpass.getuser(), text)
+    # one changed byte in the zip: the hash and the signature both catch it
+    flip_byte(out / "proofpack.zip", 40)
+    with pytest.raises(mf.IntegrityError, match="proofpack.zip"):
+        proofpack.check_proofpack(out, site)
+
+
+def test_redactor_replaces_host_and_user_names_as_words(tmp_path):
+    r = proofpack.Redactor((("gpu1", "<host>"), ("alice", "<user>"), ("/home/alice", "<home>")))
+    text = "alice@gpu1: /home/alice/run on gpu10 by malice"
+    assert r(text) == "<user>@<host>: <home>/run on gpu10 by malice"
+    here = proofpack.Redactor.for_this_machine()
+    assert not as_word(socket.gethostname(), here(f"ran on {socket.gethostname()}."))
+    assert proofpack.Redactor.for_this_machine(False)(socket.gethostname()) == socket.gethostname()
+    key = mf.Ed25519PrivateKey.generate()
+    pp = proofpack.write_proofpack(
+        tmp_path, {"logs/a.log": f"host {socket.gethostname()}\n", "bin": b"\0\1"}, key, here
+    )
+    assert pp["skipped"] == ["bin"]
+    assert (
+        socket.gethostname()
+        not in zipfile.ZipFile(tmp_path / "proofpack.zip").read("logs/a.log").decode()
+    )
+
+
+def test_tampered_installed_file_fails_integrity_naming_it_and_doctor_advises(
+    tmp_path, monkeypatch
+):
+    prefix = install_small(tmp_path)
+    flip_byte(prefix / "templates" / "qe" / "pw-scf.in.j2")
+    r, report = run_verify(monkeypatch, prefix, "--quick")
+    assert r.exit_code == EXIT_CHECK_FAILED
+    c = by_name(report)["integrity/hashes"]
+    assert c["status"] == "FAIL" and c["code"] == v.E_HASH
+    assert "templates/qe/pw-scf.in.j2: sha256" in c["reason"]
+    assert "FAIL integrity/hashes" in r.output and "templates/qe/pw-scf.in.j2" in r.output
+    # the expensive phases do not run on a tampered install
+    assert by_name(report)["engines/engines"]["reason"] == "not run: integrity FAILED"
+    d = runner.invoke(app, ["doctor"])
+    assert d.exit_code == EXIT_CHECK_FAILED
+    assert "FAIL integrity/hashes [INT-HASH]" in d.output
+    assert f"bundle install BUNDLE --prefix {prefix}" in d.output
+
+
+def test_installed_manifest_signed_by_another_key_fails(tmp_path, monkeypatch):
+    prefix = install_small(tmp_path)
+    other = mf.Ed25519PrivateKey.generate()
+    man = mf.Manifest.from_json((prefix / mf.MANIFEST).read_bytes(), prefix / mf.MANIFEST)
+    mf.sign_bundle(prefix, man, other)  # same bytes, new signer: the record's sha still matches
+    r, report = run_verify(monkeypatch, prefix, "--only", "integrity")
+    c = by_name(report)["integrity/signature"]
+    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_SIGNATURE
+    assert f"signer {mf.fingerprint(other.public_key())} is not a trusted key" in c["reason"]
+
+
+def test_bad_options_are_one_line_errors(monkeypatch, tmp_path):
+    r = runner.invoke(app, ["verify", "--profile", "a100", "--out", str(tmp_path / "o")])
+    assert r.exit_code == EXIT_BAD_INPUT and "--profile" in r.output
+    r = runner.invoke(app, ["verify", "--only", "engins", "--out", str(tmp_path / "o")])
+    assert r.exit_code == EXIT_BAD_INPUT and "engins" in r.output
+    r = runner.invoke(app, ["verify", "--prefix", str(tmp_path / "nothing")])
+    assert r.exit_code == EXIT_BAD_INPUT and "no installed bundle here" in r.output
+    monkeypatch.setenv("MLMD_BUNDLE_ROOT", str(tmp_path))
+    r = runner.invoke(app, ["doctor"])
+    assert r.exit_code == EXIT_BAD_INPUT and "run `bundle verify` first" in r.output
+
+
+def test_every_error_code_has_advice():
+    assert set(v.CODES) == set(doctor.ADVICE)
+    assert len(set(v.CODES)) == len(v.CODES)
+
+
+# ------------------------------------------------------------------ images (tiny, real)
+@pytest.fixture(scope="module")
+def docker_client():
+    from bundle import images
+    from bundle.errors import MissingComponent
+
+    try:
+        return images.docker_client(timeout=60)
+    except MissingComponent as e:
+        require(False, "docker engine", str(e))
+
+
+def build_tiny(client, ref: str, **override: str) -> str:
+    """A labels-only image (`FROM scratch`): the lock's labels, or overridden ones."""
+    from bundle import images
+
+    labels = {**images.expected_labels("cpu"), **override}
+    df = "FROM scratch\nCOPY hello /hello\n"  # one layer: docker cannot save an empty image
+    df += "".join(f'LABEL "{k}"="{val}"\n' for k, val in labels.items())
+    ctx = io.BytesIO()
+    with tarfile.open(fileobj=ctx, mode="w") as tar:
+        for name, data in (("Dockerfile", df.encode()), ("hello", b"hello\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    ctx.seek(0)
+    img, _ = client.images.build(fileobj=ctx, custom_context=True, tag=ref, rm=True)
+    return img.id
+
+
+def test_missing_image_fails_with_a_hint_and_reinstall_loads_it(
+    tmp_path, monkeypatch, docker_client
+):
+    image_id = build_tiny(docker_client, TINY)
+    try:
+        prefix = install_small(tmp_path, "--image", TINY, runtime="docker")
+        rec = json.loads((prefix / "install.json").read_text())
+        assert rec["images"][0]["id"] == image_id and rec["images"][0]["action"] == "present"
+        docker_client.images.remove(TINY, force=True)
+        r, report = run_verify(monkeypatch, prefix, "--only", "images")
+        c = by_name(report)[f"images/{TINY}"]
+        assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_IMG_MISSING
+        assert "not in the docker engine" in c["reason"]
+        assert f"hint: re-run `bundle install BUNDLE --prefix {prefix}`" in c["reason"]
+        # install again: the archive is streamed into docker, hashed on the way
+        key_pub = str(tmp_path / "keys" / "vendor.pub")
+        ri = runner.invoke(
+            app, ["install", str(tmp_path / "bundle"), "--prefix", str(prefix), "--trust", key_pub]
+        )
+        assert ri.exit_code == 0, ri.output
+        assert f"image {TINY}: loaded" in ri.output
+        assert docker_client.images.get(TINY).id == image_id
+        r, report = run_verify(monkeypatch, prefix, "--only", "images")
+        assert by_name(report)[f"images/{TINY}"]["status"] == "PASS", r.output
+    finally:
+        shutil.rmtree(tmp_path / "bundle", ignore_errors=True)
+        try:
+            docker_client.images.remove(TINY, force=True)
+        except Exception:  # already gone
+            pass
+
+
+def test_image_with_labels_of_another_lock_fails_naming_the_label(
+    tmp_path, monkeypatch, docker_client
+):
+    ref = TINY + "-otherlock"
+    build_tiny(docker_client, ref, **{"org.mlmd-bundle.lock-sha256": "0" * 64})
+    try:
+        prefix = install_small(tmp_path, "--image", ref, runtime="docker")
+        r, report = run_verify(monkeypatch, prefix, "--only", "images")
+        c = by_name(report)[f"images/{ref}"]
+        assert c["code"] == v.E_IMG_LABELS and "org.mlmd-bundle.lock-sha256" in c["reason"]
+    finally:
+        docker_client.images.remove(ref, force=True)
