@@ -378,6 +378,55 @@ def docker_client(timeout: int = BUILD_TIMEOUT_S):
     return client
 
 
+def engine_answers() -> bool:
+    try:
+        docker_client(timeout=30)
+    except MissingComponent:
+        return False
+    return True
+
+
+DOCKERD_ARGS = ("--storage-driver=vfs", "--iptables=false", "--bridge=none")
+
+
+def start_engine(
+    log_path: Path, data_root: Path = Path("/var/lib/docker"), wait_s: float = 90.0
+) -> subprocess.Popen:
+    """Start a Docker engine that works inside a container or VM without privileges
+    beyond root (vfs storage, no iptables, no bridge; builds use host networking).
+    The data root persists, so image caches survive between sessions. The caller
+    stops it (terminate) when done."""
+    dockerd = shutil.which("dockerd")
+    if not dockerd:
+        raise MissingComponent("dockerd is not installed; run `make setup` as root")
+    if os.geteuid() != 0:
+        raise MissingComponent("starting dockerd needs root")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [dockerd, *DOCKERD_ARGS, f"--data-root={data_root}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + wait_s
+    while not engine_answers():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.terminate()
+            raise MissingComponent(f"dockerd did not come up within {wait_s:.0f} s; see {log_path}")
+        time.sleep(1.0)
+    return proc
+
+
+def stop_engine(proc: subprocess.Popen, wait_s: float = 60.0) -> None:
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _image_or_none(client, ref: str):
     import docker.errors
 

