@@ -113,15 +113,9 @@ def test_pack_without_key_creates_a_default_key_and_trusts_it(tmp_path):
     assert man.files
 
 
-def test_missing_image_fails_before_any_work_with_the_build_hint(tmp_path, vendor_keys):
-    from bundle.errors import MissingComponent
-
-    try:
-        from bundle import images
-
-        images.docker_client(timeout=10)
-    except (ImportError, MissingComponent) as e:
-        pytest.skip(f"no docker engine: {e}")
+def test_missing_image_fails_before_any_work_with_the_build_hint(
+    tmp_path, vendor_keys, docker_engine
+):
     key, _ = vendor_keys
     out = tmp_path / "b"
     r = runner.invoke(

@@ -24,7 +24,7 @@ from bundle import manifest as mf
 from bundle import verify as v
 from bundle.cli import app
 from bundle.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
-from tests.conftest import require, require_program
+from tests.conftest import require_program
 from tests.test_install import flip_byte
 from tests.test_pack import pack_small
 
@@ -194,14 +194,8 @@ def test_every_error_code_has_advice():
 
 # ------------------------------------------------------------------ images (tiny, real)
 @pytest.fixture(scope="module")
-def docker_client():
-    from bundle import images
-    from bundle.errors import MissingComponent
-
-    try:
-        return images.docker_client(timeout=60)
-    except MissingComponent as e:
-        require(False, "docker engine", str(e))
+def docker_client(docker_engine):
+    return docker_engine
 
 
 def build_tiny(client, ref: str, **override: str) -> str:
