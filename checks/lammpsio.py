@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ POSITION_SETS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("xsu", "ysu", "zsu"), "scaled-unwrapped"),
     (("xs", "ys", "zs", "ix", "iy", "iz"), "scaled+image"),
 )
+NEWLINE = b"\n"
 FIX_COLUMNS = "write the dump with `dump ID all custom N FILE id type xu yu zu`"
 
 
@@ -70,16 +70,74 @@ class _Truncated(Exception):
         self.what = what
 
 
+class _Lines:
+    """Lines of a binary stream; `block(n)` returns the next n lines as one bytes object
+    (one slice of a large buffer: no per-line Python objects). Holds at most one frame
+    plus one read chunk."""
+
+    CHUNK = 1 << 22
+
+    def __init__(self, stream):
+        self._f, self._buf, self._pos, self._last = stream, b"", 0, 0
+
+    def _fill(self) -> bool:
+        more = self._f.read(self.CHUNK)
+        if more:
+            self._buf = self._buf[self._pos :] + more
+            self._pos = 0
+        return bool(more)
+
+    def readline(self) -> bytes:
+        while (i := self._buf.find(b"\n", self._pos)) < 0:
+            if not self._fill():
+                line, self._pos = self._buf[self._pos :], len(self._buf)
+                return line
+        line, self._pos = self._buf[self._pos : i + 1], i + 1
+        return line
+
+    def block(self, n: int) -> tuple[bytes, bool]:
+        """(the next n lines, True), or (what is left, False) when the stream ends first."""
+        while True:
+            view = np.frombuffer(self._buf, np.uint8)[self._pos :]
+            guess = self._last  # the frames of one dump usually have the same length
+            if guess and len(view) < guess and self._fill():
+                continue
+            if (
+                guess
+                and len(view) >= guess
+                and view[guess - 1] == 10
+                and np.count_nonzero(view[:guess] == 10) == n
+            ):
+                end = guess
+                break
+            newlines = np.flatnonzero(view == 10)
+            if len(newlines) >= n:
+                end = int(newlines[n - 1]) + 1 if n else 0
+                break
+            if not self._fill():
+                rest, self._pos = self._buf[self._pos :], len(self._buf)
+                return rest, False
+        out = self._buf[self._pos : self._pos + end]
+        self._pos += end
+        self._last = end
+        return out, True
+
+    def more_frames(self) -> bool:
+        """Whether another frame header follows in the rest of the stream."""
+        while self._fill():
+            pass
+        return b"ITEM: TIMESTEP" in self._buf[self._pos :]
+
+
 def _open(path: Path):
-    """(raw file, buffered reader) for a plain or gzip file."""
+    """(raw file, line reader) for a plain or gzip file."""
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed by read_frames
     except OSError as e:
         raise InputError(path, "(file)", f"cannot read: {e.strerror}", "check the path") from None
     gz = raw.read(2) == b"\x1f\x8b"
     raw.seek(0)
-    inner = gzip.GzipFile(fileobj=raw) if gz else raw
-    return raw, io.BufferedReader(inner, buffer_size=1 << 20)
+    return raw, _Lines(gzip.GzipFile(fileobj=raw) if gz else raw)
 
 
 def _item(f, name: str, path: Path, k: int) -> bytes:
@@ -139,10 +197,10 @@ def _columns(header: bytes, path: Path, k: int) -> _Columns:
 def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: dict):
     """One frame from `f`, or None at a clean end of file."""
     first = f.readline()
+    while first and not first.strip():  # blank lines between frames or at the end
+        first = f.readline()
     if not first:
         return None
-    if first.strip() == b"":
-        return None if not f.peek(1) else _bad(path, index, "blank line between frames")
     if not first.startswith(b"ITEM: TIMESTEP"):
         _bad(path, index, f"expected 'ITEM: TIMESTEP', found {first[:60]!r}")
     timestep = _number(f, path, index, "TIMESTEP")
@@ -178,10 +236,9 @@ def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: 
     if cols is None or header != header_cache.get("raw"):
         cols = _columns(header, path, index)
         header_cache["raw"] = header
-    block = b"".join(itertools.islice(f, n))
-    got = block.count(b"\n")
-    if got < n or (n and not block.endswith(b"\n")):
-        raise _Truncated(f"{got} of {n} atom lines")
+    block, complete = f.block(n)
+    if not complete:
+        raise _Truncated(f"{block.count(NEWLINE)} of {n} atom lines")
     try:
         table = np.loadtxt(io.BytesIO(block), dtype=np.float64, ndmin=2)
     except ValueError as e:
@@ -245,7 +302,7 @@ def read_frames(
         header_cache: dict = {}
         in_file = 0
         raw, f = _open(path)
-        with raw, f:
+        with raw:
             while True:
                 try:
                     got = _read_frame(f, path, index, cols, header_cache)
@@ -258,7 +315,7 @@ def read_frames(
                             f"pass --drop-incomplete-frame to analyse the {index} complete "
                             "frames, or let the run finish writing",
                         ) from None
-                    if b"ITEM: TIMESTEP" in f.read(1 << 16):
+                    if f.more_frames():
                         raise InputError(
                             path,
                             f"frame {index}",
