@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,7 @@ from typing import Literal
 import jinja2
 
 from bundle import paths
+from bundle.errors import EngineError, MissingComponent
 
 Engine = Literal["lammps", "qe", "command"]
 
@@ -78,8 +80,16 @@ class BatchJob:
     after: tuple[str, ...] = ()
     after_corr: str | None = None
     array: tuple[str, ...] = ()
+    array_tasks: tuple[int, ...] | None = None  # a subset of the array's indices (resume)
     array_parallel: int | None = None
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def array_spec(self) -> str:
+        """`0-3`, or the listed task indices (`1,3`) when only some points need work."""
+        if self.array_tasks is None:
+            return f"0-{len(self.array) - 1}"
+        return ",".join(str(i) for i in sorted(self.array_tasks))
 
     @property
     def dependency(self) -> str:
@@ -127,4 +137,135 @@ def threads_per_rank(cores: int, ranks: int) -> int:
     return max(1, cores // max(1, ranks))
 
 
-__all__ = ["Allocation", "BatchJob", "Launch", "render_batch", "sh", "threads_per_rank"]
+# ------------------------------------------------------------------ submit and track
+
+# Slurm job states that are over (squeue no longer lists them after MinJobAge).
+ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
+
+
+def _slurm(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    from bundle import engines
+
+    try:
+        r = subprocess.run(
+            [engines.program(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"`{' '.join(argv)}` did not answer in 120 s: is slurmctld up?") from None
+    if check and r.returncode != 0:
+        raise EngineError(f"`{' '.join(argv)}` failed: {r.stderr.strip() or r.stdout.strip()}")
+    return r
+
+
+def sbatch(script: Path, *extra: str) -> str:
+    """Submit a batch script; return its job id (`sbatch --parsable`, cluster suffix dropped)."""
+    out = _slurm("sbatch", "--parsable", *extra, str(script)).stdout.strip()
+    return out.split(";")[0]
+
+
+def scancel(*job_ids: str) -> None:
+    if job_ids:
+        _slurm("scancel", *job_ids, check=False)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One job or array task: `job` is the (array) job id, `task` the index or None."""
+
+    job: str
+    task: int | None
+    state: str  # PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ...
+    exit_code: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+
+def queue(job_ids: set[str]) -> list[TaskState]:
+    """Active tasks of the given (array) jobs, from squeue (one line per array task)."""
+    if not job_ids:
+        return []
+    r = _slurm("squeue", "-h", "-r", "-o", "%F|%K|%T", check=False)
+    out = []
+    for line in r.stdout.splitlines():
+        job, task, state = (line.split("|") + ["", "", ""])[:3]
+        if job in job_ids:
+            out.append(TaskState(job, int(task) if task.isdigit() else None, state))
+    return out
+
+
+def _config() -> dict[str, str]:
+    r = _slurm("scontrol", "show", "config", check=False)
+    conf = {}
+    for line in r.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            conf[key.strip()] = value.strip()
+    return conf
+
+
+_JOBCOMP = re.compile(r"(\w+)=(\S*)")
+
+
+def finished(job_ids: set[str]) -> list[TaskState]:
+    """Ended tasks of the given jobs: from `sacct` when accounting is on, else from the
+    job-completion file (jobcomp/filetxt; one `Key=Value ...` line per ended job)."""
+    if not job_ids:
+        return []
+    conf = _config()
+    if conf.get("AccountingStorageType", "accounting_storage/none") != "accounting_storage/none":
+        r = _slurm(
+            "sacct", "-n", "-P", "-X", "-j", ",".join(sorted(job_ids)), "-o", "JobID,State,ExitCode"
+        )
+        out = []
+        for line in r.stdout.splitlines():
+            jid, state, code = (line.split("|") + ["", "", ""])[:3]
+            job, _, task = jid.partition("_")
+            out.append(
+                TaskState(job, int(task) if task.isdigit() else None, state.split()[0], code)
+            )
+        return out
+    if conf.get("JobCompType") != "jobcomp/filetxt" or not conf.get("JobCompLoc"):
+        raise MissingComponent(
+            "slurm keeps no record of ended jobs (accounting off and no jobcomp/filetxt); "
+            "enable one of them to let `bundle run --executor slurm` track jobs"
+        )
+    path = Path(conf["JobCompLoc"])
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            kv = dict(_JOBCOMP.findall(line))
+            job = kv.get("ArrayJobId") or kv.get("JobId", "")
+            if job in job_ids:
+                task = kv.get("ArrayTaskId", "")
+                out.append(
+                    TaskState(
+                        job,
+                        int(task) if task.isdigit() else None,
+                        kv.get("JobState", "?"),
+                        kv.get("ExitCode", ""),
+                    )
+                )
+    return out
+
+
+def states(job_ids: set[str]) -> dict[tuple[str, int | None], TaskState]:
+    """The latest known state of every task of the given jobs (active ones win)."""
+    out = {(t.job, t.task): t for t in finished(job_ids)}
+    out.update({(t.job, t.task): t for t in queue(job_ids)})
+    return out
+
+
+__all__ = [
+    "Allocation",
+    "BatchJob",
+    "Launch",
+    "TaskState",
+    "render_batch",
+    "sbatch",
+    "scancel",
+    "sh",
+    "states",
+    "threads_per_rank",
+]
