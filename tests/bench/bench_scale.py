@@ -82,16 +82,22 @@ def run(work: Path) -> dict:
         m = runs[key]
         predicted = m["atoms"] / model.step_s(m["atoms"], key[0])
         checks[f"{key[0]}rank_{m['atoms']}atoms"] = round(predicted / m["rate"], 3)
+    label = {key: f"{key[0]}rank_{m['atoms']}" for key, m in runs.items()}
     return {
-        "atom_steps_per_s": {f"{r}rank_{runs[(r, k)]['atoms']}": round(runs[(r, k)]["rate"])
-                             for (r, k) in runs},
-        "speedup_2_vs_1_rank": {runs[(1, k)]["atoms"]: round(runs[(2, k)]["rate"] / runs[(1, k)]["rate"], 3)
-                                for k in REPS},
-        "model_fit": {"t0_s": model.t0_s, "rate": model.rate, "halo_s_per_atom": model.halo_s_per_atom,
-                      "fitted_on": [f"{r}rank_{runs[(r, k)]['atoms']}" for r, k in fit_on]},
+        "atom_steps_per_s": {label[key]: round(m["rate"]) for key, m in runs.items()},
+        "speedup_2_vs_1_rank": {
+            runs[(1, k)]["atoms"]: round(runs[(2, k)]["rate"] / runs[(1, k)]["rate"], 3)
+            for k in REPS
+        },
+        "model_fit": {
+            "t0_s": model.t0_s,
+            "rate": model.rate,
+            "halo_s_per_atom": model.halo_s_per_atom,
+            "fitted_on": [label[key] for key in fit_on],
+        },
         "model_predicted_over_measured": checks,
         "peer": "1-rank run of the same system, same session",
-    }  # fmt: skip
+    }
 
 
 if __name__ == "__main__":
