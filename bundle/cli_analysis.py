@@ -3,6 +3,7 @@ reference). Thin: parse options, call `checks`, print; errors are domain errors.
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from contextlib import nullcontext
@@ -129,11 +130,13 @@ def analyze(
     ] = False,
 ) -> None:
     """Grain-boundary metrics of METRICS.md (Li profile, Γ, excess Li in the GB bands,
-    D by region) → OUT/results.json (schema gb-analysis/1), figures and summary.md.
+    D by region of the time origin) → OUT/results.json (schema gb-analysis/1), profile.png,
+    excess_ngb.png, msd.png and summary.md.
 
-    Bad input (truncated frame, missing columns, tilted box, no Li, unknown excess ids,
-    empty window, timesteps going backwards, bad --gb) is one error line and exit 3;
-    OUT/results.json is only ever written whole, at the end."""
+    Several dumps given in time order are one trajectory (a restart's repeated frame is
+    dropped). Bad input (truncated frame, missing columns, tilted box, no Li, unknown
+    excess ids, empty window, timesteps going backwards, bad --gb) is one error line and
+    exit 3; OUT/results.json is written whole at the end or not at all."""
     from checks import figures, metrics, results
     from checks.lammpsio import parse_type_map, read_data_types
 
@@ -185,6 +188,14 @@ def analyze(
     typer.echo(f"wrote {path}")
 
 
+def _reflow(doc: str | None) -> str | None:
+    """Help text: the docstring's paragraphs as single lines (typer keeps line breaks)."""
+    if not doc:
+        return doc
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
 def check(
     results_file: Annotated[
         Path, typer.Argument(metavar="RESULTS", help="results.json (or its folder).")
@@ -216,3 +227,7 @@ def check(
     if report["status"] != "PASS":
         s = report["summary"]
         raise CheckFailed(f"{s['fail']} of {s['judged']} judged quantities FAILED")
+
+
+analyze.__doc__ = _reflow(analyze.__doc__)
+check.__doc__ = _reflow(check.__doc__)
