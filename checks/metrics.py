@@ -8,8 +8,10 @@ and the excess Li fractional heights to scratch files, and its box and time to s
 per-frame arrays. After the pass, with the GB planes known, the excess counts are read
 back in frame chunks and the MSD in atom chunks (checks.msd: exact, every origin and
 lag, FFT). Peak memory is one parsed frame plus one chunk (`memory_mb`, default 64 MiB)
-plus O(frames) scalars (times, box, n_gb series): about 40 bytes per frame. The scratch
-files take 24 bytes per Li per frame on disk and are deleted at the end.
+plus O(frames) scalars (time, box, n_gb series): about 100 bytes per frame. The scratch
+files take 24 bytes per Li per frame on disk and are deleted at the end. (Beyond
+~170,000 frames a single Li's series outgrows the 64 MiB chunk and the MSD needs about
+400 bytes per frame.)
 
 Conventions the definitions leave open, fixed here and recorded in the results:
 - Bins tile the periodic box exactly: n_bins = round(Lz / dz) from the first analysed
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +161,7 @@ def analyze(
 def _stream(
     frames: Iterable[Frame], params: Params, sel: Selection, tmp: Path, dumps: list[Path]
 ) -> _Stream:
-    times, steps, los, lens = [], [], [], []
+    times, steps, los, lens = array("d"), array("q"), array("d"), array("d")
     hist = None
     interval = None
     core_f = open(tmp / "core.f64", "wb")  # noqa: SIM115 - closed below
@@ -195,8 +198,8 @@ def _stream(
                 ref_ids = fr.ids
             times.append(t)
             steps.append(fr.timestep)
-            los.append(fr.lo)
-            lens.append(fr.lengths)
+            los.extend(fr.lo)
+            lens.extend(fr.lengths)
             frac = fr.frac_z(rows)
             counted = frac if params.include_excess else frac[: len(core_ids)]
             b = np.minimum((counted * n_bins).astype(np.int64), n_bins - 1)
@@ -218,8 +221,8 @@ def _stream(
     return _Stream(
         times_ps=np.array(times),
         timesteps=np.array(steps),
-        lo=np.array(los),
-        lengths=np.array(lens),
+        lo=np.array(los).reshape(-1, 3),
+        lengths=np.array(lens).reshape(-1, 3),
         hist=hist,
         n_core=len(core_ids),
         n_exc=len(exc_ids),
