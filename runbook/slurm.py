@@ -9,6 +9,7 @@ Checked against Slurm 22.05 (sbatch, squeue, scancel, jobcomp/filetxt).
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -269,3 +270,227 @@ __all__ = [
     "states",
     "threads_per_rank",
 ]
+
+
+# ------------------------------------------------- the study executor: `--executor slurm`
+
+JOBS = "jobs.json"
+
+
+def allocation_for(cfg, stage: str) -> Allocation:
+    """A stage job's request from the profile's launcher spec of that stage."""
+    spec = cfg.active.launcher_for(stage)
+    ranks = spec.np if spec.kind != "local" else 1
+    return Allocation(
+        gpus=spec.gpus,
+        ranks=ranks,
+        threads=spec.threads or 1,
+        time=spec.time,
+        partition=spec.partition,
+        account=spec.account,
+        extra=tuple(spec.sbatch),
+    )
+
+
+def _record(control: Path) -> dict:
+    path = control / "slurm" / JOBS
+    return json.loads(path.read_text()) if path.exists() else {"submissions": []}
+
+
+def _save_record(control: Path, rec: dict) -> None:
+    path = control / "slurm" / JOBS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rec, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _job_ids(rec: dict) -> set[str]:
+    return {s["job"] for s in rec["submissions"]}
+
+
+@dataclass
+class Progress:
+    """Where a sweep stands: per point, each stage's status on disk; the active jobs."""
+
+    plan: object  # runbook.sweep.Plan
+    stages: dict[str, list[str]]  # point name -> stage statuses
+    active: list[TaskState]
+    report: Path | None
+
+    @property
+    def done(self) -> bool:
+        return all(all(s == "complete" for s in v) for v in self.stages.values())
+
+
+def progress(pl) -> Progress:
+    from runbook import sweep
+
+    rec = _record(pl.control)
+    active = [t for t in queue(_job_ids(rec)) if t.active]
+    report = pl.control / "report" / "report.md"
+    return Progress(
+        pl,
+        {p.name: sweep.point_progress(p) for p in pl.points},
+        active,
+        report if report.exists() else None,
+    )
+
+
+def describe(pr: Progress) -> list[str]:
+    pl = pr.plan
+    width = max(len(p.name) for p in pl.points)
+    lines = [f"{'point':<{width}}  " + "  ".join(pl.stages)]
+    for name, sts in pr.stages.items():
+        lines.append(
+            f"{name:<{width}}  "
+            + "  ".join(s[:8].ljust(len(n)) for s, n in zip(sts, pl.stages, strict=True))
+        )
+    if pr.active:
+        lines.append("active jobs: " + ", ".join(
+            f"{t.job}" + (f"_{t.task}" if t.task is not None else "") + f" {t.state}"
+            for t in pr.active
+        ))  # fmt: skip
+    return lines
+
+
+def submit(pl, python: str) -> list[dict]:
+    """Submit what is unfinished: per stage one job array over the points that still need
+    it (task i = point i; `aftercorr` on the previous stage's array, so a point moves on
+    as soon as its own previous stage ends OK), then a collect job (`afterok` on the last
+    array) that writes the sweep report. Returns the submissions made."""
+    from runbook import config, sweep
+
+    firsts = {p.name: sweep.first_incomplete(p) for p in pl.points}
+    names = tuple(p.name for p in pl.points)
+    cfg = config.load(pl.points[0].study_file)
+    slurm_dir = pl.control / "slurm"
+    (slurm_dir / "logs").mkdir(parents=True, exist_ok=True)
+    subs: list[dict] = []
+    prev: str | None = None
+    in_sweep = pl.spec is not None
+    for k, stage in enumerate(pl.stages):
+        tasks = tuple(
+            i for i, p in enumerate(pl.points) if (f := firsts[p.name]) is not None and f <= k
+        )
+        if not tasks:
+            continue
+        point_dir = '"points/$POINT"' if in_sweep else "."
+        job = BatchJob(
+            name=f"{cfg.name}.{stage}",
+            workdir=pl.run_dir,
+            output=str(slurm_dir / "logs" / "%x-%A_%a.out"),
+            alloc=allocation_for(cfg, stage),
+            steps=(
+                f"{sh(python)} -m runbook.sweep stage "
+                f'"sweep/studies/$POINT.yaml" {point_dir} {sh(stage)}',
+            ),
+            after_corr=prev,
+            array=names,
+            array_tasks=tasks,
+            array_parallel=pl.spec.max_parallel if pl.spec else None,
+            env=(("MLMD_SLURM_JOB", "1"), ("PYTHONUNBUFFERED", "1")),
+        )
+        script = slurm_dir / f"{k + 1:02d}_{stage}.sbatch"
+        script.write_text(render_batch(job))
+        prev = sbatch(script)
+        subs.append({"stage": stage, "job": prev, "tasks": list(tasks),
+                     "points": [names[i] for i in tasks], "script": str(script)})  # fmt: skip
+    collect = BatchJob(
+        name=f"{cfg.name}.collect",
+        workdir=pl.run_dir,
+        output=str(slurm_dir / "logs" / "%x-%j.out"),
+        alloc=Allocation(time="01:00:00"),
+        steps=(f"{sh(python)} -m runbook.sweep collect .",),
+        after=(prev,) if prev else (),
+        env=(("PYTHONUNBUFFERED", "1"),),
+    )
+    script = slurm_dir / "collect.sbatch"
+    script.write_text(render_batch(collect))
+    subs.append({"stage": "collect", "job": sbatch(script), "tasks": [], "points": [],
+                 "script": str(script)})  # fmt: skip
+    return subs
+
+
+def run_study(
+    study: str | Path,
+    run_dir: Path,
+    *,
+    overrides: list[str] | None = None,
+    profile: str | None = None,
+    wait: bool = False,
+    poll_s: float = 2.0,
+    echo=print,
+) -> Progress:
+    """`bundle run STUDY --executor slurm`: submit, track, resume, collect.
+
+    - jobs of this run still queued or running: report them, submit nothing (with
+      `wait`, wait for them to end first);
+    - otherwise submit exactly what is unfinished on disk (stage manifests are the
+      truth: a cancelled or failed task leaves an incomplete stage, which is redone),
+      plus the collect job if the report is missing;
+    - with `wait`, block until the jobs end and say where the report is, or which
+      point and stage failed and where its log is."""
+    import sys
+
+    from runbook import sweep
+
+    pl = sweep.plan(study, run_dir, overrides, profile)
+    rec = _record(pl.control)
+    pr = progress(pl)
+    if pr.active:
+        echo(f"{len(pr.active)} job(s) of this run are still queued or running; nothing submitted")
+        for line in describe(pr):
+            echo(line)
+        if not wait:
+            return pr
+        pr = _wait(pl, poll_s, echo)
+    if pr.done and pr.report:
+        echo(f"complete: every stage of every point is finished; report {pr.report}")
+        return pr
+    subs = submit(pl, sys.executable)
+    rec["submissions"] += subs
+    _save_record(pl.control, rec)
+    for s in subs:
+        what = f"points {','.join(s['points'])}" if s["points"] else "the sweep report"
+        echo(f"submitted {s['stage']}: job {s['job']} ({what})")
+    if wait:
+        pr = _wait(pl, poll_s, echo)
+        for line in describe(pr):
+            echo(line)
+        if pr.done and pr.report:
+            echo(f"complete; report {pr.report}")
+        else:
+            raise EngineError(_failure(pl, pr))
+    return pr
+
+
+def _wait(pl, poll_s: float, echo) -> Progress:
+    import time
+
+    while True:
+        pr = progress(pl)
+        if not pr.active:
+            return pr
+        time.sleep(poll_s)
+
+
+def _failure(pl, pr: Progress) -> str:
+    rec = _record(pl.control)
+    st = states(_job_ids(rec))
+    bad = [
+        f"{t.job}_{t.task} {t.state}" if t.task is not None else f"{t.job} {t.state}"
+        for t in st.values()
+        if t.state not in ("COMPLETED",) and not t.active
+    ]
+    unfinished = [
+        f"{name}:{stage}"
+        for name, sts in pr.stages.items()
+        for stage, s in zip(pl.stages, sts, strict=True)
+        if s != "complete"
+    ]
+    return (
+        f"slurm run incomplete: {', '.join(unfinished[:6]) or 'report missing'}"
+        f"{' ...' if len(unfinished) > 6 else ''}; jobs {', '.join(bad[:6]) or '?'}; logs in "
+        f"{pl.control / 'slurm' / 'logs'}; run again to resubmit what is unfinished"
+    )

@@ -24,7 +24,9 @@ point's trajectories. The report aggregates, per temperature and band width:
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bundle.errors import InputError
+from bundle.errors import EngineError, InputError
 
 SCHEMA = "sweep-report/1"
 KB_EV_PER_K = 8.617333262e-5  # Boltzmann constant, eV/K (CODATA 2018)
@@ -325,3 +327,284 @@ def report_md(doc: dict) -> str:
             f"dof {fit['dof']} ({how}{chi})"
         )
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ plan: points on disk
+
+PLAN = "plan.json"
+
+
+@dataclass(frozen=True)
+class PlannedPoint:
+    name: str
+    seed: int
+    temperature_K: float | None
+    study_file: Path  # the frozen study of this point (sweep block removed, overrides applied)
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A sweep laid out under `run_dir`: control files in `run_dir/sweep/`, one run folder
+    per point in `run_dir/points/<name>/`. A study without a sweep block is one point
+    whose run folder is `run_dir` itself."""
+
+    run_dir: Path
+    study: str
+    stages: tuple[str, ...]
+    points: tuple[PlannedPoint, ...]
+    spec: SweepSpec | None
+
+    @property
+    def control(self) -> Path:
+        return self.run_dir / "sweep"
+
+    @property
+    def widths(self) -> list[float]:
+        return list(self.spec.band_widths_A) if self.spec else []
+
+
+def _read_doc(path: Path) -> dict:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InputError(path, "(syntax)", str(e).replace("\n", " ")) from None
+    if not isinstance(doc, dict):
+        raise InputError(path, "(top level)", "expected a mapping of study fields")
+    return doc
+
+
+def plan(
+    study: str | Path, run_dir: Path, overrides: list[str] | None = None, profile: str | None = None
+) -> Plan:
+    """Validate the study and every point's variant of it, and write the frozen point
+    studies. Nothing is run; a bad field fails here, before anything is submitted."""
+    import copy
+
+    import yaml
+
+    from runbook import config
+
+    path = config.resolve_path(study)
+    if not path.exists():
+        config.load(study)  # raises the "no such study" error with the shipped names
+    doc = _read_doc(path)
+    block = doc.pop("sweep", None)
+    spec = parse_spec(block, path) if block is not None else None
+    run_dir = run_dir.resolve()
+    control = run_dir / "sweep"
+    control.mkdir(parents=True, exist_ok=True)
+    chosen = (
+        points(spec)
+        if spec
+        else [Point("study", 0, None, ())]  # no sweep: one point, the study itself
+    )
+    planned = []
+    stages: tuple[str, ...] = ()
+    for p in chosen:
+        d = config.apply_overrides(copy.deepcopy(doc), [*(overrides or []), *p.overrides], path)
+        if profile:
+            d["profile"] = profile
+        frozen = control / "studies" / f"{p.name}.yaml"
+        frozen.parent.mkdir(parents=True, exist_ok=True)
+        frozen.write_text(
+            f"# {p.name} of {path} (written by runbook.sweep; edit the study, not this file)\n"
+            + yaml.safe_dump(d, sort_keys=False)
+        )
+        cfg = config.load(frozen)  # every point validated before anything runs
+        stages = tuple(cfg.stages)
+        point_dir = run_dir / "points" / p.name if spec else run_dir
+        planned.append(PlannedPoint(p.name, p.seed, p.temperature_K, frozen, point_dir))
+    result = Plan(run_dir, str(path), stages, tuple(planned), spec)
+    (control / PLAN).write_text(
+        json.dumps(
+            {
+                "schema": "sweep-plan/1",
+                "study": str(path),
+                "stages": list(stages),
+                "sweep": spec.model_dump() if spec else None,
+                "points": [
+                    {
+                        "name": p.name,
+                        "seed": p.seed,
+                        "temperature_K": p.temperature_K,
+                        "study_file": str(p.study_file),
+                        "run_dir": str(p.run_dir),
+                    }
+                    for p in planned
+                ],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return result
+
+
+def load_plan(run_dir: Path) -> Plan:
+    path = run_dir.resolve() / "sweep" / PLAN
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(run_dir, "sweep/plan.json", "not a sweep run folder") from None
+    spec = SweepSpec.model_validate(doc["sweep"]) if doc.get("sweep") else None
+    pts = tuple(
+        PlannedPoint(p["name"], p["seed"], p["temperature_K"], Path(p["study_file"]),
+                     Path(p["run_dir"]))
+        for p in doc["points"]
+    )  # fmt: skip
+    return Plan(run_dir.resolve(), doc["study"], tuple(doc["stages"]), pts, spec)
+
+
+def point_progress(p: PlannedPoint) -> list[str]:
+    """Each stage's status in the point's run folder (complete/failed/incomplete/pending)."""
+    from runbook import config, engine
+
+    cfg = config.load(p.study_file)
+    ctx = engine.Context(cfg, p.run_dir)
+    return [engine.stage_state(ctx, n).status for n in cfg.stages]
+
+
+def first_incomplete(p: PlannedPoint) -> int | None:
+    """Index of the first stage that is not complete; None when the point is done."""
+    for i, status in enumerate(point_progress(p)):
+        if status != "complete":
+            return i
+    return None
+
+
+def run_point(study_file: Path, run_dir: Path, until: str | None = None, echo=print):
+    """Run one point's stages (skipping finished ones) with the local stage engine."""
+    from runbook import config, engine
+
+    return engine.run(config.load(study_file), run_dir, until=until, echo=echo)
+
+
+# ---------------------------------------------------------------- collect: the report
+
+
+def _analysis_docs(point_dir: Path) -> list[tuple[Path, dict]]:
+    """(stage folder, gb-analysis/1 document) of every stage of a point that wrote one."""
+    from checks.results import load_results
+
+    out = []
+    for res in sorted(point_dir.glob("[0-9][0-9]_*/**/results.json")):
+        doc = load_results(res)
+        if doc.get("schema") == "gb-analysis/1":
+            out.append((res.parent, doc))
+    return out
+
+
+def _merge_sections(docs: list[dict]) -> dict:
+    """One document per point: later stages' non-null sections win (profile and MSD from
+    production, the excess-Li bands from the run after insertion)."""
+    merged: dict = {}
+    for doc in docs:
+        for key, value in doc.items():
+            if value is not None or key not in merged:
+                merged[key] = value
+    return merged
+
+
+def _reanalyse(stage_dir: Path, w: float, out: Path) -> dict:
+    """The stage's own `bundle analyze` command again, with band half-width w."""
+    from checks.results import load_results
+
+    cmds = (
+        json.loads((stage_dir / "commands.json").read_text())
+        if (stage_dir / "commands.json").exists()
+        else []
+    )
+    argv = next((c["argv"] for c in cmds if c["argv"][:2] == ["bundle", "analyze"]), None)
+    if argv is None:
+        raise InputError(stage_dir, "commands.json", "no `bundle analyze` command to re-run at w")
+    args, skip = [], False
+    for a in argv[2:]:
+        if skip:
+            skip = False
+            continue
+        if a in ("--w", "--out"):
+            skip = True
+            continue
+        if a.startswith(("--w=", "--out=")):
+            continue
+        args.append(a)
+    from bundle import engines
+
+    out.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(
+        [engines.venv_bin("bundle"), "analyze", *args, "--w", f"{w:g}", "--out", str(out)],
+        cwd=stage_dir, capture_output=True, text=True,
+    )  # fmt: skip
+    if r.returncode != 0:
+        raise EngineError(f"bundle analyze at w={w:g} in {stage_dir} failed: {r.stderr.strip()}")
+    return load_results(out / "results.json")
+
+
+def collect(run_dir: Path, echo=print) -> Path:
+    """Aggregate every point's analysis at every band width into `sweep/report/`."""
+    from checks import aggregate as agg
+    from checks.results import write_results
+
+    pl = load_plan(run_dir)
+    spec = pl.spec or SweepSpec()
+    report_dir = pl.control / "report"
+    results: dict[tuple[str, float | None, float], dict] = {}
+    for p in pl.points:
+        stage_docs = _analysis_docs(p.run_dir)
+        if not stage_docs:
+            raise InputError(p.run_dir, "results.json", f"point {p.name} has no analysis results")
+        base_w = float(stage_docs[-1][1]["parameters"]["w_A"])
+        for w in sorted({base_w, *pl.widths}):
+            if w == base_w:
+                docs = [d for _, d in stage_docs]
+            else:
+                docs = [
+                    _reanalyse(sd, w, report_dir / "points" / p.name / sd.name / f"w{w:g}")
+                    for sd, _ in stage_docs
+                ]
+            results[(p.name, p.temperature_K, w)] = _merge_sections(docs)
+    doc = aggregate(results, spec)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    # per (T, w): the seeds merged by checks.aggregate, so `bundle check` can judge them
+    for t in {t for _, t, _ in results}:
+        for w in {w for *_, w in results}:
+            group = [(n, d) for (n, tt, ww), d in results.items() if tt == t and ww == w]
+            if len(group) >= 1:
+                merged = agg.aggregate([d for _, d in group], [n for n, _ in group])
+                tag = (f"T{t:g}K_" if t is not None else "") + f"w{w:g}"
+                write_results(report_dir / tag, merged)
+    (report_dir / "sweep.json").write_text(json.dumps(doc, indent=2) + "\n")
+    md = report_dir / "report.md"
+    md.write_text(report_md(doc))
+    echo(f"sweep report: {md}")
+    return md
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry of the Slurm jobs: `python -m runbook.sweep stage STUDY RUN_DIR STAGE` runs a
+    point's stages up to STAGE (finished ones are skipped by their manifests);
+    `python -m runbook.sweep collect RUN_DIR` writes the sweep report."""
+    import sys
+
+    from bundle.errors import BundleError
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if len(args) == 4 and args[0] == "stage":
+            run_point(Path(args[1]), Path(args[2]), until=args[3])
+        elif len(args) == 2 and args[0] == "collect":
+            collect(Path(args[1]))
+        else:
+            print(main.__doc__, file=sys.stderr)
+            return 2
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
