@@ -23,7 +23,10 @@ def main() -> int:
     pins = [f"{k}=={v}" for k, v in lock.python_pins().items()]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", *pins], check=True)
     frozen = subprocess.run(
-        [sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--exclude", "mlmd-bundle"],
+        # --all: setuptools is a runtime dependency of torch; the offline image install
+        # (containers/) fails without it. pip itself is the installer, not a dependency.
+        [sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"]
+        + ["--exclude", "mlmd-bundle", "--exclude", "pip"],
         check=True,
         capture_output=True,
         text=True,
