@@ -9,6 +9,7 @@ Checked against Slurm 22.05 (sbatch, squeue, scancel, jobcomp/filetxt).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -136,6 +137,56 @@ def render_batch(job: BatchJob) -> str:
 def threads_per_rank(cores: int, ranks: int) -> int:
     """Cores per rank when `ranks` share `cores` evenly (at least 1)."""
     return max(1, cores // max(1, ranks))
+
+
+def engine_of(program: str) -> Engine:
+    """Which launch rules a program gets: LAMMPS (Kokkos flags on GPUs), pw.x (pools)."""
+    name = Path(program).name
+    if name == "lmp" or name.startswith("lmp_"):
+        return "lammps"
+    if name == "pw.x":
+        return "qe"
+    return "command"
+
+
+def stage_script(launcher, cmd, cwd: Path) -> str:
+    """The batch script of one stage command for `runbook.launchers.Slurm` (`sbatch --wait`).
+
+    An MPI command (`cmd.mpi`) or any command on GPUs runs through srun on every rank with
+    the engine's flags (one rank per GPU, bound by SLURM_LOCALID); the inner launcher
+    contributes only its container prefix (its own mpirun is replaced by srun). Others run
+    once, as the inner launcher would run them. The job's output is the command's log."""
+    from runbook import launchers
+
+    alloc = Allocation(
+        gpus=launcher.gpus_per_node,
+        ranks=launcher.ntasks,
+        threads=launcher.cpus_per_task,
+        time=launcher.time,
+        partition=launcher.partition,
+        account=launcher.account,
+        extra=tuple(launcher.extra),
+    )
+    inner = launcher.inner
+    if isinstance(inner, launchers.Container):  # its threads are the job's threads
+        inner = dataclasses.replace(inner, threads=alloc.threads)
+    serial = launchers.Command(tuple(cmd.argv), cmd.log, mpi=False)
+    line = inner.argv(serial, cwd)
+    step: Launch | str
+    if cmd.mpi or alloc.gpus:
+        n = len(cmd.argv) - 1
+        prefix, exe = line[: len(line) - n - 1], line[len(line) - n - 1]
+        step = Launch(engine_of(cmd.argv[0]), (exe, *cmd.argv[1:]), prefix=tuple(prefix))
+    else:
+        step = shlex.join(line)
+    job = BatchJob(
+        name=launcher.job_name,
+        workdir=cwd,
+        output=str(cwd / cmd.log),
+        alloc=alloc,
+        steps=(step,),
+    )
+    return render_batch(job)
 
 
 # ------------------------------------------------------------------ submit and track
