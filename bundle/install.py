@@ -221,36 +221,41 @@ def venv_packages(venv: Path) -> dict[str, str] | None:
     return {pack._norm(d["name"]): d["version"] for d in json.loads(r.stdout)}
 
 
+def _pip(cmd: list[str]) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True, env=offline_pip_env())
+    if r.returncode != 0:
+        tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
+        raise EngineError(f"`{' '.join(cmd[:5])} ...` failed: {tail}")
+
+
 def install_python(prefix: Path, man: mf.Manifest, python: str | None) -> dict:
+    """P/venv from P/wheels only. A venv whose third-party packages already equal the lock
+    is kept; the mlmd-bundle wheel is always reinstalled (same version, maybe new code)."""
     venv, wheels = prefix / "venv", prefix / "wheels"
-    want = pack.locked_requirements()
+    reqs = wheels / "requirements.txt"  # the flavor's part of the Python lock (pack writes it)
+    want = pack.locked_requirements(reqs)
+    own = sorted(wheels.glob("mlmd_bundle-*.whl"))
+    if not own:
+        raise mf.IntegrityError([mf.Problem("wheels/mlmd_bundle-*.whl", "missing")])
+    have = venv_packages(venv) or {}
+    py_ = str(venv / "bin" / "python")
+    # --no-compile: byte-compiling torch & co. took 3/4 of the install time; Python writes
+    # the .pyc files on first import instead.
+    pip = [py_, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-cache-dir"]
+    pip.append("--no-compile")
+    action = "kept"
+    if any(have.get(n) != v for n, v in want.items()):
+        action = "created"
+        _pip([interpreter(python), "-m", "venv", "--clear", str(venv)])
+        _pip([*pip, "--find-links", str(wheels), "-r", str(reqs)])
+    _pip([*pip, "--force-reinstall", str(own[-1])])
+    _pip([py_, "-m", "pip", "check"])
+    have = venv_packages(venv) or {}
     want["mlmd-bundle"] = man.bundle_version
-    have = venv_packages(venv) or {}
-    if all(have.get(n) == v for n, v in want.items()):
-        return {"venv": "venv", "packages": len(want), "action": "kept"}
-    py = interpreter(python)
-    env = offline_pip_env()
-    steps = [
-        [py, "-m", "venv", "--clear", str(venv)],
-        [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps"]
-        + ["--no-cache-dir", "--find-links", str(wheels)]
-        + [
-            "-r",
-            str(prefix / "containers/requirements.lock.txt"),
-            f"mlmd-bundle=={want['mlmd-bundle']}",
-        ],
-        [str(venv / "bin/python"), "-m", "pip", "check"],
-    ]
-    for cmd in steps:
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
-            raise EngineError(f"`{' '.join(cmd[:4])} ...` failed: {tail}")
-    have = venv_packages(venv) or {}
     wrong = {n: (have.get(n), v) for n, v in want.items() if have.get(n) != v}
     if wrong:
-        raise EngineError(f"the new venv differs from the lock: {wrong}")
-    return {"venv": "venv", "packages": len(want), "action": "created", "python": py}
+        raise EngineError(f"the venv differs from the lock (found, lock): {wrong}")
+    return {"venv": "venv", "packages": len(want), "action": action}
 
 
 # --------------------------------------------------------------------------- 6. record

@@ -175,10 +175,10 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked_requirements() -> dict[str, str]:
-    """{normalised name: version} of containers/requirements.lock.txt."""
+def locked_requirements(path: Path | None = None) -> dict[str, str]:
+    """{normalised name: version} of a requirements file (default: the Python lock)."""
     reqs = {}
-    path = paths.containers_dir() / "requirements.lock.txt"
+    path = path or paths.containers_dir() / "requirements.lock.txt"
     for n, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -190,33 +190,11 @@ def locked_requirements() -> dict[str, str]:
     return reqs
 
 
-def _wheel_key(wheel: Path) -> tuple[str, str]:
-    name, ver = wheel.name.split("-")[:2]
-    return _norm(name), ver
-
-
-def ensure_wheelhouse(cache: Path) -> dict[str, Path]:
-    """One wheel per locked requirement, downloaded (or built from sdist) once into `cache`."""
-    cache.mkdir(parents=True, exist_ok=True)
-    reqs = locked_requirements()
-    have = {_wheel_key(w): w for w in cache.glob("*.whl")}
-    missing = [f"{n}=={v}" for n, v in reqs.items() if (n, v) not in have]
-    if missing:
-        r = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(cache), *missing],
-            capture_output=True,
-            text=True,
-        )
-        if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
-            raise EngineError(f"pip wheel failed for {' '.join(missing)}: {' | '.join(tail)}")
-        have = {_wheel_key(w): w for w in cache.glob("*.whl")}
-    out = {}
-    for n, v in reqs.items():
-        if (n, v) not in have:
-            raise MissingComponent(f"no wheel for {n}=={v} in {cache} after pip wheel")
-        out[n] = have[(n, v)]
-    return out
+def flavor_requirements(flavor: str) -> dict[str, str]:
+    """The Python lock minus what the flavor's image provides otherwise (lock: wheels.exclude)."""
+    wheels = lock.load().get("flavors", {}).get(flavor, {}).get("wheels", {})
+    exclude = {_norm(n) for n in wheels.get("exclude", [])}
+    return {n: v for n, v in locked_requirements().items() if n not in exclude}
 
 
 def build_own_wheel(dest: Path) -> Path:
@@ -243,9 +221,16 @@ def build_own_wheel(dest: Path) -> Path:
     return wheels[-1]
 
 
-def copy_wheels(stage: Path) -> None:
-    for wheel in ensure_wheelhouse(cache_dir() / "wheelhouse").values():
-        _copy(wheel, stage / "wheels" / wheel.name)
+def copy_wheels(stage: Path, flavor: str, say=print) -> None:
+    """The flavor's wheels (the containers' download cache) + requirements.txt + our wheel."""
+    from bundle import images
+
+    find_links = lock.load().get("flavors", {}).get(flavor, {}).get("wheels", {}).get("find_links")
+    with tempfile.TemporaryDirectory(prefix="mlmd-reqs-") as tmp:
+        reqs = Path(tmp) / "requirements.txt"
+        lines = [f"{n}=={v}" for n, v in flavor_requirements(flavor).items()]
+        reqs.write_text(f"# the Python lock for flavor {flavor}\n" + "\n".join(lines) + "\n")
+        images.wheelhouse(reqs, stage / "wheels", find_links, cache_dir() / "wheelhouse", say)
     build_own_wheel(stage / "wheels")
 
 
@@ -327,7 +312,7 @@ def pack(opts: PackOptions) -> PackResult:
         shipped = copy_pseudos(stage)
         notes.append(f"pseudopotentials: {', '.join(shipped) or 'none named'}")
         if opts.wheels:
-            copy_wheels(stage)
+            copy_wheels(stage, opts.flavor)
         else:
             notes.append("no wheelhouse (--no-wheels): install will not create a Python env")
         imgs = save_images(stage, opts.flavor, refs)

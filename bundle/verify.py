@@ -256,7 +256,7 @@ def _installed_integrity(ctx: Context) -> list[Check]:
     except mf.IntegrityError as e:
         out.append(Check(ph, "signature", FAIL, str(e.problems[0]), E_SIGNATURE))
         return out + [Check(ph, "hashes", SKIP, "signature FAILED")]
-    out.append(Check(ph, "signature", PASS, f"ed25519 by {fp}", value=fp))
+    out.append(Check(ph, "signature", PASS, "ed25519, by the signer trusted at install", value=fp))
     # images are streamed into the runtime at install, not kept: the images phase checks them
     files = [f for f in man.files if not f.path.startswith("images/")]
     installed = dataclasses.replace(man, files=files)
@@ -276,7 +276,10 @@ def _python_env(ctx: Context) -> Check:
     from importlib import metadata
 
     have = {pack._norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    want = pack.locked_requirements()
+    flavor_reqs = ctx.root / "wheels" / "requirements.txt"  # an install: its flavor's part
+    want = pack.locked_requirements(
+        flavor_reqs if ctx.installed and flavor_reqs.is_file() else None
+    )
     wrong = sorted(
         f"{n} {have.get(n, 'absent')} (lock {v})" for n, v in want.items() if have.get(n) != v
     )
