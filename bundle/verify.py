@@ -684,44 +684,23 @@ def engine_qe(ctx: Context, ref: dict) -> list[Check]:
 
 
 def engine_model(ctx: Context, ref: dict) -> list[Check]:
-    """Compile the packaged model here, then its forces (and LAMMPS's) per device."""
+    """Compile the packaged model HERE (AOTInductor artifacts are machine specific), then
+    per device (each GPU in turn, else the CPU): its forces vs the stored ones, and the
+    LAMMPS `fix external` forces / energy / pressure vs the model's Python values."""
     ph = "engines"
     d = _fresh(ctx.work / "model")
-    model, structure = (
-        pack.references_dir() / ref["model"],
-        pack.references_dir() / ref["structure"],
-    )
+    refs = pack.references_dir()
+    model, structure = refs / ref["model"], refs / ref["structure"]
     shutil.copyfile(model, d / model.name)
     shutil.copyfile(structure, d / structure.name)
     dev = "cuda" if ctx.gpus else "cpu"
+    compile_cmd = ("nequip-compile", model.name, "model.nequip.pt2", "--mode", "aotinductor")
     t0 = time.perf_counter()
-    rc = _run(
-        ctx,
-        (
-            "nequip-compile",
-            model.name,
-            "model.nequip.pt2",
-            "--mode",
-            "aotinductor",
-            "--device",
-            dev,
-            "--target",
-            "ase",
-        ),
-        d,
-        "compile.log",
-    )
+    rc = _run(ctx, (*compile_cmd, "--device", dev, "--target", "ase"), d, "compile.log")
     secs = time.perf_counter() - t0
     if rc != 0 or not (d / "model.nequip.pt2").is_file():
-        return [
-            Check(
-                ph,
-                "model-compile",
-                FAIL,
-                f"nequip-compile exited {rc}; log {d / 'compile.log'}",
-                E_COMPILE,
-            )
-        ]
+        why = f"nequip-compile exited {rc}; log {d / 'compile.log'}"
+        return [Check(ph, "model-compile", FAIL, why, E_COMPILE)]
     out = [
         Check(
             ph,
@@ -733,62 +712,103 @@ def engine_model(ctx: Context, ref: dict) -> list[Check]:
         )
     ]
     fref = _read_forces(structure)
-    tol = ref["tolerance_ev_a"][ctx.opts.profile]
-    ltol = ref["lammps_tolerance_ev_a"]
+    tol, lt = ref["tolerance_ev_a"][ctx.opts.profile], ref["lammps_tolerance"]
     for device in [f"cuda:{g['index']}" for g in ctx.gpus] or ["cpu"]:
         tag = device.replace(":", "")
-        res_file = d / f"forces-{tag}.json"
-        rc = _run(
-            ctx,
-            (
-                "python",
-                "-m",
-                "bundle.verify",
-                "model-check",
-                "--compiled",
-                "model.nequip.pt2",
-                "--structure",
-                structure.name,
-                "--device",
-                device,
-                "--out",
-                res_file.name,
-            ),
-            d,
-            f"model-check-{tag}.log",
+        res = d / f"forces-{tag}.json"
+        argv = (
+            "python",
+            "-m",
+            "bundle.verify",
+            "model-check",
+            "--compiled",
+            "model.nequip.pt2",
+            "--structure",
+            structure.name,
+            "--device",
+            device,
+            "--out",
+            res.name,
         )
-        if rc != 0 or not res_file.is_file():
+        if ctx.opts.bench:
+            argv += ("--bench", str(ref.get("bench_atoms", 3000)))
+        rc = _run(ctx, argv, d, f"model-check-{tag}.log")
+        if rc != 0 or not res.is_file():
             why = f"model evaluation exited {rc}; log {d / f'model-check-{tag}.log'}"
             out.append(Check(ph, f"model-forces[{device}]", FAIL, why, E_MODEL))
             continue
-        r = json.loads(res_file.read_text())
-        f = np.asarray(r["forces_ev_a"])
-        dev = float(np.abs(f - fref).max())
+        r = json.loads(res.read_text())
+        f, fl = np.asarray(r["forces_ev_a"]), np.asarray(r["lammps_forces_ev_a"])
+        n = len(f)
         out.append(
             within(
                 ph,
                 f"model-forces[{device}]",
-                dev,
+                float(np.abs(f - fref).max()),
                 tol,
                 "eV/A",
                 E_MODEL,
-                f"max |F - F_ref| over {len(f)} atoms",
+                f"max |F - F_ref| over {n} atoms",
             )
         )
-        fl = np.asarray(r["lammps_forces_ev_a"])
-        de = abs(r["lammps_energy_ev"] - r["energy_ev"])
         out.append(
             within(
                 ph,
-                f"lammps-fix-external[{device}]",
+                f"lammps-forces[{device}]",
                 float(np.abs(fl - f).max()),
-                ltol,
+                lt["forces_ev_a"],
                 "eV/A",
                 E_LAMMPS,
-                f"|dE| {de:.2g} eV; max |F_lammps - F_python|",
+                "max |F_lammps - F_python|",
             )
         )
+        out.append(
+            within(
+                ph,
+                f"lammps-energy[{device}]",
+                abs(r["lammps_energy_ev"] - r["energy_ev"]),
+                lt["energy_ev"],
+                "eV",
+                E_LAMMPS,
+                "|E_lammps - E_python|",
+            )
+        )
+        dp = abs(r["lammps_press_bar"] - r["press_bar"]) / max(abs(r["press_bar"]), 1.0)
+        out.append(
+            within(
+                ph,
+                f"lammps-virial[{device}]",
+                dp,
+                lt["pressure_rel"],
+                "",
+                E_LAMMPS,
+                f"|P_lammps - P_python|/|P| (P = {r['press_bar']:.1f} bar)",
+            )
+        )
+        if "bench" in r:
+            out.append(_record_bench(ctx, ref, device, r["bench"]))
     return out
+
+
+def _record_bench(ctx: Context, ref: dict, device: str, b: dict) -> Check:
+    """One throughput point into the site table `bundle size` reads (runbook.sizing)."""
+    from runbook import sizing
+
+    name = "cpu" if device == "cpu" else ctx.gpus[int(device.split(":")[1])]["model"]
+    point = sizing.Point(
+        gpus=1, atoms=int(b["atoms"]), atom_steps_per_s=float(b["atom_steps_per_s"])
+    )
+    source = f"bundle verify --bench on {device}, {mf.now_utc()[:10]}"
+    path = sizing.record_point(name, ref["label"], float(ref["r_max_A"]), point, source)
+    why = f"{b['atoms']} atoms x {b['steps']} NVE steps in {b['seconds']:.1f} s -> {path.name}"
+    return Check(
+        "engines",
+        f"bench[{device}]",
+        PASS,
+        why,
+        value=round(point.atom_steps_per_s, 1),
+        unit="atom-steps/s",
+    )
 
 
 def _read_forces(structure: Path) -> np.ndarray:
@@ -808,11 +828,16 @@ def phase_engines(ctx: Context) -> list[Check]:
 
 
 # =========================================================================== model-check worker
-def lammps_forces(atoms, calc) -> tuple[np.ndarray, float]:
-    """Forces and energy through LAMMPS `fix external pf/callback` driven by `calc` (1 rank)."""
+EV_A3_TO_BAR = 1.602176634e6  # 1 eV/A^3 in bar (LAMMPS metal pressure unit)
+
+
+def lammps_run(atoms, calc, md_steps: int = 0) -> dict:
+    """The runbook's coupling (runbook.mdcoupling: `fix external pf/callback`, 1 rank) on
+    `atoms`: forces, energy and pressure at step 0, then `md_steps` of NVE, timed."""
     from ase.data import atomic_masses, atomic_numbers
 
     from bundle import engines
+    from runbook.mdcoupling import FIX_ID, ModelCoupling
 
     cell = np.asarray(atoms.cell)
     if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-9:
@@ -832,50 +857,68 @@ def lammps_forces(atoms, calc) -> tuple[np.ndarray, float]:
         lmp.command(f"mass {i + 1} {atomic_masses[atomic_numbers[s]]}")
     lmp.create_atoms(n, list(range(1, n + 1)), types, atoms.positions.ravel().tolist())
     lmp.commands_string(
-        "pair_style zero 1.0\npair_coeff * *\nfix ext all external pf/callback 1 1\n"
-        "fix_modify ext energy yes\nthermo_style custom step pe\n"
+        f"pair_style zero 1.0\npair_coeff * *\nfix {FIX_ID} all external pf/callback 1 1\n"
+        f"fix_modify {FIX_ID} energy yes virial yes\nthermo_style custom step pe press\n"
     )
-    work = atoms.copy()
-    work.calc = calc
-
-    def callback(_caller, _step, nlocal, tag, x, f):
-        order = np.asarray(tag[:nlocal]) - 1
-        pos = work.positions.copy()
-        pos[order] = x[:nlocal]
-        work.positions = pos
-        f[:nlocal] = work.get_forces()[order]
-        lmp.fix_external_set_energy_global("ext", float(work.get_potential_energy()))
-
-    lmp.set_fix_external_callback("ext", callback)
+    coupling = ModelCoupling(lmp, calc, {i + 1: s for i, s in enumerate(species)}).attach()
     lmp.command("run 0")
+    if coupling.error is not None:
+        raise RuntimeError(f"the model callback failed: {coupling.error!r}")
     ids = np.asarray(lmp.numpy.extract_atom("id")[:n])
     forces = np.empty((n, 3))
     forces[ids - 1] = lmp.numpy.extract_atom("f")[:n]
-    energy = float(lmp.get_thermo("pe"))
+    out = {
+        "forces": forces,
+        "energy": float(lmp.get_thermo("pe")),
+        "press_bar": float(lmp.get_thermo("press")),
+    }
+    if md_steps:
+        lmp.commands_string("velocity all create 700.0 4928459 dist gaussian\nfix md all nve\n")
+        t0 = time.perf_counter()
+        lmp.command(f"run {md_steps}")
+        out["md_seconds"] = time.perf_counter() - t0
     lmp.close()
-    return forces, energy
+    return out
 
 
-def model_check(compiled: Path, structure: Path, device: str) -> dict:
-    """Energy and forces of the compiled model on `structure`, in Python and through LAMMPS."""
+def model_check(compiled: Path, structure: Path, device: str, bench: int = 0) -> dict:
+    """Energy, forces and stress of the compiled model on `structure`, in Python and
+    through LAMMPS; with `bench` > 0, also NVE steps/s on the structure replicated to
+    about `bench` atoms (the throughput `bundle size` needs)."""
     from ase.io import read
-    from nequip.integrations.ase import NequIPCalculator
+
+    from runbook.mdcoupling import load_calculator
 
     atoms = read(structure)
     atoms.calc = None
-    calc = NequIPCalculator.from_compiled_model(str(compiled), device=device)
+    calc = load_calculator(str(compiled), device=device)
     probe = atoms.copy()
     probe.calc = calc
     energy, forces = float(probe.get_potential_energy()), probe.get_forces()
-    lf, le = lammps_forces(atoms, calc)
-    return {
+    press_bar = -float(np.trace(probe.get_stress(voigt=False))) / 3 * EV_A3_TO_BAR
+    lmp = lammps_run(atoms, calc)
+    doc = {
         "device": device,
         "n_atoms": len(atoms),
         "energy_ev": energy,
         "forces_ev_a": forces.tolist(),
-        "lammps_energy_ev": le,
-        "lammps_forces_ev_a": lf.tolist(),
+        "press_bar": press_bar,
+        "lammps_energy_ev": lmp["energy"],
+        "lammps_forces_ev_a": lmp["forces"].tolist(),
+        "lammps_press_bar": lmp["press_bar"],
     }
+    if bench:
+        k = max(1, round((bench / len(atoms)) ** (1 / 3)))
+        big = atoms.repeat((k, k, k))
+        steps = 20
+        run = lammps_run(big, calc, md_steps=steps)
+        doc["bench"] = {
+            "atoms": len(big),
+            "steps": steps,
+            "seconds": run["md_seconds"],
+            "atom_steps_per_s": len(big) * steps / run["md_seconds"],
+        }
+    return doc
 
 
 def _worker(argv: list[str]) -> int:
@@ -886,8 +929,9 @@ def _worker(argv: list[str]) -> int:
     ap.add_argument("--structure", type=Path, required=True)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--bench", type=int, default=0, help="also time NVE on ~N atoms")
     a = ap.parse_args(argv)
-    doc = model_check(a.compiled, a.structure, a.device)
+    doc = model_check(a.compiled, a.structure, a.device, a.bench)
     a.out.write_text(json.dumps(doc) + "\n")
     print(f"energy {doc['energy_ev']:.8f} eV, LAMMPS {doc['lammps_energy_ev']:.8f} eV")
     return 0
