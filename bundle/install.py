@@ -34,7 +34,11 @@ from bundle.errors import EngineError, InputError, MissingComponent
 
 RECORD = "install.json"
 RECORD_SCHEMA = "bundle-install/1"
-NOT_COPIED = ("images/",)  # streamed into the runtime instead of copied
+
+
+def archives(man: mf.Manifest) -> set[str]:
+    """Image archives: streamed into the container runtime at install, never copied."""
+    return {img["archive"] for img in man.images}
 
 
 def default_trust() -> list[str]:
@@ -92,7 +96,7 @@ def install_files(bundle: Path, man: mf.Manifest, prefix: Path) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     n = 0
     for entry in man.files:
-        if entry.path.startswith(NOT_COPIED):
+        if entry.path in archives(man):
             continue
         mf.reassemble(bundle, entry, staging / entry.path)
         n += 1
@@ -166,19 +170,16 @@ def load_docker(bundle: Path, man: mf.Manifest, img: dict) -> str:
 
 
 def load_apptainer(bundle: Path, man: mf.Manifest, img: dict, prefix: Path) -> str:
-    entry = man.entry(img["archive"])
+    """A SIF under P/images from the archive (the containers' `images.apptainer_sif`)."""
+    from bundle import images
+
     sif = prefix / "images" / (PurePosixPath(img["archive"]).stem + ".sif")
-    sif.parent.mkdir(parents=True, exist_ok=True)
     tar = sif.with_suffix(".tar")
-    mf.reassemble(bundle, entry, tar)
-    r = subprocess.run(
-        ["apptainer", "build", "--force", str(sif), f"docker-archive:{tar}"],
-        capture_output=True,
-        text=True,
-    )
-    tar.unlink()
-    if r.returncode != 0:
-        raise EngineError(f"apptainer build of {sif.name} failed: {r.stderr.strip()[-300:]}")
+    mf.reassemble(bundle, man.entry(img["archive"]), tar)  # joined and re-hashed
+    try:
+        images.apptainer_sif(tar, sif)
+    finally:
+        tar.unlink(missing_ok=True)
     img["sif"] = str(sif.relative_to(prefix))
     return "converted"
 

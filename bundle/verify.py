@@ -257,8 +257,10 @@ def _installed_integrity(ctx: Context) -> list[Check]:
         out.append(Check(ph, "signature", FAIL, str(e.problems[0]), E_SIGNATURE))
         return out + [Check(ph, "hashes", SKIP, "signature FAILED")]
     out.append(Check(ph, "signature", PASS, "ed25519, by the signer trusted at install", value=fp))
-    # images are streamed into the runtime at install, not kept: the images phase checks them
-    files = [f for f in man.files if not f.path.startswith("images/")]
+    # image archives are streamed into the runtime at install: the images phase checks them
+    from bundle.install import archives
+
+    files = [f for f in man.files if f.path not in archives(man)]
     installed = dataclasses.replace(man, files=files)
     problems = mf.check_payload(root, installed, stored=False)
     n = len(installed.files)
@@ -1136,6 +1138,8 @@ def _versions(ctx: Context) -> dict[str, str | Path]:
     if ctx.installed:
         out["versions/install.json"] = ctx.root / "install.json"
         out["versions/MANIFEST.json"] = ctx.root / mf.MANIFEST
+        for p in sorted((ctx.root / "images").glob("*.versions.json")):
+            out[f"versions/image-{p.name}"] = p  # every Debian package and wheel in the image
     return out
 
 

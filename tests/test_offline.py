@@ -1,0 +1,122 @@
+"""End to end, offline: pack (cpu flavor, the real cpu image) -> install into a fresh
+prefix -> verify, with install and verify inside a network namespace that has only a
+loopback device (`ip netns`). Then one flipped byte in the image archive makes a new
+install FAIL naming it, with nothing installed.
+
+Costs: the cpu image comes from the session fixture (built once per session, cached
+between sessions); the wheelhouse from the containers' download cache; the venv is
+created for real from the bundle's wheels (~1 min); verify compiles the model here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bundle import manifest as mf
+from tests.conftest import require, require_program
+
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
+
+BUNDLE = str(Path(sys.executable).parent / "bundle")
+
+
+@pytest.fixture(scope="module")
+def netns():
+    """A network namespace with loopback only; yields the argv prefix that runs in it."""
+    require_program("ip")
+    require(os.geteuid() == 0, "root (for ip netns)", "run the tests as root")
+    name = f"mlmd-offline-{os.getpid()}"
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    require(r.returncode == 0, "ip netns", r.stderr.strip())
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield ["ip", "netns", "exec", name]
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def run(argv, env, timeout=900) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_the_namespace_has_no_network(netns):
+    probe = "import socket; socket.create_connection(('pypi.org', 443), timeout=5)"
+    inside = run([*netns, sys.executable, "-c", probe], os.environ)
+    assert inside.returncode != 0
+    assert "gaierror" in inside.stderr or "unreachable" in inside.stderr.lower()
+    links = run([*netns, "ip", "-o", "link"], os.environ).stdout.splitlines()
+    assert len(links) == 1 and ": lo:" in links[0]
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory, netns, cpu_image):
+    """pack (outside: the vendor side) -> install + verify inside the namespace."""
+    tmp = tmp_path_factory.mktemp("offline")
+    env = dict(os.environ, MLMD_BUNDLE_CONFIG=str(tmp / "config"))
+    env.pop("MLMD_BUNDLE_ROOT", None)
+    key, pub = mf.generate_keys(tmp / "vendor")
+    bundle, prefix = tmp / "bundle", tmp / "prefix"
+    pack = run([BUNDLE, "pack", "--flavor", "cpu", "--out", str(bundle), "--key", str(key)], env)
+    assert pack.returncode == 0, pack.stdout + pack.stderr
+    install = run(
+        [*netns, BUNDLE, "install", str(bundle), "--prefix", str(prefix), "--trust", str(pub)], env
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    verify = run(
+        [*netns, str(prefix / "bin" / "bundle"), "verify", "--profile", "cpu", "--quick"], env
+    )
+    last = (prefix / "reports" / "LAST").read_text().strip()
+    report = json.loads((prefix / "reports" / last / "report.json").read_text())
+    return {"bundle": bundle, "prefix": prefix, "pub": pub, "env": env, "image": cpu_image,
+            "pack": pack, "install": install, "verify": verify, "report": report}  # fmt: skip
+
+
+def test_pack_install_verify_offline_passes(offline_run):
+    r = offline_run
+    man, _ = mf.read_signed(r["bundle"], mf.Trust.parse([str(r["pub"])]))
+    img = man.images[0]
+    assert img["ref"] == r["image"].tag and img["id"] == r["image"].image_id
+    assert man.entry(img["archive"]).size > 50 * 2**20
+    assert any(f.path.startswith("wheels/torch-") for f in man.files)
+    record = json.loads((r["prefix"] / "install.json").read_text())
+    assert record["runtime"] == "docker" and record["python"]["packages"] > 80
+    assert (r["prefix"] / "venv" / "bin" / "nequip-compile").exists()
+    rep = r["report"]
+    fails = [c for c in rep["checks"] if c["status"] == "FAIL"]
+    assert r["verify"].returncode == 0 and rep["status"] == "PASS", (r["verify"].stdout, fails)
+    status = {p["phase"]: p["status"] for p in rep["phases"]}
+    assert status["integrity"] == status["host"] == status["images"] == "PASS"
+    assert status["engines"] == status["report"] == "PASS"
+    names = {f"{c['phase']}/{c['name']}" for c in rep["checks"] if c["status"] == "PASS"}
+    assert {"engines/qe-energy", "engines/qe-ranks-1v2-energy", f"images/{img['ref']}"} <= names
+
+
+def test_flipped_byte_in_the_image_archive_fails_install_naming_it(offline_run, netns, tmp_path):
+    r = offline_run
+    archive = r["bundle"] / "images" / "cpu.tar"
+    size = archive.stat().st_size
+    with open(archive, "r+b") as f:
+        f.seek(size // 3)
+        byte = f.read(1)
+        f.seek(size // 3)
+        f.write(bytes([byte[0] ^ 0x01]))
+    try:
+        prefix = tmp_path / "p2"
+        bad = run(
+            [*netns, BUNDLE, "install", str(r["bundle"]), "--prefix", str(prefix)]
+            + ["--trust", str(r["pub"])],
+            r["env"],
+        )
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert "images/cpu.tar: sha256" in bad.stderr
+        assert not prefix.exists()
+    finally:
+        with open(archive, "r+b") as f:
+            f.seek(size // 3)
+            f.write(byte)
