@@ -32,7 +32,7 @@ images: setup
 	$(BIN)/bundle images build --flavor cpu
 
 pack: setup
-	$(BIN)/bundle pack --flavor cpu --out dist/mlmd-bundle-cpu
+	$(BIN)/bundle pack --flavor cpu --out dist/mlmd-bundle-cpu --force
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
