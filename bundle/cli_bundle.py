@@ -137,6 +137,10 @@ def verify(
         Path | None,
         typer.Option("--results", help="Judge this study results.json instead of running it."),
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", help="Judge the study against this reference (NAME|FILE)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Report folder.")] = None,
     no_redact: Annotated[
         bool, typer.Option("--no-redact", help="Keep host and user names in the proofpack.")
@@ -174,6 +178,7 @@ def verify(
         quick=quick,
         out=out,
         results=results,
+        reference=reference,
         redact=not no_redact,
         key=key,
         trust=tuple(trust or ()),

@@ -169,6 +169,7 @@ class VerifyOptions:
     quick: bool = False
     out: Path | None = None
     results: Path | None = None  # judge this study results.json instead of running the study
+    reference: str | None = None  # judge against this reference instead of the profile's
     redact: bool = True
     key: Path | None = None  # proofpack signing key (default: the site key)
     trust: tuple[str, ...] = ()
@@ -1016,7 +1017,7 @@ def phase_reproducibility(ctx: Context) -> list[Check]:
     except CheckFailed as e:
         return [Check("reproducibility", spec["name"], FAIL, str(e), E_STUDY)]
     ctx.facts["study_results"] = str(results)
-    return check_study(ctx, results, spec["reference"])
+    return check_study(ctx, results, ctx.opts.reference or spec["reference"])
 
 
 # =========================================================================== 6. report
@@ -1087,8 +1088,8 @@ def build_report(ctx: Context, checks: list[Check], started: str, wall: float) -
     return {
         "schema": SCHEMA,
         "status": FAIL if fails else PASS,
-        # an acceptance runs every phase including the study; --quick/--only are re-checks
-        "acceptance": not (ctx.opts.quick or ctx.opts.only),
+        # an acceptance runs every phase, the study against the profile's own reference
+        "acceptance": not (ctx.opts.quick or ctx.opts.only or ctx.opts.reference),
         "session": {
             "bundle_version": __version__,
             "profile": ctx.opts.profile,
@@ -1272,7 +1273,7 @@ def verify(opts: VerifyOptions, say: Callable[[str], None] = print) -> dict:
     if opts.out is None:
         (out.parent / "LAST").write_text(out.name + "\n")
     n_fail = sum(c["status"] == FAIL for c in rep["checks"])
-    partial = "" if rep["acceptance"] else " (a re-check, not an acceptance: --quick/--only)"
+    partial = "" if rep["acceptance"] else " (a re-check, not an acceptance: --quick/--only/--reference)"
     say(
         f"verify {rep['status']}{partial}: {len(rep['checks'])} checks, {n_fail} failed; "
         f"proofpack {out / 'proofpack.zip'} (sha256 {rep['proofpack']['sha256'][:16]}...)"

@@ -260,3 +260,82 @@ def test_image_with_labels_of_another_lock_fails_naming_the_label(
         assert c["code"] == v.E_IMG_LABELS and "org.mlmd-bundle.lock-sha256" in c["reason"]
     finally:
         docker_client.images.remove(ref, force=True)
+
+
+# ------------------------------------------------------------------ reproducibility phase
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A real results.json (`bundle analyze` of a small trajectory) and a reference built
+    from it with 5 % bounds: the same results PASS; a changed metric must FAIL by name."""
+    import yaml
+
+    from tests.test_analyze_cli import BASE, write_dump
+
+    d = tmp_path_factory.mktemp("study")
+    dump = write_dump(d / "t.dump")
+    r = runner.invoke(
+        app,
+        ["analyze", str(dump), *map(str, BASE), "--excess-above-id", "35", "--out", str(d / "a")],
+    )
+    assert r.exit_code == 0, r.output
+    results = json.loads((d / "a" / "results.json").read_text())
+    quantity = {"lower": 0.05, "upper": 0.05, "bounds": "relative", "unit": "1", "source": "test"}
+    ref = {
+        "schema": "gb-reference/1",
+        "name": "verify-test",
+        "source": "this test's own analysis",
+        "parameters": {k: results["parameters"][k] for k in ("w_A", "dz_A", "d_bulk_A")},
+        "quantities": {
+            "peak_ratio": {"value": results["peak_ratio"], **quantity},
+            "excess.enrichment": {"value": results["excess"]["enrichment"], **quantity},
+        },
+    }
+    (d / "ref.yaml").write_text(yaml.safe_dump(ref, allow_unicode=True))
+    return d / "a" / "results.json", d / "ref.yaml", results
+
+
+def verify_repro(tmp_path, results, reference):
+    out = tmp_path / "report"
+    r = runner.invoke(
+        app,
+        ["verify", "--only", "reproducibility", "--results", str(results)]
+        + ["--reference", str(reference), "--out", str(out)],
+    )
+    return r, json.loads((out / "report.json").read_text())
+
+
+def test_reproducibility_passes_on_matching_results(study, tmp_path):
+    results, ref, _ = study
+    r, report = verify_repro(tmp_path, results, ref)
+    rows = {c["name"]: c for c in report["checks"] if c["phase"] == "reproducibility"}
+    assert set(rows) == {"peak_ratio", "excess.enrichment"}
+    assert all(c["status"] == "PASS" for c in rows.values()), rows
+    assert r.exit_code == 0, r.output
+    assert report["acceptance"] is False  # --only/--reference: a re-check
+
+
+def test_reproducibility_mismatch_fails_naming_the_metric(study, tmp_path):
+    results, ref, doc = study
+    changed = json.loads(json.dumps(doc))
+    changed["peak_ratio"] = doc["peak_ratio"] * 1.5
+    (tmp_path / "results.json").write_text(json.dumps(changed))
+    r, report = verify_repro(tmp_path, tmp_path / "results.json", ref)
+    assert r.exit_code == EXIT_CHECK_FAILED
+    bad = [c for c in report["checks"] if c["status"] == "FAIL"]
+    assert [c["name"] for c in bad] == ["peak_ratio"]
+    assert bad[0]["code"] == v.E_METRIC
+    assert bad[0]["reason"].startswith("metric peak_ratio: above the upper limit")
+    assert "FAIL reproducibility/peak_ratio" in r.output
+
+
+def test_results_made_with_other_parameters_fail_the_study_check(study, tmp_path):
+    import yaml
+
+    results, ref, doc = study
+    other = yaml.safe_load(ref.read_text())
+    other["parameters"]["w_A"] = doc["parameters"]["w_A"] + 1.0
+    (tmp_path / "ref.yaml").write_text(yaml.safe_dump(other, allow_unicode=True))
+    r, report = verify_repro(tmp_path, results, tmp_path / "ref.yaml")
+    c = next(c for c in report["checks"] if c["phase"] == "reproducibility")
+    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_STUDY
+    assert "w_A" in c["reason"]
