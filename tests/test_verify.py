@@ -104,6 +104,16 @@ def test_quick_verify_of_an_installed_bundle(installed_quick):
     assert r.exit_code == (EXIT_CHECK_FAILED if fails else 0), (r.output, fails)
 
 
+def test_doctor_on_a_passing_quick_report_says_to_run_the_study(installed_quick, monkeypatch):
+    prefix, _, report = installed_quick
+    assert report["status"] == "PASS"
+    monkeypatch.setenv("MLMD_BUNDLE_ROOT", str(prefix))
+    d = runner.invoke(app, ["doctor"])
+    assert d.exit_code == 0, d.output
+    assert "NOTE the study was skipped (--quick)" in d.output
+    assert "nothing to do: every check passed" in d.output
+
+
 def test_proofpack_is_signed_redacted_and_complete(installed_quick):
     prefix, _, report = installed_quick
     out = prefix / "reports" / (prefix / "reports" / "LAST").read_text().strip()
