@@ -1,0 +1,51 @@
+"""Stage `dataset`: split the DFT frames into train/val/test and record statistics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from bundle.errors import EngineError
+from runbook.config import Strict
+from runbook.engine import Context, Stage, python_step, write_commands, write_params
+
+
+class DatasetConfig(Strict):
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, ge=0, lt=0.5)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    split: dict[str, int]
+    energy_per_atom_ev: dict[str, float]
+    force_rms_ev_a: dict[str, float]
+    min_distance_a: float
+
+
+class Dataset(Stage):
+    kind = "dataset"
+    Config = DatasetConfig
+    tools = ("ase", "numpy")
+
+    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+        dft = ctx.upstream_of_kind("dft", self.name)
+        p = {**self.cfg.model_dump(mode="json"), "source": ctx.rel(dft, "dft.extxyz")}
+        return [
+            write_params(stage_dir, "dataset.json", p),
+            write_commands(stage_dir, [python_step("dataset", "dataset.json", "dataset.log")]),
+        ]
+
+    def collect(self, ctx: Context, stage_dir: Path) -> DatasetResult:
+        try:
+            s = json.loads((stage_dir / "stats.json").read_text())
+        except FileNotFoundError:
+            raise EngineError(f"{stage_dir}/stats.json missing; see dataset.log") from None
+        a = s["all"]
+        return DatasetResult(
+            s["split"], a["energy_per_atom_ev"], a["force_rms_ev_a"], a["min_distance_a"]
+        )
