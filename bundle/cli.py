@@ -65,6 +65,11 @@ def _compose() -> None:
     app.command("analyze")(cli_analysis.analyze)
     app.command("check")(cli_analysis.check)
 
+    from bundle import cli_run
+
+    app.command("run")(cli_run.run)
+    app.command("status")(cli_run.status)
+
     from bundle import cli_images
 
     app.add_typer(cli_images.app, name="images")
