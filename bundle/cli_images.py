@@ -123,5 +123,9 @@ def apptainer(
 
 @app.command("manifest")
 def manifest(flavor: Flavor = "cpu", out: OutFile = None) -> None:
-    """Versions of every Debian package and wheel installed here (run inside an image)."""
-    _write_or_print(json.dumps(images.versions_manifest(flavor), indent=2) + "\n", out)
+    """Versions of every Debian package and wheel installed here (run inside an image).
+    With --out, the manifest is also printed between marker lines (for the build log)."""
+    text = json.dumps(images.versions_manifest(flavor), indent=2)
+    _write_or_print(text + "\n", out)
+    if out is not None:
+        typer.echo(f"{images.MANIFEST_BEGIN}\n{text}\n{images.MANIFEST_END}")

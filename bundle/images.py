@@ -43,6 +43,11 @@ FLAVOR_LABEL = "flavor"
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
 MANIFEST_SCHEMA = "image-versions/1"
+MANIFEST_PATH = "/opt/mlmd-bundle/versions.json"  # inside the image
+# `bundle images manifest --out` also prints the manifest between these lines, so that a
+# build takes it from its log instead of starting a container (a full rootfs copy on vfs).
+MANIFEST_BEGIN = "----- versions manifest -----"
+MANIFEST_END = "----- end of versions manifest -----"
 BUILD_TIMEOUT_S = 3600
 
 
@@ -437,12 +442,20 @@ def _image_or_none(client, ref: str):
 
 
 def ensure_base(client, stack: lock.StackLock, log: Callable[[str], None] = print) -> str:
-    """The cpu base image: reused when its lock-derived tag exists, else debootstrapped
-    (`--variant=minbase`) and imported through the SDK. Returns the tag."""
+    """The cpu base image: reused when its lock-derived tag exists, else debootstrapped.
+    Returns the tag."""
     tag = base_image_tag(stack)
     if _image_or_none(client, tag) is not None:
         log(f"base image {tag}: cached")
         return tag
+    return debootstrap_base(client, stack, tag, log)
+
+
+def debootstrap_base(
+    client, stack: lock.StackLock, tag: str, log: Callable[[str], None] = print
+) -> str:
+    """`debootstrap --variant=minbase` of the lock's suite, imported through the SDK as
+    `tag` (apt caches dropped). Needs root and the Debian mirror."""
     debootstrap = shutil.which("debootstrap")
     if not debootstrap:
         raise MissingComponent("debootstrap is not installed; run `make setup` as root")
@@ -456,10 +469,8 @@ def ensure_base(client, stack: lock.StackLock, log: Callable[[str], None] = prin
         log(f"base image {tag}: {' '.join(cmd)}")
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
-            raise EngineError(
-                f"debootstrap failed ({r.returncode}): {r.stdout[-2000:]}{r.stderr[-2000:]}"
-            )
-        # Package caches are not part of the base.
+            out = (r.stdout + r.stderr)[-3000:]
+            raise EngineError(f"debootstrap failed ({r.returncode}): {out}")
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for p in (root / junk).glob("*"):
                 if p.is_file():
@@ -585,20 +596,20 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
     return r
 
 
-def source_revision(root: Path | None = None) -> Source:
+def source_revision(root: Path | None = None, ref: str = "HEAD") -> Source:
     root = root or paths.root()
-    sha = _git(root, "rev-parse", "HEAD").stdout.decode().strip()
-    epoch = int(_git(root, "log", "-1", "--format=%ct").stdout.decode())
+    sha = _git(root, "rev-parse", "--verify", f"{ref}^{{commit}}").stdout.decode().strip()
+    epoch = int(_git(root, "log", "-1", "--format=%ct", sha).stdout.decode())
     dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip())
     return Source(revision=sha, epoch=epoch, uncommitted=dirty)
 
 
-def export_source(dest: Path, root: Path | None = None) -> Source:
+def export_source(dest: Path, root: Path | None = None, ref: str = "HEAD") -> Source:
     """The committed source tree (`git archive HEAD`) in dest, plus the bundle's wheel in
     dest/dist built reproducibly (SOURCE_DATE_EPOCH): an image holds exactly one revision,
     and an unchanged revision gives an unchanged build context (cache hits)."""
     root = root or paths.root()
-    src = source_revision(root)
+    src = source_revision(root, ref)
     archive = _git(root, "archive", "--format=tar", src.revision).stdout
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
@@ -626,18 +637,21 @@ def export_source(dest: Path, root: Path | None = None) -> Source:
 @dataclass
 class Context:
     path: Path
+    recipe: Recipe
     dockerfile: str
     source: Source
     lock_sha256: str  # of the lock inside the image (the revision's)
     seconds: float
 
 
-def assemble_context(flavor: str, dest: Path, log: Callable[[str], None] = print) -> Context:
+def assemble_context(
+    flavor: str, dest: Path, log: Callable[[str], None] = print, ref: str = "HEAD"
+) -> Context:
     """Everything the flavor's Dockerfile copies, in `dest`, from the committed revision:
     its source tree, its lock and recipes (the Dockerfile is rendered from those)."""
     t0 = time.perf_counter()
     tree = dest / "mlmd-bundle"
-    source = export_source(tree)
+    source = export_source(tree, ref=ref)
     if source.uncommitted:
         log(f"note: uncommitted changes are not in the image (built from {source.revision[:12]})")
     stack = lock.model(_lock_path(tree, None))
@@ -666,7 +680,7 @@ def assemble_context(flavor: str, dest: Path, log: Callable[[str], None] = print
             )
     (dest / "Dockerfile").write_text(dockerfile)
     lock_sha = lock.lock_hash(_lock_path(tree, None))
-    return Context(dest, dockerfile, source, lock_sha, time.perf_counter() - t0)
+    return Context(dest, recipe, dockerfile, source, lock_sha, time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------
@@ -686,6 +700,7 @@ class BuildResult:
     revision: str
     labels: dict[str, str]
     log: list[str] = field(repr=False, default_factory=list)
+    step_images: list[str] = field(repr=False, default_factory=list)
     manifest_path: Path | None = None
 
     @property
@@ -694,30 +709,51 @@ class BuildResult:
 
 
 _STEP = re.compile(r"^Step \d+/\d+ : (\w+)")
+_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,})$")
 
 
-def parse_build_stream(
-    chunks: Iterable[dict[str, Any]],
-) -> tuple[list[str], int, int, int, str | None]:
-    """Docker's classic-builder JSON stream -> (log lines, steps, cached, froms, error)."""
-    lines: list[str] = []
-    steps = cached = froms = 0
-    error = None
+@dataclass
+class BuildLog:
+    """What docker's classic builder reported, step by step."""
+
+    lines: list[str] = field(default_factory=list)
+    steps: int = 0  # Dockerfile instructions run or taken from the cache
+    cached: int = 0  # "---> Using cache"
+    froms: int = 0  # FROM instructions (never cached)
+    step_images: list[str] = field(default_factory=list)  # image id after each step
+    manifest: dict[str, Any] | None = None  # printed by the step that wrote it
+    error: str | None = None
+
+
+def parse_build_stream(chunks: Iterable[dict[str, Any]]) -> BuildLog:
+    """Docker's classic-builder JSON stream (checked against docker 20.10) -> BuildLog."""
+    out = BuildLog()
+    kind = ""
+    manifest: list[str] | None = None
     for chunk in chunks:
         if "error" in chunk or "errorDetail" in chunk:
-            error = chunk.get("error") or chunk["errorDetail"].get("message", "build failed")
-            lines.append(f"ERROR: {error}")
+            out.error = chunk.get("error") or chunk["errorDetail"].get("message", "build failed")
+            out.lines.append(f"ERROR: {out.error}")
             continue
         text = chunk.get("stream") or chunk.get("status") or ""
         for ln in text.splitlines():
-            lines.append(ln)
-            m = _STEP.match(ln)
-            if m:
-                steps += 1
-                froms += m.group(1).upper() == "FROM"
+            out.lines.append(ln)
+            if ln == MANIFEST_BEGIN:
+                manifest = []
+            elif ln == MANIFEST_END and manifest is not None:
+                out.manifest = json.loads("\n".join(manifest))
+                manifest = None
+            elif manifest is not None:
+                manifest.append(ln)
+            elif m := _STEP.match(ln):
+                kind = m.group(1).upper()
+                out.steps += 1
+                out.froms += kind == "FROM"
             elif ln.strip() == "---> Using cache":
-                cached += 1
-    return lines, steps, cached, froms, error
+                out.cached += 1
+            elif (m := _LAYER.match(ln)) and kind != "FROM":  # a base is not this build's
+                out.step_images.append(m.group(1))
+    return out
 
 
 def build(
@@ -727,9 +763,10 @@ def build(
     nocache: bool = False,
     client=None,
     log: Callable[[str], None] = print,
+    ref: str = "HEAD",
 ) -> BuildResult:
-    """Build the flavor's image with the docker SDK. Only `cpu` builds here; the h200
-    recipe needs NVIDIA's registries (see `plan`)."""
+    """Build the flavor's image with the docker SDK from the committed revision `ref`.
+    Only `cpu` builds here; the h200 recipe needs NVIDIA's registries (see `plan`)."""
     if _flavor(flavor) != "cpu":
         raise MissingComponent(
             f"the {flavor} image needs nvcr.io and GPU toolchains to build; "
@@ -739,13 +776,14 @@ def build(
     out_dir = out_dir or paths.root() / "dist" / "images"
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"mlmd-ctx-{flavor}-") as tmp:
-        ctx = assemble_context(flavor, Path(tmp), log)
+        ctx = assemble_context(flavor, Path(tmp), log, ref=ref)
         stack = lock.model(_lock_path(ctx.path / "mlmd-bundle", None))
         t0 = time.perf_counter()
         ensure_base(client, stack, log)
         base_seconds = time.perf_counter() - t0
         tag = image_tag(flavor, stack)
-        buildargs = {"LOCK_SHA256": ctx.lock_sha256, "SOURCE_REVISION": ctx.source.revision}
+        values = {"LOCK_SHA256": ctx.lock_sha256, "SOURCE_REVISION": ctx.source.revision}
+        labels = {label: values[arg] for label, arg in ctx.recipe.arg_labels.items()}
         log(
             f"docker build {tag} (context {ctx.seconds:.0f} s, revision {ctx.source.revision[:12]})"
         )
@@ -753,7 +791,7 @@ def build(
         stream = client.api.build(
             path=str(ctx.path),
             tag=tag,
-            buildargs=buildargs,
+            labels=labels,  # one step at the end: a new revision keeps every cached layer
             network_mode="host",  # apt needs Debian; nothing else reaches the network
             rm=True,
             forcerm=True,
@@ -761,31 +799,39 @@ def build(
             nocache=nocache,
             decode=True,
         )
-        lines, steps, cached, froms, error = parse_build_stream(_echo(stream, log))
+        blog = parse_build_stream(_echo(stream, log))
         seconds = time.perf_counter() - t0
     log_path = out_dir / f"build-{flavor}.log"
-    log_path.write_text("\n".join(lines) + "\n")
-    if error:
-        tail = "\n".join(lines[-25:])
-        raise EngineError(f"docker build of {tag} failed: {error}\n{tail}\n(full log: {log_path})")
+    log_path.write_text("\n".join(blog.lines) + "\n")
+    if blog.error:
+        tail = "\n".join(blog.lines[-25:])
+        raise EngineError(
+            f"docker build of {tag} failed: {blog.error}\n{tail}\n(full log: {log_path})"
+        )
     image = client.images.get(tag)
     result = BuildResult(
         tag=tag,
         image_id=image.id,
-        steps=steps,
-        cached=cached,
-        froms=froms,
+        steps=blog.steps,
+        cached=blog.cached,
+        froms=blog.froms,
         seconds=seconds,
         context_seconds=ctx.seconds,
         base_seconds=base_seconds,
         revision=ctx.source.revision,
         labels=dict(image.labels or {}),
-        log=lines,
+        log=blog.lines,
+        step_images=blog.step_images,
     )
     if result.labels.get(f"{stack.images.label_namespace}.{LOCK_LABEL}") != ctx.lock_sha256:
         raise EngineError(f"{tag} does not carry the lock hash {ctx.lock_sha256}")
-    result.manifest_path = write_manifest(client, tag, out_dir / f"{flavor}.versions.json")
-    log(f"{tag}: {image.id[:19]}, {steps} steps, {cached} from cache, {seconds:.0f} s")
+    if blog.manifest is not None:  # the step ran: its log holds the manifest
+        cache = _manifest_cache(image.id)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(blog.manifest, indent=2) + "\n")
+    result.manifest_path = out_dir / f"{flavor}.versions.json"
+    result.manifest_path.write_text(json.dumps(read_manifest(client, tag), indent=2) + "\n")
+    log(f"{tag}: {image.id[:19]}, {blog.steps} steps, {blog.cached} cached, {seconds:.0f} s")
     return result
 
 
@@ -797,17 +843,22 @@ def _echo(stream: Iterator[dict[str, Any]], log: Callable[[str], None]) -> Itera
         yield chunk
 
 
+def _manifest_cache(image_id: str) -> Path:
+    return cache_dir() / "manifests" / f"{image_id.replace(':', '_')}.json"
+
+
 def read_manifest(client, ref: str) -> dict[str, Any]:
-    """The versions manifest inside an image (read in a container without network)."""
-    out = client.containers.run(
-        ref, ["cat", "/opt/mlmd-bundle/versions.json"], network_mode="none", remove=True
-    )
-    return json.loads(out)
-
-
-def write_manifest(client, ref: str, path: Path) -> Path:
-    path.write_text(json.dumps(read_manifest(client, ref), indent=2) + "\n")
-    return path
+    """The versions manifest inside an image: from the cache its build filled, else read
+    in a container without network."""
+    image = client.images.get(ref)
+    cached = _manifest_cache(image.id)
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    out = client.containers.run(ref, ["cat", MANIFEST_PATH], network_mode="none", remove=True)
+    manifest = json.loads(out)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
 
 
 # ---------------------------------------------------------------------------
@@ -843,7 +894,7 @@ def plan(flavor: str) -> str:
     lines += ["", "2. build context"]
     lines += [f"   {k + '/':14s} {v}" for k, v in recipe.context.items()]
     lines += ["", "3. docker build (network: host, for apt/pip/git in RUN steps)"]
-    args = " ".join(f"--build-arg {k}=<{k.lower()}>" for k in recipe.args)
+    args = " ".join(f"--label {k}=<{a}>" for k, a in recipe.arg_labels.items())
     lines.append(f"   docker build --network host {args} -t {tag} <context>")
     for st in recipe.stages:
         lines.append(f"   stage {st.name} (FROM {st.base.image})")

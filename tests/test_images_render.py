@@ -158,12 +158,17 @@ def test_h200_is_multistage_with_a_runtime_without_compilers(h200):
     assert "CUDA_VISIBLE_DEVICES" in bind and "OMPI_COMM_WORLD_LOCAL_RANK" in bind
 
 
-def test_cpu_dockerfile_labels_come_last_so_relabelling_keeps_the_cache():
+def test_cpu_dockerfile_metadata_is_cheap_and_relabelling_keeps_the_cache():
+    """On vfs the classic builder copies the whole rootfs for every metadata step: ENV,
+    WORKDIR, CMD and static LABELs come right after FROM; per-build labels are
+    `--label`s (one step at the end), never ARGs before the RUN steps."""
     text = images.render_flavor("cpu", "docker")
-    lines = [ln for ln in _lines(text) if ln and not ln.startswith((" ", "#"))]
-    tail = lines[-3:]
-    assert tail[0].startswith("ARG ") and tail[1].startswith("ARG ") and tail[2].startswith("LABEL")
-    assert 'org.mlmd-bundle.lock-sha256="${LOCK_SHA256}"' in text
+    runtime = text[text.index("AS runtime") :]
+    first_run = runtime.index("\nRUN ")
+    for meta in ("\nENV ", "\nWORKDIR ", "\nCMD ", "\nLABEL "):
+        assert -1 < runtime.index(meta) < first_run, meta
+    assert "\nARG " not in text
+    assert "--label org.mlmd-bundle.lock-sha256=<LOCK_SHA256>" in text
 
 
 def test_apptainer_rendering_bootstraps_debootstrap_and_passes_build_args():

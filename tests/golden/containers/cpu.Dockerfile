@@ -35,6 +35,9 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/venv
     LANG="C.UTF-8"
 WORKDIR /work
 CMD ["bundle", "--help"]
+LABEL org.opencontainers.image.title="mlmd-bundle" \
+      org.opencontainers.image.version="0.1.0" \
+      org.mlmd-bundle.flavor="cpu"
 # engines from Debian at their pinned versions, and the venv's interpreter
 RUN set -eu; \
     export DEBIAN_FRONTEND=noninteractive; \
@@ -64,10 +67,5 @@ RUN set -eu; \
     bundle --version; \
     bundle images manifest --flavor cpu --out /opt/mlmd-bundle/versions.json
 
-ARG LOCK_SHA256=unset
-ARG SOURCE_REVISION=unknown
-LABEL org.opencontainers.image.title="mlmd-bundle" \
-      org.opencontainers.image.version="0.1.0" \
-      org.mlmd-bundle.flavor="cpu" \
-      org.opencontainers.image.revision="${SOURCE_REVISION}" \
-      org.mlmd-bundle.lock-sha256="${LOCK_SHA256}"
+# Labels of each build (`bundle images build` sets them):
+#   docker build --label org.opencontainers.image.revision=<SOURCE_REVISION> --label org.mlmd-bundle.lock-sha256=<LOCK_SHA256> ...

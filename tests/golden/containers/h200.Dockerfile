@@ -124,6 +124,10 @@ ENV PATH="/opt/venv/bin:/opt/lammps/bin:/opt/qe/bin:/opt/openmpi/bin:${PATH}" \
     LANG="C.UTF-8"
 WORKDIR /work
 CMD ["bundle", "--help"]
+LABEL org.opencontainers.image.title="mlmd-bundle" \
+      org.opencontainers.image.version="0.1.0" \
+      org.mlmd-bundle.flavor="h200" \
+      org.mlmd-bundle.cuda-min-driver="580.65.06"
 # the venv's interpreter and the runtime libraries of UCX/OpenMPI
 RUN set -eu; \
     export DEBIAN_FRONTEND=noninteractive; \
@@ -151,11 +155,5 @@ RUN set -eu; \
     bundle --version; \
     bundle images manifest --flavor h200 --out /opt/mlmd-bundle/versions.json
 
-ARG LOCK_SHA256=unset
-ARG SOURCE_REVISION=unknown
-LABEL org.opencontainers.image.title="mlmd-bundle" \
-      org.opencontainers.image.version="0.1.0" \
-      org.mlmd-bundle.flavor="h200" \
-      org.mlmd-bundle.cuda-min-driver="580.65.06" \
-      org.opencontainers.image.revision="${SOURCE_REVISION}" \
-      org.mlmd-bundle.lock-sha256="${LOCK_SHA256}"
+# Labels of each build (`bundle images build` sets them):
+#   docker build --label org.opencontainers.image.revision=<SOURCE_REVISION> --label org.mlmd-bundle.lock-sha256=<LOCK_SHA256> ...
