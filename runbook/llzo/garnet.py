@@ -1,0 +1,134 @@
+"""Cubic garnet Li7La3Zr2O12 (LLZO): site data, the all-sites cell, and a seeded Li ordering.
+
+Crystallographic source
+-----------------------
+Space group Ia-3d (No. 230; ITA setting, origin at -3), a = 12.9682 Å: J. Awaka, A. Takashima,
+K. Kataoka, N. Kijima, Y. Idemoto, J. Akimoto, "Crystal structure of fast lithium-ion-
+conducting cubic Li7La3Zr2O12", Chem. Lett. 40 (2011) 60-62 (single-crystal X-ray).
+Sites: La 24c, Zr 16a, O 96h, Li1 24d (tetrahedral), Li2 96h (the octahedral 48g site
+split into two half-sites, displaced towards the face-shared tetrahedra).
+The free coordinates below are given to three decimals; they were not re-refined here.
+What they produce is checked by the tests against the published bond lengths:
+Zr-O 6 x 2.11 Å, La-O 4 x 2.52 + 4 x 2.58 Å, Li1-O 4 x 1.91 Å.
+
+Li ordering rule
+----------------
+The 24 tetrahedral + 96 octahedral half-sites per cell hold 56 Li (Li7La3Zr2O12, Z = 8).
+Two Li may not be closer than `LI_MIN_DIST` = 2.0 Å. On the ideal sites this forbids
+exactly two contacts: the two halves of one split 96h pair (0.89 Å) and a 96h half-site
+with the 24d tetrahedron it faces (1.55 Å; the "1.6 Å" Li-Li contact that garnet
+structure analyses exclude, e.g. Xie et al., Chem. Mater. 23 (2011) 3587 and the
+tetragonal ordering of Awaka et al., J. Solid State Chem. 182 (2009) 2046), while every
+other site pair (>= 2.33 Å) is allowed. 56 is then the largest admissible filling, so
+an ordering of exactly 56 is a maximum independent set of the conflict graph; we find
+one by a seeded random local search (`choose_sites`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import neighbor_list
+from ase.spacegroup import crystal
+
+LATTICE_A = 12.9682  # Å, Awaka et al. 2011
+LI_MIN_DIST = 2.0  # Å, see the module docstring
+LI_PER_CELL = 56
+
+# Wyckoff site -> (species, representative fractional coordinates).
+SITES: dict[str, tuple[str, tuple[float, float, float]]] = {
+    "La24c": ("La", (0.125, 0.0, 0.25)),
+    "Zr16a": ("Zr", (0.0, 0.0, 0.0)),
+    "O96h": ("O", (0.282, 0.100, 0.195)),
+    "Li24d": ("Li", (0.375, 0.0, 0.25)),
+    "Li96h": ("Li", (0.095, 0.689, 0.584)),
+}
+# ASE tags of the all-sites cell: 0 framework, 1 Li 24d candidate, 2 Li 96h candidate.
+TAG_FRAME, TAG_LI24D, TAG_LI96H = 0, 1, 2
+
+
+def garnet_sites(a: float = LATTICE_A) -> Atoms:
+    """The conventional cubic cell with the framework and *every* Li candidate site.
+
+    192 framework atoms (La24 Zr16 O96) + 24 + 96 Li candidates, tagged as above.
+    """
+    names = list(SITES)
+    cell = crystal(
+        symbols=[SITES[n][0] for n in names],
+        basis=[SITES[n][1] for n in names],
+        spacegroup=230,
+        setting=1,
+        cellpar=[a, a, a, 90, 90, 90],
+        onduplicates="error",
+    )
+    kinds = np.asarray(cell.get_array("spacegroup_kinds"))
+    tag_of = {"Li24d": TAG_LI24D, "Li96h": TAG_LI96H}
+    cell.set_tags([tag_of.get(names[k], TAG_FRAME) for k in kinds])
+    return cell
+
+
+def conflict_pairs(positions: np.ndarray, cell: np.ndarray, cutoff: float) -> np.ndarray:
+    """Pairs (i < j) of points closer than `cutoff` (Å) under periodic boundaries."""
+    pts = Atoms("H" * len(positions), positions=positions, cell=cell, pbc=True)
+    i, j = neighbor_list("ij", pts, cutoff)
+    keep = i < j
+    return np.stack([i[keep], j[keep]], axis=1)
+
+
+def choose_sites(
+    n_sites: int, pairs: np.ndarray, n_target: int, rng: np.random.Generator, max_iter: int = 0
+) -> np.ndarray:
+    """Indices of exactly `n_target` of `n_sites` sites, no two of which form a `pair`.
+
+    Random local search for an independent set of the conflict graph: draw a free site;
+    add it when it has no occupied neighbour, swap it in when it has exactly one (a
+    plateau move that lets the search wander between maximal sets). Seeded by `rng`.
+    Raises ValueError when `n_target` is not reached in `max_iter` draws.
+    """
+    nbrs: list[list[int]] = [[] for _ in range(n_sites)]
+    for i, j in pairs:
+        nbrs[i].append(int(j))
+        nbrs[j].append(int(i))
+    occ = np.zeros(n_sites, bool)
+    n_conf = np.zeros(n_sites, int)  # occupied neighbours of each site
+    count = 0
+    max_iter = max_iter or 400 * n_sites + 20000
+    draws = rng.integers(n_sites, size=max_iter)
+    for s in draws:
+        if count == n_target:
+            break
+        if occ[s] or n_conf[s] > 1:
+            continue
+        if n_conf[s] == 1:
+            (j,) = (k for k in nbrs[s] if occ[k])
+            occ[j] = False
+            for k in nbrs[j]:
+                n_conf[k] -= 1
+            count -= 1
+        occ[s] = True
+        for k in nbrs[s]:
+            n_conf[k] += 1
+        count += 1
+    if count != n_target:
+        raise ValueError(
+            f"could place only {count} of {n_target} Li with no pair closer than the "
+            "minimum distance; fewer Li or more candidate sites are needed"
+        )
+    return np.flatnonzero(occ)
+
+
+def order_li(
+    sites: Atoms, n_li: int, rng: np.random.Generator, min_dist: float = LI_MIN_DIST
+) -> Atoms:
+    """Keep the framework and `n_li` of the Li candidate sites (tags 1, 2) of `sites`."""
+    tags = sites.get_tags()
+    cand = np.flatnonzero(tags != TAG_FRAME)
+    pairs = conflict_pairs(sites.positions[cand], sites.cell.array, min_dist)
+    chosen = cand[choose_sites(len(cand), pairs, n_li, rng)]
+    keep = np.concatenate([np.flatnonzero(tags == TAG_FRAME), np.sort(chosen)])
+    return sites[keep]
+
+
+def build_cell(seed: int, a: float = LATTICE_A) -> Atoms:
+    """One conventional cell Li56La24Zr16O96 with a seeded Li ordering."""
+    return order_li(garnet_sites(a), LI_PER_CELL, np.random.default_rng([seed, 0]))
