@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bundle.errors import CheckFailed
+from bundle.errors import CheckFailed, InputError
 
 
 def run(
@@ -30,12 +30,32 @@ def run(
         list[str] | None,
         typer.Option("--set", help="Override a study value: dotted.key=YAML (repeatable)."),
     ] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local (here) or slurm (batch jobs; returns).")
+    ] = "local",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="slurm: wait for the jobs and report the outcome.")
+    ] = False,
 ) -> None:
     """Run a study's stages into NN_<stage>/ folders. A stage whose manifest matches its
     inputs is skipped; a killed or failed stage is redone; a finished stage whose inputs
     changed is refused unless --force/--from name it. Exit 1 if a `check` stage FAILed."""
-    from runbook import config, engine
+    from runbook import config, engine, sweep
 
+    if executor not in ("local", "slurm"):
+        raise InputError("--executor", executor, "unknown executor", "allowed: local, slurm")
+    if executor == "slurm" or sweep.has_sweep(study):  # sweeps and Slurm: runbook.sweep/slurm
+        if start or until or force:
+            raise InputError("--from/--until/--force", executor, "not for sweeps or slurm runs")
+        folder = run_dir or Path("runs") / config.load(study, overrides or [], profile).name
+        if executor == "slurm":
+            from runbook import slurm
+
+            slurm.run_study(study, folder, overrides=overrides, profile=profile, wait=wait,
+                            echo=typer.echo)  # fmt: skip
+        else:
+            sweep.run_local(study, folder, overrides, profile, echo=typer.echo)
+        return
     cfg = config.load(study, overrides=overrides or [], profile=profile)
     folder = run_dir or Path("runs") / cfg.name
     summary = engine.run(cfg, folder, start=start, until=until, force=force or [], echo=typer.echo)

@@ -128,6 +128,7 @@ def load(study: str | Path, overrides: list[str] | None = None, profile: str | N
         raise InputError(path, "(syntax)", str(e).replace("\n", " ")) from None
     if not isinstance(doc, dict):
         raise InputError(path, "(top level)", "expected a mapping of study fields")
+    doc.pop("sweep", None)  # a sweep's points are separate runs (runbook.sweep)
     doc = apply_overrides(doc, overrides or [], path)
     if profile:
         doc["profile"] = profile

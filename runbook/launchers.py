@@ -188,15 +188,9 @@ class Slurm:
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def script(self, cmd: Command, cwd: Path) -> str:
-        from runbook import render
+        from runbook import slurm  # templates/slurm/job.sbatch.j2 (issue 7)
 
-        return render.render_text(
-            "slurm/stage.sbatch.j2",
-            job=self,
-            command=shlex.join(self.inner.argv(cmd, cwd)),
-            log=cmd.log,
-            workdir=str(cwd),
-        )
+        return slurm.stage_script(self, cmd, cwd)
 
     def script_path(self, cmd: Command, cwd: Path) -> Path:
         return cwd / f"{Path(cmd.log).stem}.sbatch"
@@ -241,6 +235,8 @@ def from_spec(spec, study_dir: Path | None = None) -> Launcher:
     if spec.kind in ("docker", "apptainer"):
         return Container(spec.kind, spec.image or "", tuple(spec.binds), spec.np, spec.gpus)
     inner = from_spec(spec.model_copy(update={"kind": spec.inner}))
+    if os.environ.get("MLMD_SLURM_JOB"):  # already inside this stage's batch job
+        return inner
     return Slurm(
         inner=inner,  # type: ignore[arg-type]
         partition=spec.partition,

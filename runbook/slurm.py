@@ -180,7 +180,7 @@ def stage_script(launcher, cmd, cwd: Path) -> str:
     else:
         step = shlex.join(line)
     job = BatchJob(
-        name=launcher.job_name,
+        name=f"{launcher.job_name}.{Path(cmd.log).stem}",
         workdir=cwd,
         output=str(cwd / cmd.log),
         alloc=alloc,

@@ -608,3 +608,26 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def has_sweep(study: str | Path) -> bool:
+    """Whether the study file carries a `sweep` block."""
+    from runbook import config
+
+    path = config.resolve_path(study)
+    return path.exists() and "sweep" in _read_doc(path)
+
+
+def run_local(
+    study: str | Path,
+    run_dir: Path,
+    overrides: list[str] | None = None,
+    profile: str | None = None,
+    echo=print,
+) -> Path:
+    """The sweep here, point after point (each resumable like any run), then the report."""
+    pl = plan(study, run_dir, overrides, profile)
+    for p in pl.points:
+        echo(f"== point {p.name} ({p.run_dir})")
+        run_point(p.study_file, p.run_dir, echo=echo)
+    return collect(pl.run_dir, echo=echo)
