@@ -13,8 +13,7 @@ Outputs of a run: `final.data` (positions, image flags, velocities: the next sta
 input), `traj.lammpstrj` when dumping (Li only: `id type xu yu zu`, sorted by id),
 `log.lammps`, `md.json`.
 
-Log contract (LAMMPS 2025-07-22): the thermo table starts at a line whose first word is
-`Step`, rows are numbers, and it ends at `Loop time of <s> on <P> procs for <N> steps`.
+The log is read by `runbook.lammpslog` (its contract: LAMMPS 2025-07-22 thermo tables).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bundle.errors import EngineError
+from runbook import lammpslog
 from runbook import render as jrender
 from runbook.llzo import TYPE_IDS, potential
 
@@ -107,48 +107,29 @@ class MDResult:
     frames: int  # trajectory frames written (0 without a dump)
 
 
-def thermo_table(log: Path) -> tuple[list[str], list[list[float]], dict]:
-    """(columns, rows, loop) of the last run in a LAMMPS log (contract in the docstring)."""
-    cols: list[str] = []
-    rows: list[list[float]] = []
-    loop: dict = {}
-    in_table = False
-    for line in log.read_text().splitlines():
-        w = line.split()
-        if w and w[0] == "Step":
-            cols, rows, in_table = w, [], True
-        elif w[:3] == ["Loop", "time", "of"]:
-            loop = {"loop_s": float(w[3]), "nprocs": int(w[5]), "steps": int(w[8]),
-                    "atoms": int(w[11])}  # fmt: skip
-            in_table = False
-        elif in_table and w:
-            try:
-                rows.append([float(x) for x in w])
-            except ValueError:
-                in_table = False
-    return cols, rows, loop
-
-
 def collect(stage_dir: Path) -> MDResult:
+    """The segment's numbers from `log.lammps` (runbook.lammpslog) and `md.json`."""
     log = stage_dir / "log.lammps"
-    if not (stage_dir / "md.json").exists() or not (stage_dir / "final.data").exists():
-        raise EngineError(f"{stage_dir}: LAMMPS did not finish; see {log}")
-    info = json.loads((stage_dir / "md.json").read_text())
-    cols, rows, loop = thermo_table(log)
-    if not rows or not loop:
-        raise EngineError(f"{log}: no thermo table / loop time found")
-    tcol = cols.index("c_tli")
-    half = rows[len(rows) // 2 :]
+    if not (stage_dir / "final.data").exists():
+        raise EngineError(f"{stage_dir}: LAMMPS did not finish (no final.data); see {log}")
+    mdj = stage_dir / "md.json"  # written by the Python driver (cpu), not by `lmp` (h200)
+    info = json.loads(mdj.read_text()) if mdj.exists() else {}
+    text = log.read_text(errors="replace") if log.exists() else ""
+    blocks, loops = lammpslog.thermo_blocks(text), lammpslog.loop_times(text)
+    if not blocks or not loops or "c_tli" not in blocks[-1]:
+        raise EngineError(f"{log}: no thermo table with c_tli / no loop time")
+    t = blocks[-1]["c_tli"]
+    loop_s, nprocs, steps, atoms = loops[-1]
     traj = stage_dir / "traj.lammpstrj"
     frames = traj.read_text().count("ITEM: TIMESTEP") if traj.exists() else 0
     return MDResult(
-        steps=loop["steps"],
-        loop_s=loop["loop_s"],
-        steps_per_s=round(loop["steps"] / loop["loop_s"], 2) if loop["loop_s"] else 0.0,
-        nprocs=loop["nprocs"],
+        steps=steps,
+        loop_s=loop_s,
+        steps_per_s=round(steps / loop_s, 2) if loop_s else 0.0,
+        nprocs=nprocs,
         threads=int(info.get("threads", 1)),
-        atoms=loop["atoms"],
-        temperature_mean_K=round(sum(r[tcol] for r in half) / len(half), 2),
+        atoms=atoms,
+        temperature_mean_K=round(float(t[len(t) // 2 :].mean()), 2),
         frames=frames,
     )
 

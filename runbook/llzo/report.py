@@ -1,0 +1,135 @@
+"""Step `report` of the LLZO study: report.md + figures from finished stages only.
+
+    python -m runbook.llzo.report report.json
+
+Sections: structure (bicrystal), MD segments (temperature, steps/s), the metrics of
+METRICS.md next to the published values (reported, not judged), the `bundle check`
+verdict per quantity, and the figures `bundle analyze` drew (the Li density profile
+with its GB planes first).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from checks.reference import load_reference
+from checks.results import get_path
+
+# (results.json path, label, unit) in the order of METRICS.md
+ROWS = [
+    ("rho_bulk_per_A3", "rho_bulk", "Li/Å³"),
+    ("rho_peak_per_A3", "rho_peak", "Li/Å³"),
+    ("peak_ratio", "peak ratio", "1"),
+    ("rho_band_per_A3", "rho_band (±w)", "Li/Å³"),
+    ("band_ratio", "band ratio", "1"),
+    ("gamma_per_nm2.mean", "Γ", "Li/nm²"),
+    ("diffusion.D_cm2_s.all", "D all", "cm²/s"),
+    ("diffusion.D_cm2_s.gb_start", "D GB start", "cm²/s"),
+    ("diffusion.D_cm2_s.bulk_start", "D bulk start", "cm²/s"),
+    ("diffusion.ratio_gb_bulk", "D ratio GB/bulk", "1"),
+    ("n_excess", "excess Li", "Li"),
+    ("excess.gb_mean", "excess in GB bands (mean)", "Li"),
+    ("excess.uniform_expected", "uniform expectation", "Li"),
+    ("excess.enrichment", "enrichment", "1"),
+    ("excess.slope_per_ps", "slope of n_gb", "Li/ps"),
+]
+FIGURES = [("profile", "profile.png", "li_profile.png"), ("profile", "msd.png", "msd.png"),
+           ("excess", "excess_ngb.png", "excess_ngb.png")]  # fmt: skip
+
+
+def _g(x) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def _get(doc: dict, key: str):
+    try:
+        return get_path(doc, key)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def render_report(p: dict, here: Path) -> str:
+    build = json.loads((here / p["build"] / "bicrystal.json").read_text())
+    res = json.loads((here / p["analyze"] / "results.json").read_text())
+    try:
+        pub = {q.key: q.value for q in load_reference(p["published"]).quantities}
+    except Exception:  # the published reference is context only
+        pub = {}
+    check = None
+    if p.get("check") and (here / p["check"] / "check.json").exists():
+        check = json.loads((here / p["check"] / "check.json").read_text())
+    verdict = {r["quantity"]: r for r in (check or {}).get("checks", [])}
+
+    lines = [f"# {p['study']} — profile {p['profile']}", ""]
+    c = build["counts"]
+    lines += [
+        "## Structure",
+        "",
+        f"Σ{build['sigma']} ({''.join(map(str, build['plane_hkl']))})/[001] symmetric-tilt "
+        f"bicrystal, seed {build['seed']}: Li{c['Li']} La{c['La']} Zr{c['Zr']} O{c['O']} "
+        f"(charge {build['charge_e']} e), box "
+        + " x ".join(f"{x:.3f}" for x in build["box_A"])
+        + f" Å, GB planes at z = {build['gb_planes_A'][0]:.3f} and "
+        f"{build['gb_planes_A'][1]:.3f} Å. Framework frozen; only Li integrated.",
+        "",
+        "## MD segments",
+        "",
+        "| segment | engine | T target / mean (K) | steps | timestep (fs) | steps/s | wall (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rel in p["md"].items():
+        m = json.loads((here / rel / "manifest.json").read_text())
+        r, seg = m["result"], m["result"]["md"]
+        lines.append(
+            f"| {name} | {r['engine']} | {r['temperature_K']:g} / {seg['temperature_mean_K']:.1f}"
+            f" | {seg['steps']} | {r['timestep_fs']:g} | {seg['steps_per_s']:.1f} "
+            f"| {m['wall_s']:.0f} |"
+        )
+    lines += [
+        "",
+        "## Metrics (METRICS.md) next to the published study",
+        "",
+        "Published values are context (another model, cell and run length), not a target.",
+        "",
+        "| quantity | this run | published | unit | check |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label, unit in ROWS:
+        v = verdict.get(key)
+        status = "" if v is None else v["status"] + (f" ({v['reason']})" if v["reason"] else "")
+        lines.append(f"| {label} | {_g(_get(res, key))} | {_g(pub.get(key))} | {unit} | {status} |")
+    if check is not None:
+        s = check["summary"]
+        lines += [
+            "",
+            f"**bundle check against {check['reference']['name']}: {check['status']}** "
+            f"({s['pass']} pass, {s['fail']} fail, {s['not_judged']} reported).",
+        ]
+    lines += ["", "## Figures", ""]
+    for sub, src, dst in FIGURES:
+        f = here / p["analyze"] / sub / src
+        if f.exists():
+            shutil.copyfile(f, here / dst)
+            lines.append(f"![{dst}]({dst})")
+    lines += ["", f"Sections of results.json by source: `{json.dumps(res.get('sources', {}))}`"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        raise SystemExit("usage: python -m runbook.llzo.report report.json")
+    here = Path(args[0]).resolve().parent
+    p = json.loads(Path(args[0]).read_text())
+    (here / "report.md").write_text(render_report(p, here))
+    print(f"wrote {here / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

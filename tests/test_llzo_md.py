@@ -1,0 +1,120 @@
+"""LLZO MD driver: a real Li-only LAMMPS segment, the Coulomb solver's accuracy, and the
+h200 (Allegro + Kokkos) rendering of the study, which runs on GPU sites only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bundle.errors import InputError
+from runbook import config, engine, lammpslog
+from runbook.config import stage_config
+from runbook.llzo import bicrystal, lmpdata, md, potential, stages
+
+
+@pytest.fixture(scope="module")
+def bicrystal_data(tmp_path_factory) -> Path:
+    b = bicrystal.build(bicrystal.BicrystalSpec(plane=(2, 1), termination=1), 3)
+    d = lmpdata.from_symbols(b.box, b.atoms.get_chemical_symbols(), b.atoms.positions)
+    return lmpdata.write_data(tmp_path_factory.mktemp("llzo") / "bc.data", d, "test")
+
+
+def _frame_sorted(data: lmpdata.DataFile):
+    frame = data.types != 1
+    return data.ids[frame], np.mod(data.positions[frame], data.box)
+
+
+@pytest.mark.engine
+def test_md_segment_moves_only_li(lammps_module, bicrystal_data, tmp_path):
+    p = md.MDParams(temperature_K=700, steps=100, timestep_fs=2.0, velocity_seed=5,
+                    dump_every=50, thermo_every=50)  # fmt: skip
+    md.render(p, tmp_path, str(bicrystal_data))
+    text = (tmp_path / "in.lammps").read_text()
+    assert "neigh_modify every 1 delay 0 check yes exclude group frame frame" in text
+    assert "kspace_style pppm 0.0001" in text and "fix nvt li nvt temp 700.00" in text
+    assert md.main([str(tmp_path / "in.lammps")]) == 0
+    r = md.collect(tmp_path)
+    assert r.steps == 100 and r.frames == 3 and r.nprocs == 1 and r.atoms == 1856
+    t_li = lammpslog.thermo_blocks((tmp_path / "log.lammps").read_text())[-1]["c_tli"]
+    assert t_li[0] == pytest.approx(700.0, abs=0.5)  # created on Li only, measured on Li only
+    assert r.temperature_mean_K > 700  # Li start on ideal sites: the relaxation heats them
+    before, after = lmpdata.read_data(bicrystal_data), lmpdata.read_data(tmp_path / "final.data")
+    ids0, f0 = _frame_sorted(before)
+    ids1, f1 = _frame_sorted(after)
+    assert np.array_equal(ids0, ids1) and np.abs(f1 - f0).max() < 1e-6  # framework frozen
+    li0, li1 = before.positions[before.types == 1], after.positions[after.types == 1]
+    assert np.abs(li1 - li0).max() > 0.05  # Li moved
+    assert np.all(after.velocities[after.types != 1] == 0)
+    frames = (tmp_path / "traj.lammpstrj").read_text().split("ITEM: TIMESTEP")[1:]
+    assert all("ITEM: NUMBER OF ATOMS\n540\n" in f for f in frames)  # Li only
+    assert "id type xu yu zu" in frames[0]
+
+
+@pytest.mark.engine
+def test_pppm_li_forces_match_a_tight_ewald_reference(lammps_module, bicrystal_data):
+    """The production solver (PPPM 1e-4, 8 Å) against PPPM 1e-7 with 12 Å: < 0.5 % RMS."""
+    pset = potential.load()
+
+    def li_forces(lines: list[str]) -> np.ndarray:
+        lmp = lammps_module.lammps(cmdargs=["-log", "none", "-screen", "none"])
+        lmp.commands_string(
+            "units metal\natom_style charge\n"
+            f"read_data {bicrystal_data}\n" + "\n".join(lines) + "\n"
+            "group frame type 2 3 4\nneigh_modify exclude group frame frame\nrun 0"
+        )
+        n = lmp.get_natoms()
+        f = np.array(lmp.numpy.extract_atom("f")[:n])
+        ids = np.array(lmp.numpy.extract_atom("id")[:n])
+        t = np.array(lmp.numpy.extract_atom("type")[:n])
+        lmp.close()
+        o = np.argsort(ids)
+        return f[o][t[o] == 1]
+
+    ref = li_forces(potential.lammps_lines(pset, cutoff=12.0, accuracy=1e-7))
+    got = li_forces(potential.lammps_lines(pset))
+    rms = np.sqrt((ref**2).sum(axis=1).mean())
+    err = np.sqrt(((got - ref) ** 2).sum(axis=1).mean())
+    assert rms > 1.0  # Li on ideal sites: real forces to compare
+    assert err / rms < 5e-3
+    # the perturbation used by the discrimination test changes the Li forces
+    scaled = li_forces(potential.lammps_lines(pset.scaled("Li", "O", 1.5)))
+    assert np.sqrt(((scaled - ref) ** 2).sum(axis=1).mean()) > 0.1 * rms
+
+
+@pytest.mark.slow
+def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
+    """The h200 profile: >= 50,000 atoms, Allegro via Kokkos, one rank per GPU, 100 ps
+    after insertion. The structure is built for real; the MD is rendered (no GPU here)."""
+    study = config.load("llzo-gb", profile="h200")
+    assert study.active.accelerator == "cuda" and study.active.gpus == 8
+    ctx = engine.Context(study, tmp_path / "run")
+    engine.run(study, ctx.run_dir, until="build", echo=lambda s: None)
+    res = ctx.result("build")
+    assert sum(res["counts"].values()) >= 50_000 and res["charge_e"] == 0
+    assert 75 < res["box_A"][2] < 90  # Lz as in the published cell (about 80 Å)
+
+    def stage(name: str) -> stages.Md:
+        return stages.Md(name, stage_config(study, name, stages.Md.Config))
+
+    p = stage("production_excess").params(ctx)
+    assert p.engine == "allegro" and p.steps * p.timestep_fs / 1000 == pytest.approx(100.0)
+    out = tmp_path / "render"
+    out.mkdir()
+    stage("equilibrate").render(ctx, out)  # reads the built structure
+    text = (out / "in.lammps").read_text()
+    assert "pair_style allegro\n" in text
+    assert "pair_coeff * * /opt/mlmd/models/llzo-allegro.nequip.pt2 Li La Zr O" in text
+    assert "fix nvt li nvt temp 700.00" in text and "exclude group frame frame" not in text
+    (cmd,) = engine.read_commands(out)
+    assert cmd.mpi and cmd.argv[:8] == ("lmp", "-sf", "kk", "-k", "on", "g", "8", "-pk")
+    for name in ("equilibrate", "production", "production_excess"):
+        spec = study.active.launcher_for(name)
+        assert spec.kind == "mpi" and spec.np == 8  # one MPI rank per GPU
+    params = json.loads((out / "md_params.json").read_text())
+    assert params["engine"] == "allegro" and params["gpus"] == 8
+    # without the compiled model on this machine the stage refuses before running
+    with pytest.raises(InputError, match="does not exist"):
+        stage("equilibrate").preflight(ctx)
