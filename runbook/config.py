@@ -134,6 +134,9 @@ def load(study: str | Path, overrides: list[str] | None = None, profile: str | N
         doc["profile"] = profile
     top = {"schema", "name", "description", "species", "profile", "profiles", "stages"}
     names = doc.get("stages") if isinstance(doc.get("stages"), list) else []
+    for name in names:  # unknown stage names first: the likeliest typo
+        block = doc.get(name) if isinstance(doc.get(name), dict) else {}
+        stages.stage_class(str(name), block, path)
     blocks = {}
     for key in list(doc):
         if key in top:

@@ -120,6 +120,7 @@ def input_context(atoms, species: dict[str, str], cfg, prefix: str) -> dict:
         "cell": np.asarray(atoms.cell).tolist(),
         "atoms": [(s, *p) for s, p in zip(symbols, atoms.positions.tolist(), strict=True)],
         "kpoints": kpoint_grid(atoms.cell, cfg.kpoint_spacing_inv_angstrom),
+        "kshift": 1 if cfg.kpoint_shift else 0,
         "ecutwfc": cfg.ecutwfc_ry,
         "ecutrho": cfg.ecutrho_ry,
         "conv_thr": f"{cfg.conv_thr_per_atom_ry * len(atoms):.3e}",

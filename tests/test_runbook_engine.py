@@ -1,0 +1,175 @@
+"""The stage engine on real, cheap stages: manifests, skip, refuse, force, resume, status.
+
+The `structure` stage (a Python step run through the Local launcher) costs ~1 s; the
+failing stage is a real pw.x run on a corrupt pseudopotential.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bundle.cli import app
+from bundle.errors import EngineError, InputError
+from runbook import config, engine
+from tests.conftest import require_program
+
+STUDY = {
+    "schema": "study/1",
+    "name": "mini",
+    "species": ["Li", "O"],
+    "stages": ["structure", "dataset_like"],
+    "structure": {
+        "a_angstrom": 4.61,
+        "frames": [{"supercell": [1, 1, 1], "n": 3}],
+        "strain_max": 0.02,
+        "rattle_angstrom": 0.05,
+        "seed": 7,
+    },
+    # a second stage of the same kind under another name: its own folder and manifest
+    "dataset_like": {
+        "kind": "structure",
+        "a_angstrom": 4.0,
+        "frames": [{"supercell": [1, 1, 1], "n": 1}],
+    },
+}
+
+
+def _write(tmp_path: Path, doc: dict, name: str = "mini.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return p
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    return {
+        p.relative_to(folder).as_posix(): (engine.sha256_file(p), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _run(path: Path, run: Path, **kw) -> engine.RunSummary:
+    return engine.run(config.load(path), run, echo=lambda s: None, **kw)
+
+
+def test_manifest_skip_and_no_rewrite(tmp_path):
+    study = _write(tmp_path, STUDY)
+    run = tmp_path / "run"
+    first = _run(study, run)
+    assert first.ran == ["structure", "dataset_like"]
+    m = json.loads((run / "01_structure" / "manifest.json").read_text())
+    assert m["status"] == "complete" and m["exit_status"] == 0 and m["wall_s"] > 0
+    assert set(m["inputs"]) == {"commands.json", "structure.json"}
+    assert "structures.extxyz" in m["outputs"] and m["tools"]["locked"]["ase"]
+    assert m["tools"]["installed"]["numpy"] and m["result"]["n_frames"] == 3
+    assert (run / "02_dataset_like" / "manifest.json").exists()
+    before = _snapshot(run / "01_structure") | _snapshot(run / "02_dataset_like")
+    again = _run(study, run)
+    assert again.ran == [] and again.skipped == ["structure", "dataset_like"]
+    assert _snapshot(run / "01_structure") | _snapshot(run / "02_dataset_like") == before
+    # a run folder is relocatable: inputs are written with relative paths
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    assert _run(study, moved).skipped == ["structure", "dataset_like"]
+
+
+def test_changed_inputs_are_refused_then_forced(tmp_path):
+    run = tmp_path / "run"
+    _run(_write(tmp_path, STUDY), run)
+    before = _snapshot(run / "01_structure")
+    changed = _write(tmp_path, {**STUDY, "structure": {**STUDY["structure"], "seed": 8}}, "b.yaml")
+    with pytest.raises(InputError) as e:
+        _run(changed, run)
+    assert "structure" in str(e.value) and "structure.json" in str(e.value)
+    assert "--force structure" in str(e.value)
+    assert _snapshot(run / "01_structure") == before  # refused: nothing touched
+    forced = _run(changed, run, force=["structure"])
+    # the later stage's upstream changed, so it is redone in the same run, not refused
+    assert forced.ran == ["structure", "dataset_like"]
+
+
+def test_incomplete_stage_is_wiped_and_redone_until_and_from(tmp_path):
+    study = _write(tmp_path, STUDY)
+    run = tmp_path / "run"
+    s = _run(study, run, until="structure")
+    assert s.ran == ["structure"] and not (run / "02_dataset_like").exists()
+    # a killed stage: a folder with partial outputs and no manifest
+    (run / "02_dataset_like").mkdir()
+    (run / "02_dataset_like" / "partial.txt").write_text("half")
+    lines: list[str] = []
+    s = engine.run(config.load(study), run, echo=lines.append)
+    assert s.skipped == ["structure"] and s.ran == ["dataset_like"]
+    assert not (run / "02_dataset_like" / "partial.txt").exists()
+    assert any("removing previous folder (incomplete)" in ln for ln in lines)
+    s = _run(study, run, start="dataset_like")
+    assert s.ran == ["dataset_like"] and s.skipped == []
+
+
+def test_selection_errors_and_the_run_lock(tmp_path):
+    study = _write(tmp_path, STUDY)
+    run = tmp_path / "run"
+    with pytest.raises(InputError, match="unknown stage of this study"):
+        _run(study, run, force=["train"])
+    with pytest.raises(InputError, match="earlier stage structure is not complete"):
+        _run(study, run, start="dataset_like")
+    run.mkdir(exist_ok=True)
+    with open(run / ".run.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(InputError, match="another `bundle run` is using it"):
+            _run(study, run)
+
+
+def test_status_reports_states_and_modified_outputs(tmp_path):
+    study = _write(tmp_path, STUDY)
+    run = tmp_path / "run"
+    _run(study, run, until="structure")
+    out = CliRunner().invoke(app, ["status", str(run)])
+    assert out.exit_code == 0, out.output
+    assert "01_structure" in out.output and "complete" in out.output
+    assert "02_dataset_like" in out.output and "pending" in out.output
+    (run / "01_structure" / "structures.extxyz").write_text("edited\n")
+    out = CliRunner().invoke(app, ["status", str(run), "--json"])
+    states = json.loads(out.output)
+    assert states[0]["modified"] == ["structures.extxyz"] and states[1]["status"] == "pending"
+    out = CliRunner().invoke(app, ["status", str(tmp_path)])
+    assert out.exit_code == 3 and "not a run folder" in out.output
+
+
+@pytest.mark.engine
+def test_a_failing_engine_leaves_a_failed_manifest_and_exit_4(tmp_path):
+    require_program("pw.x")
+    pseudo = tmp_path / "pseudo"
+    pseudo.mkdir()
+    shutil.copyfile(
+        "/usr/share/espresso/pseudo/Li.pbesol-s-rrkjus_psl.0.2.1.UPF", pseudo / "Li.UPF"
+    )
+    (pseudo / "O.UPF").write_text("<UPF version='2.0.1'>\nnot a pseudopotential\n")
+    doc = {
+        **STUDY,
+        "stages": ["structure", "dft"],
+        "dft": {
+            "pseudo_dir": str(pseudo),
+            "pseudopotentials": {"Li": "Li.UPF", "O": "O.UPF"},
+            "ecutwfc_ry": 20,
+            "ecutrho_ry": 160,
+        },
+    }
+    doc.pop("dataset_like")
+    study = _write(tmp_path, doc)
+    run = tmp_path / "run"
+    with pytest.raises(
+        EngineError, match=r"stage dft: `pw.x` exited with status \d+; see .*pw-000.out"
+    ):
+        _run(study, run)
+    m = json.loads((run / "02_dft" / "manifest.json").read_text())
+    assert m["status"] == "failed" and m["exit_status"] != 0
+    out = CliRunner().invoke(app, ["run", str(study), "--run-dir", str(run)])
+    assert out.exit_code == 4, out.output
+    assert out.output.strip().splitlines()[-1].startswith("error: stage dft:")
