@@ -12,7 +12,7 @@ Command into a full command line (`argv()`, pure and testable as text) and runs 
   `docker run --rm --network none -v B:B -w CWD IMAGE [mpirun -np N] prog args`
 - `Container("apptainer", image, binds, np)`:
   `[mpirun -np N] apptainer exec --cleanenv [--nv] --bind B --pwd CWD IMAGE prog args`
-- `Slurm(inner, ...)`: renders `templates/slurm/stage.sbatch.j2` around the inner
+- `Slurm(inner, ...)`: renders `templates/slurm/job.sbatch.j2` around the inner
   launcher's line, then `sbatch --wait`
 """
 
@@ -169,7 +169,7 @@ class Container:
 @dataclass(frozen=True)
 class Slurm:
     """A batch job per command: the sbatch script (rendered from
-    `templates/slurm/stage.sbatch.j2`) runs the `inner` launcher's command line in the
+    `templates/slurm/job.sbatch.j2`) runs the `inner` launcher's command line in the
     stage folder; `sbatch --wait` blocks until the job ends and returns its exit status.
 
     Interface for the scale-out work (issue 7): `script(cmd, cwd) -> str` renders the
