@@ -223,5 +223,27 @@ def test_model_driven_path_agrees_on_1_and_2_ranks(lammps_module, tmp_path):
     assert d["x"] <= TOL_X and d["f"] <= TOL_F, d
 
 
+@pytest.mark.slow
+def test_compiled_allegro_model_agrees_on_1_and_2_ranks(smoke_run, tmp_path):
+    """The same with the smoke loop's AOTInductor-compiled Allegro model (Li2O)."""
+    from runbook import engine, stages
+
+    study, run_dir = smoke_run
+    ctx = engine.Context(study, run_dir)
+    deploy = next(n for n in study.stages if stages.kind_of(study, n) == "deploy")
+    model = ctx.dir_of(deploy) / "model.nequip.pt2"
+    assert model.exists(), f"the smoke run's deploy stage left no {model.name}"
+    setup = model_setup(tmp_path / "li2o.data")
+    one = run_ranks(1, setup, tmp_path / "one", steps=20, model=str(model))
+    two = run_ranks(2, setup, tmp_path / "two", steps=20, model=str(model))
+    d = compare(one, two)
+    print("1 vs 2 ranks, compiled Allegro model via fix external:", d)
+    assert d["fmax"] > 0.05
+    assert d["f0"] <= TOL_F0 and d["e0"] <= TOL_E0, d
+    p1, p2 = one["step0"]["press"], two["step0"]["press"]
+    assert abs(p1 - p2) <= 1e-9 * max(1.0, abs(p1)), (p1, p2)
+    assert d["x"] <= TOL_X and d["f"] <= TOL_F, d
+
+
 if __name__ == "__main__":
     worker(sys.argv[1])
