@@ -259,8 +259,14 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render(recipe: Recipe, fmt: str, root: Path | None = None) -> str:
-    """The recipe as a Dockerfile or an Apptainer definition file."""
+def render(
+    recipe: Recipe,
+    fmt: str,
+    root: Path | None = None,
+    build_values: dict[str, str] | None = None,
+) -> str:
+    """The recipe as a Dockerfile or an Apptainer definition file. `build_values` (the
+    values of `recipe.args`) turn the per-build labels into a last LABEL step (docker)."""
     if fmt not in FORMATS:
         raise InputError(
             "--format", "format", f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}"
@@ -274,6 +280,9 @@ def render(recipe: Recipe, fmt: str, root: Path | None = None) -> str:
         final=recipe.stages[-1],
         is_copy=lambda s: isinstance(s, Copy),
         flavor_file=f"containers/recipes/{recipe.flavor}.yaml.j2",
+        labels_of_build={k: build_values[a] for k, a in recipe.arg_labels.items()}
+        if build_values
+        else None,
     )
 
 
@@ -657,7 +666,9 @@ def assemble_context(
     stack = lock.model(_lock_path(tree, None))
     f = getattr(stack.flavors, _flavor(flavor))
     recipe = describe(flavor, root=tree)
-    dockerfile = render(recipe, "docker", root=tree)
+    lock_sha = lock.lock_hash(_lock_path(tree, None))
+    values = {"LOCK_SHA256": lock_sha, "SOURCE_REVISION": source.revision}
+    dockerfile = render(recipe, "docker", root=tree, build_values=values)
     requirements = tree / "containers" / f.wheels.requirements
     for item in recipe.context:
         if item == "wheelhouse":
@@ -679,7 +690,6 @@ def assemble_context(
                 recipes_dir(tree) / f"{flavor}.yaml.j2", "context", f"unknown item {item!r}"
             )
     (dest / "Dockerfile").write_text(dockerfile)
-    lock_sha = lock.lock_hash(_lock_path(tree, None))
     return Context(dest, recipe, dockerfile, source, lock_sha, time.perf_counter() - t0)
 
 
@@ -782,8 +792,6 @@ def build(
         ensure_base(client, stack, log)
         base_seconds = time.perf_counter() - t0
         tag = image_tag(flavor, stack)
-        values = {"LOCK_SHA256": ctx.lock_sha256, "SOURCE_REVISION": ctx.source.revision}
-        labels = {label: values[arg] for label, arg in ctx.recipe.arg_labels.items()}
         log(
             f"docker build {tag} (context {ctx.seconds:.0f} s, revision {ctx.source.revision[:12]})"
         )
@@ -791,7 +799,6 @@ def build(
         stream = client.api.build(
             path=str(ctx.path),
             tag=tag,
-            labels=labels,  # one step at the end: a new revision keeps every cached layer
             network_mode="host",  # apt needs Debian; nothing else reaches the network
             rm=True,
             forcerm=True,

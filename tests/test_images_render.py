@@ -226,3 +226,17 @@ def test_render_reads_the_lock_of_the_bundle_root(tmp_path, monkeypatch):
     shutil.copytree(images.recipes_dir(), root / "containers" / "recipes")
     monkeypatch.setenv("MLMD_BUNDLE_ROOT", str(root))
     assert "openmpi-5.0.10.tar.bz2" in images.render_flavor("h200")
+
+
+def test_a_build_appends_its_labels_as_one_last_label_step():
+    recipe = images.describe("cpu")
+    values = {"LOCK_SHA256": "f" * 64, "SOURCE_REVISION": "a" * 40}
+    built = images.render(recipe, "docker", build_values=values)
+    plain = images.render(recipe, "docker")
+    head = plain[: plain.index("# Labels of each build")]
+    assert built.startswith(head)  # every cached layer stays the same
+    last = built.rstrip().split("\n# re-labels the image without invalidating a cached layer.\n")[1]
+    assert last == (
+        f'LABEL org.opencontainers.image.revision="{"a" * 40}" \\\n'
+        f'      org.mlmd-bundle.lock-sha256="{"f" * 64}"'
+    )

@@ -155,5 +155,5 @@ RUN set -eu; \
     bundle --version; \
     bundle images manifest --flavor h200 --out /opt/mlmd-bundle/versions.json
 
-# Labels of each build (`bundle images build` sets them):
-#   docker build --label org.opencontainers.image.revision=<SOURCE_REVISION> --label org.mlmd-bundle.lock-sha256=<LOCK_SHA256> ...
+# Labels of each build, appended by `bundle images build` as one last LABEL step
+# (by hand: docker build --label org.opencontainers.image.revision=<SOURCE_REVISION> --label org.mlmd-bundle.lock-sha256=<LOCK_SHA256> ...)
