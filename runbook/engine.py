@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import resource
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -384,6 +385,7 @@ def _run_stage(
     launcher = launchers.from_spec(ctx.study.active.launcher_for(stage.name))
     echo(f"{label}: running ({launcher.describe()})")
     t0, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    cpu0 = _children_cpu()
     manifest = {
         "schema": SCHEMA,
         "stage": stage.name,
@@ -421,6 +423,7 @@ def _run_stage(
         exit_status=0,
         commands=ran,
         wall_s=wall,
+        cpu_s=round(_children_cpu() - cpu0, 3),
         tools={
             "lock_hash": lock.lock_hash(),
             "locked": locked,
@@ -434,6 +437,12 @@ def _run_stage(
     write_json_atomic(d / MANIFEST, manifest)
     echo(f"{label}: complete in {wall:.1f} s")
     return True
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of finished child processes (the stage's commands)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _plain(result: Any) -> Any:

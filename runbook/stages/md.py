@@ -36,6 +36,26 @@ from runbook.stages.deploy import COMPILED
 DUMP = "dump.lammpstrj"
 
 
+def write_data(path: Path, atoms, type_map: dict[int, str], style: str, title: str = "") -> Path:
+    """LAMMPS data file (orthorhombic box from 0) of ASE atoms; `type_map` type → symbol."""
+    type_of = {s: t for t, s in type_map.items()}
+    return render.render_to(
+        path,
+        "lammps/data.lmp.j2",
+        title=f"{atoms.get_chemical_formula()} {title}".strip(),
+        box=np.diag(atoms.cell).tolist(),
+        style=style,
+        masses=[
+            {"type": t, "symbol": s, "mass": atomic_masses[atomic_numbers[s]]}
+            for t, s in sorted(type_map.items())
+        ],
+        atoms=[
+            (type_of[s], *p)
+            for s, p in zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True)
+        ],
+    )
+
+
 class BaselinePair(Strict):
     pair: list[str] = Field(min_length=2, max_length=2)
     A_ev: float = Field(ge=0)
@@ -136,7 +156,11 @@ class Md(Stage):
             self.check_model(ctx)  # an outside model can be checked before anything runs
 
     def structure(self, ctx: Context):
-        blk = ctx.study.blocks.get(ctx.upstream_of_kind("structure", self.name), {})
+        from runbook import stages
+
+        before = ctx.study.stages[: ctx.study.stages.index(self.name)]
+        found = [n for n in before if stages.kind_of(ctx.study, n) == "structure"]
+        blk = ctx.study.blocks.get(found[-1], {}) if found else {}
         a = self.c.a_angstrom or blk.get("a_angstrom")
         if a is None:
             raise InputError(ctx.study.source, f"{self.name}.a_angstrom", "no lattice constant")
@@ -154,25 +178,7 @@ class Md(Stage):
             )
         box = np.diag(atoms.cell).tolist()
         style = "charge" if c.potential == "baseline" else "atomic"
-        files = [
-            render.render_to(
-                stage_dir / "data.lmp",
-                "lammps/data.lmp.j2",
-                title=f"{atoms.get_chemical_formula()} {c.supercell}",
-                box=box,
-                style=style,
-                masses=[
-                    {"type": t, "symbol": s, "mass": atomic_masses[atomic_numbers[s]]}
-                    for t, s in sorted(c.type_map.items())
-                ],
-                atoms=[
-                    (type_of[s], *p)
-                    for s, p in zip(
-                        atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True
-                    )
-                ],
-            )
-        ]
+        files = [write_data(stage_dir / "data.lmp", atoms, c.type_map, style, str(c.supercell))]
         run_ctx = dict(
             ensemble=c.ensemble,
             temperature_k=c.temperature_k,

