@@ -129,7 +129,8 @@ def load(study: str | Path, overrides: list[str] | None = None, profile: str | N
     if not isinstance(doc, dict):
         raise InputError(path, "(top level)", "expected a mapping of study fields")
     doc.pop("sweep", None)  # a sweep's points are separate runs (runbook.sweep)
-    doc = apply_overrides(doc, overrides or [], path)
+    overrides = [o for o in overrides or [] if not o.startswith("sweep.")]
+    doc = apply_overrides(doc, overrides, path)
     if profile:
         doc["profile"] = profile
     top = {"schema", "name", "description", "species", "profile", "profiles", "stages"}

@@ -275,6 +275,56 @@ def _pm(s: dict, fmt: str = ".4g") -> str:
     return f"{text} ± {format(s['se'], '.2g')}" if s["se"] is not None else f"{text} (n=1)"
 
 
+def figures(doc: dict, out: Path) -> list[Path]:
+    """arrhenius.png (ln D vs 1000/T with the fits) and bands_vs_w.png (Γ_w and enrichment
+    vs w per temperature), error bars = standard errors across seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fits = {k: v for k, v in doc["arrhenius"].items() if v}
+    if fits:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for key, fit in fits.items():
+            t = np.array([p["T_K"] for p in fit["points"]])
+            d = np.array([p["D"] for p in fit["points"]])
+            err = np.array([p["D_se"] or 0.0 for p in fit["points"]])
+            line = ax.errorbar(1000 / t, d, yerr=err, fmt="o", label=key.removesuffix("_cm2_s"))
+            tt = np.linspace(t.min(), t.max(), 50)
+            ax.plot(1000 / tt, np.exp(fit["ln_D0"] - fit["Ea_eV"] / (KB_EV_PER_K * tt)),
+                    color=line[0].get_color())  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_xlabel("1000 / T (1/K)")
+        ax.set_ylabel("D (cm²/s)")
+        ax.legend()
+        path = out / "arrhenius.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    if len(doc["band_widths_A"]) > 1:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        for t in sorted({g["T_K"] for g in doc["groups"]}, key=lambda x: (x is None, x)):
+            gs = [g for g in doc["groups"] if g["T_K"] == t]
+            w = [g["w_A"] for g in gs]
+            for ax, key in zip(axes, ("gamma_within_w_per_nm2", "enrichment"), strict=True):
+                m = [g["stats"][key]["mean"] for g in gs]
+                e = [g["stats"][key]["se"] or 0.0 for g in gs]
+                if all(v is not None for v in m):
+                    ax.errorbar(w, m, yerr=e, fmt="o-", label=f"{_t(t)} K")
+        axes[0].set_ylabel("Γ_w (Li/nm²)")
+        axes[1].set_ylabel("enrichment")
+        for ax in axes:
+            ax.set_xlabel("w (Å)")
+            ax.legend()
+        path = out / "bands_vs_w.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def _t(t: float | None) -> str:
     return "—" if t is None else f"{t:g}"
 
@@ -392,6 +442,10 @@ def plan(
         config.load(study)  # raises the "no such study" error with the shipped names
     doc = _read_doc(path)
     block = doc.pop("sweep", None)
+    sweep_sets = [o for o in overrides or [] if o.startswith("sweep.")]
+    overrides = [o for o in overrides or [] if not o.startswith("sweep.")]
+    if sweep_sets:  # `--set sweep.temperatures_K=[600,700]` edits the sweep block itself
+        block = config.apply_overrides({"sweep": dict(block or {})}, sweep_sets, path)["sweep"]
     spec = parse_spec(block, path) if block is not None else None
     run_dir = run_dir.resolve()
     control = run_dir / "sweep"
@@ -404,7 +458,7 @@ def plan(
     planned = []
     stages: tuple[str, ...] = ()
     for p in chosen:
-        d = config.apply_overrides(copy.deepcopy(doc), [*(overrides or []), *p.overrides], path)
+        d = config.apply_overrides(copy.deepcopy(doc), [*overrides, *p.overrides], path)
         if profile:
             d["profile"] = profile
         frozen = control / "studies" / f"{p.name}.yaml"
@@ -485,61 +539,46 @@ def run_point(study_file: Path, run_dir: Path, until: str | None = None, echo=pr
 # ---------------------------------------------------------------- collect: the report
 
 
-def _analysis_docs(point_dir: Path) -> list[tuple[Path, dict]]:
-    """(stage folder, gb-analysis/1 document) of every stage of a point that wrote one."""
+def analysis_stage(point_dir: Path) -> tuple[Path, dict]:
+    """The point's analysis: the last stage folder whose results.json is gb-analysis/1."""
     from checks.results import load_results
 
-    out = []
-    for res in sorted(point_dir.glob("[0-9][0-9]_*/**/results.json")):
+    found = None
+    for res in sorted(point_dir.glob("[0-9][0-9]_*/results.json")):
         doc = load_results(res)
         if doc.get("schema") == "gb-analysis/1":
-            out.append((res.parent, doc))
-    return out
+            found = (res.parent, doc)
+    if found is None:
+        raise InputError(point_dir, "results.json", "no analysis results in this run folder")
+    return found
 
 
-def _merge_sections(docs: list[dict]) -> dict:
-    """One document per point: later stages' non-null sections win (profile and MSD from
-    production, the excess-Li bands from the run after insertion)."""
-    merged: dict = {}
-    for doc in docs:
-        for key, value in doc.items():
-            if value is not None or key not in merged:
-                merged[key] = value
-    return merged
-
-
-def _reanalyse(stage_dir: Path, w: float, out: Path) -> dict:
-    """The stage's own `bundle analyze` command again, with band half-width w."""
+def reanalyse(stage_dir: Path, w: float, out: Path) -> dict:
+    """The analysis stage's own commands again, in `out`, with band half-width `w`: every
+    `bundle analyze` gets `--w w`; arguments naming files of the run become absolute paths.
+    Returns the results.json they write."""
     from checks.results import load_results
-
-    cmds = (
-        json.loads((stage_dir / "commands.json").read_text())
-        if (stage_dir / "commands.json").exists()
-        else []
-    )
-    argv = next((c["argv"] for c in cmds if c["argv"][:2] == ["bundle", "analyze"]), None)
-    if argv is None:
-        raise InputError(stage_dir, "commands.json", "no `bundle analyze` command to re-run at w")
-    args, skip = [], False
-    for a in argv[2:]:
-        if skip:
-            skip = False
-            continue
-        if a in ("--w", "--out"):
-            skip = True
-            continue
-        if a.startswith(("--w=", "--out=")):
-            continue
-        args.append(a)
-    from bundle import engines
+    from runbook import engine, launchers
 
     out.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        [engines.venv_bin("bundle"), "analyze", *args, "--w", f"{w:g}", "--out", str(out)],
-        cwd=stage_dir, capture_output=True, text=True,
-    )  # fmt: skip
-    if r.returncode != 0:
-        raise EngineError(f"bundle analyze at w={w:g} in {stage_dir} failed: {r.stderr.strip()}")
+    for cmd in engine.read_commands(stage_dir):
+        argv = list(cmd.argv)
+        if argv[:2] == ["bundle", "analyze"]:
+            if "--w" in argv:
+                argv[argv.index("--w") + 1] = f"{w:g}"
+            else:
+                argv += ["--w", f"{w:g}"]
+        argv = [
+            str((stage_dir / a).resolve()) if a.startswith("..") and (stage_dir / a).exists() else a
+            for a in argv
+        ]
+        line = [launchers.resolve_local(argv[0]), *argv[1:]]
+        with open(out / cmd.log, "w") as log:
+            code = subprocess.run(line, cwd=out, stdout=log, stderr=subprocess.STDOUT).returncode
+        if code not in cmd.ok_codes:
+            raise EngineError(
+                f"re-analysis at w={w:g} failed: `{argv[0]}` exit {code}; see {out / cmd.log}"
+            )
     return load_results(out / "results.json")
 
 
@@ -553,32 +592,32 @@ def collect(run_dir: Path, echo=print) -> Path:
     report_dir = pl.control / "report"
     results: dict[tuple[str, float | None, float], dict] = {}
     for p in pl.points:
-        stage_docs = _analysis_docs(p.run_dir)
-        if not stage_docs:
-            raise InputError(p.run_dir, "results.json", f"point {p.name} has no analysis results")
-        base_w = float(stage_docs[-1][1]["parameters"]["w_A"])
-        for w in sorted({base_w, *pl.widths}):
-            if w == base_w:
-                docs = [d for _, d in stage_docs]
-            else:
-                docs = [
-                    _reanalyse(sd, w, report_dir / "points" / p.name / sd.name / f"w{w:g}")
-                    for sd, _ in stage_docs
-                ]
-            results[(p.name, p.temperature_K, w)] = _merge_sections(docs)
+        stage_dir, doc = analysis_stage(p.run_dir)
+        base_w = float(doc["parameters"]["w_A"])
+        results[(p.name, p.temperature_K, base_w)] = doc
+        for w in sorted(set(pl.widths) - {base_w}):
+            scratch = report_dir / "points" / p.name / f"w{w:g}"
+            results[(p.name, p.temperature_K, w)] = reanalyse(stage_dir, w, scratch)
     doc = aggregate(results, spec)
     report_dir.mkdir(parents=True, exist_ok=True)
     # per (T, w): the seeds merged by checks.aggregate, so `bundle check` can judge them
     for t in {t for _, t, _ in results}:
         for w in {w for *_, w in results}:
             group = [(n, d) for (n, tt, ww), d in results.items() if tt == t and ww == w]
-            if len(group) >= 1:
-                merged = agg.aggregate([d for _, d in group], [n for n, _ in group])
-                tag = (f"T{t:g}K_" if t is not None else "") + f"w{w:g}"
-                write_results(report_dir / tag, merged)
+            merged = agg.aggregate([d for _, d in group], [n for n, _ in group])
+            tag = (f"T{t:g}K_" if t is not None else "") + f"w{w:g}"
+            write_results(report_dir / tag, merged)
     (report_dir / "sweep.json").write_text(json.dumps(doc, indent=2) + "\n")
+    pngs = figures(doc, report_dir)
     md = report_dir / "report.md"
-    md.write_text(report_md(doc))
+    md.write_text(
+        report_md(doc)
+        + "\n## Files\n\n"
+        + "".join(f"- ![{p.stem}]({p.name})\n" for p in pngs)
+        + "- `sweep.json`: every number above (schema sweep-report/1)\n"
+        + "- `T<T>K_w<w>/results.json`: the seeds of each (T, w) merged by checks.aggregate "
+        "(judge one with `bundle check`)\n"
+    )
     echo(f"sweep report: {md}")
     return md
 
