@@ -861,7 +861,15 @@ def read_manifest(client, ref: str) -> dict[str, Any]:
     cached = _manifest_cache(image.id)
     if cached.is_file():
         return json.loads(cached.read_text())
-    out = client.containers.run(ref, ["cat", MANIFEST_PATH], network_mode="none", remove=True)
+    container = client.containers.create(ref, ["cat", MANIFEST_PATH], network_mode="none")
+    try:
+        container.start()
+        status = container.wait().get("StatusCode")
+        out = container.logs(stdout=True, stderr=False)
+    finally:  # a container left behind keeps a full rootfs copy on vfs
+        container.remove(force=True)
+    if status != 0:
+        raise InputError(ref, "image", f"has no versions manifest at {MANIFEST_PATH}")
     manifest = json.loads(out)
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -943,10 +951,13 @@ def save(ref: str, tar_path: Path, client=None) -> Path:
         for chunk in image.save(named=True):
             fh.write(chunk)
     partial.replace(tar_path)
-    try:
-        manifest = read_manifest(client, ref)
-    except Exception:  # an image without a manifest (not ours) is saved all the same
-        manifest = None
+    ns = lock.model().images.label_namespace
+    manifest = None
+    if f"{ns}.{FLAVOR_LABEL}" in (image.labels or {}):  # one of ours: it should have one
+        try:
+            manifest = read_manifest(client, ref)
+        except InputError:
+            manifest = None
     if manifest is not None:
         Path(f"{tar_path}.versions.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return tar_path
