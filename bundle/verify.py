@@ -851,7 +851,7 @@ def lammps_run(atoms, calc, md_steps: int = 0) -> dict:
     types = [species.index(s) + 1 for s in atoms.get_chemical_symbols()]
     n = len(atoms)
     lmp = engines.load_lammps().lammps(cmdargs=["-nocite", "-screen", "none", "-log", "none"])
-    lx, ly, lz = np.diag(cell)
+    lx, ly, lz = (float(x) for x in np.diag(cell))
     lmp.commands_string(
         f"units metal\natom_style atomic\natom_modify map array\nboundary p p p\n"
         f"region box block 0 {lx!r} 0 {ly!r} 0 {lz!r}\ncreate_box {len(species)} box\n"
@@ -1273,7 +1273,7 @@ def verify(opts: VerifyOptions, say: Callable[[str], None] = print) -> dict:
     if opts.out is None:
         (out.parent / "LAST").write_text(out.name + "\n")
     n_fail = sum(c["status"] == FAIL for c in rep["checks"])
-    partial = "" if rep["acceptance"] else " (a re-check, not an acceptance: --quick/--only/--reference)"
+    partial = "" if rep["acceptance"] else " (a re-check: --quick/--only/--reference)"
     say(
         f"verify {rep['status']}{partial}: {len(rep['checks'])} checks, {n_fail} failed; "
         f"proofpack {out / 'proofpack.zip'} (sha256 {rep['proofpack']['sha256'][:16]}...)"
