@@ -68,16 +68,15 @@ def hhmmss(seconds: int) -> str:
 def read_metrics(path: Path) -> tuple[int, dict[str, float], dict[str, float]]:
     """Lightning CSVLogger metrics.csv → (epochs run, last val0 metrics, test0 metrics)."""
     rows = list(csv.DictReader(path.open()))
-    epochs, val, test = 0, {}, {}
+    validated, val, test = set(), {}, {}
     for r in rows:
-        if r.get("epoch"):
-            epochs = max(epochs, int(float(r["epoch"])) + 1)
         for k, v in r.items():
             if v and k.startswith("val0_epoch/"):
                 val[k.split("/", 1)[1]] = float(v)
+                validated.add(r["epoch"])
             if v and k.startswith("test0_epoch/"):
                 test[k.split("/", 1)[1]] = float(v)
-    return epochs, val, test
+    return len(validated), val, test
 
 
 class Train(Stage):

@@ -106,17 +106,24 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Stages",
         "",
-        "| stage | wall time (s) | launcher | input hash | tools (locked) |",
-        "|---|---:|---|---|---|",
+        "| stage | wall time (s) | CPU (s) | launcher | input hash | tools (locked) |",
+        "|---|---:|---:|---|---|---|",
     ]
     total = 0.0
     for name, _kind, d in stages:
         m = manifests[name]
         total += m["wall_s"]
         tools = ", ".join(f"{k} {v}" for k, v in m.get("tools", {}).get("locked", {}).items())
-        row = [f"`{d.name}`", f"{m['wall_s']:.1f}", m["launcher"], f"`{m['input_hash'][:12]}`"]
+        cpu = f"{m['cpu_s']:.1f}" if m.get("cpu_s") is not None else "n/a"
+        row = [f"`{d.name}`", f"{m['wall_s']:.1f}", cpu, m["launcher"], f"`{m['input_hash'][:12]}`"]
         lines.append("| " + " | ".join([*row, tools]) + " |")
-    lines += ["", f"Total stage wall time before this report: {total:.1f} s.", ""]
+    lines += [
+        "",
+        f"Total stage wall time before this report: {total:.1f} s (CPU: child processes' "
+        "user + system seconds; more than wall when several cores worked, less when the "
+        "machine was shared).",
+        "",
+    ]
     by_kind = {kind: (name, d) for name, kind, d in stages}
     if "dft" in by_kind:
         name, d = by_kind["dft"]
@@ -145,14 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         name, d = by_kind["train"]
         r = manifests[name]["result"]
         fig = fig_training(d, figs)
-        val = ", ".join(f"{k} {v:.4g}" for k, v in sorted(r["val"].items()))
-        test = ", ".join(f"{k} {v:.4g}" for k, v in sorted(r["test"].items()))
+        keys = ("per_atom_energy_mae", "forces_mae", "forces_rmse", "stress_mae")
+        val = ", ".join(f"{k} {r['val'][k]:.4g}" for k in keys if k in r["val"])
+        test = ", ".join(f"{k} {r['test'][k]:.4g}" for k in keys if k in r["test"])
         shutil.copyfile(d / "model_manifest.json", res / "model_manifest.json")
         lines += [
             "## Training (Allegro)",
             "",
             f"{r['epochs']} epochs (stopped by {r['stopped_by']}). Validation: {val}. "
-            f"Test: {test or 'n/a'}.",
+            f"Test: {test or 'n/a'} (eV/atom, eV/Å, eV/Å³).",
             "",
         ]
         if fig:
