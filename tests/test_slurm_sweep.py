@@ -1,0 +1,155 @@
+"""`bundle run --executor slurm` against the real one-node Slurm: a seed x temperature sweep
+of a short cpu `llzo-gb` runs as job arrays and the aggregated report appears; a job
+cancelled mid-run (`scancel`) is all that a second `bundle run` resubmits.
+
+The study is the shipped llzo-gb with its MD cut to under a picosecond (and without the
+check/report stages, which judge a full-length run against the cpu reference): real
+bicrystal, real Buckingham + PPPM MD, real `bundle analyze`; numbers are not physics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bundle.cli import app
+from runbook import slurm, sweep
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+runner = CliRunner()
+
+
+def tiny_llzo(path: Path, seeds: list[int], temps: list[float], production_ps: float) -> Path:
+    shipped = Path(__file__).resolve().parents[1] / "runbook" / "studies" / "llzo-gb.yaml"
+    doc = yaml.safe_load(shipped.read_text())
+    doc["name"] = "llzo-gb-tiny"
+    doc["stages"] = [s for s in doc["stages"] if s not in ("check", "report")]
+    del doc["check"], doc["report"]
+    doc["sweep"].update(seeds=seeds, temperatures_K=temps, band_widths_A=[1.5, 2.0])
+    doc["equilibrate"]["time_ps"] = 0.2
+    for stage in ("production", "production_excess"):
+        doc[stage].update(time_ps=production_ps, dump_every_ps=0.04)
+    doc["analyze"]["avg_window_ps"] = 0.4
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def bundle_run(study: Path, run_dir: Path, *extra: str):
+    args = ["run", str(study), "--run-dir", str(run_dir), "--executor", "slurm", *extra]
+    return runner.invoke(app, args)
+
+
+def manifests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every complete stage manifest under the run folder."""
+    return {
+        str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run_dir.glob("points/*/[0-9][0-9]_*/manifest.json"))
+        if json.loads(p.read_text()).get("status") == "complete"
+    }
+
+
+def test_sweep_runs_as_job_arrays_and_the_report_appears(slurm_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    study = tiny_llzo(tmp_path / "tiny.yaml", [1, 2], [600.0, 700.0], production_ps=0.6)
+    run = tmp_path / "run"
+    r = bundle_run(study, run, "--wait")
+    assert r.exit_code == 0, r.output
+    report = run / "sweep" / "report" / "report.md"
+    assert f"complete; report {report}" in r.output
+    # one job array per stage over the 4 points, then the collect job
+    rec = json.loads((run / "sweep" / "slurm" / "jobs.json").read_text())
+    subs = rec["submissions"]
+    assert [s["stage"] for s in subs][-1] == "collect"
+    assert all(s["tasks"] == [0, 1, 2, 3] for s in subs[:-1])
+    script = Path(subs[1]["script"]).read_text()
+    assert "#SBATCH --array=0,1,2,3\n" in script
+    assert f"#SBATCH --dependency=aftercorr:{subs[0]['job']}\n" in script
+    assert (
+        f"#SBATCH --dependency=afterok:{subs[-2]['job']}\n" in Path(subs[-1]["script"]).read_text()
+    )
+    comp = slurm_cluster.jobcomp.read_text()
+    for s in subs[:-1]:
+        done = [ln for ln in comp.splitlines() if f"ArrayJobId={s['job']} " in ln]
+        assert len(done) == 4 and all("JobState=COMPLETED" in ln for ln in done), s["stage"]
+    # the aggregated report: every (T, w), mean ± SE over 2 seeds, an Arrhenius fit of D
+    doc = json.loads((run / "sweep" / "report" / "sweep.json").read_text())
+    assert doc["temperatures_K"] == [600.0, 700.0] and doc["band_widths_A"] == [1.5, 2.0]
+    assert len(doc["groups"]) == 4 and all(g["n_seeds"] == 2 for g in doc["groups"])
+    for g in doc["groups"]:
+        gamma = g["stats"]["gamma_within_w_per_nm2"]
+        assert gamma["n"] == 2 and gamma["se"] is not None
+    fit = doc["arrhenius"]["D_all_cm2_s"]
+    assert fit is not None and fit["Ea_se_eV"] is not None
+    text = report.read_text()
+    assert "Arrhenius" in text and "| 700 | 1.5 | 2 |" in text
+    assert (run / "sweep" / "report" / "arrhenius.png").stat().st_size > 0
+    merged = json.loads((run / "sweep" / "report" / "T700K_w2" / "results.json").read_text())
+    assert merged["schema"] == "gb-analysis/1" and len(merged["seeds"]["sources"]) == 2
+    # a second run finds everything done and submits nothing
+    r2 = bundle_run(study, run)
+    assert r2.exit_code == 0 and "complete: every stage" in r2.output
+    assert len(
+        json.loads((run / "sweep" / "slurm" / "jobs.json").read_text())["submissions"]
+    ) == len(subs)
+
+
+def _wait(predicate, timeout: float, what: str, cluster) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}\n{cluster.logs()}")
+
+
+def test_scancel_then_rerun_resubmits_only_the_unfinished(slurm_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    study = tiny_llzo(tmp_path / "tiny.yaml", [1, 2], [700.0], production_ps=1.6)
+    run = tmp_path / "run"
+    r = bundle_run(study, run)
+    assert r.exit_code == 0, r.output
+    rec = json.loads((run / "sweep" / "slurm" / "jobs.json").read_text())
+    first = {s["stage"]: s for s in rec["submissions"]}
+    production = first["production"]["job"]
+
+    def running_task():
+        return next(
+            (t for t in slurm.queue({production}) if t.state == "RUNNING" and t.task is not None),
+            None,
+        )
+
+    victim = _wait(running_task, 240, "a running production task", slurm_cluster)
+    point = first["production"]["points"][first["production"]["tasks"].index(victim.task)]
+    slurm_cluster.run("scancel", f"{victim.job}_{victim.task}")
+    # the cancelled task's later stages can never start (aftercorr), nor the collect job
+    pl = sweep.load_plan(run)
+    _wait(lambda: not slurm.progress(pl).active, 240, "the queue to drain", slurm_cluster)
+    states = slurm.progress(pl).stages
+    assert states[point][:2] == ["complete", "complete"]  # build, equilibrate
+    assert states[point][2] in ("incomplete", "pending")  # production: killed mid-run
+    other = next(n for n in states if n != point)
+    assert set(states[other]) == {"complete"}
+    assert not (run / "sweep" / "report" / "report.md").exists()
+    before = manifests(run)
+
+    r = bundle_run(study, run, "--wait")
+    assert r.exit_code == 0, r.output
+    rec = json.loads((run / "sweep" / "slurm" / "jobs.json").read_text())
+    again = rec["submissions"][len(first) :]
+    index = first["production"]["points"].index(point)
+    assert [s["stage"] for s in again] == [
+        "production", "insert", "production_excess", "analyze", "collect"
+    ]  # fmt: skip
+    assert all(s["tasks"] == [index] and s["points"] == [point] for s in again[:-1])
+    after = manifests(run)
+    assert {k: after[k] for k in before} == before  # finished stages untouched
+    assert len(after) == len(before) + 4  # the point's production .. analyze
+    assert (run / "sweep" / "report" / "report.md").exists()
