@@ -130,3 +130,55 @@ def test_a_second_run_skips_everything_and_changes_no_file(smoke_run, tmp_path):
     after = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
     changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
     assert {p.name for p in changed} <= {"study.json", ".run.lock"}, changed
+
+
+def test_check_stage_records_the_verdict_and_a_fail_exits_1(smoke_run, tmp_path):
+    """`check` runs `bundle check` on the analysis: PASS → exit 0; a reference the run
+    cannot meet → the stage completes with verdict FAIL and `bundle run` exits 1."""
+    import yaml
+
+    from bundle import paths
+
+    _, run = smoke_run
+    copy = tmp_path / "run"
+    for i, name in enumerate(STAGES[:-1], start=1):
+        shutil.copytree(run / f"{i:02d}_{name}", copy / f"{i:02d}_{name}")
+    rho = json.loads((run / "07_analyze" / "analysis" / "results.json").read_text())[
+        "rho_bulk_per_A3"
+    ]
+
+    def reference(value: float, name: str):
+        path = tmp_path / f"{name}.yaml"
+        q = {"value": value, "lower": 0.3, "upper": 0.3, "bounds": "relative", "unit": "Li/Å³"}
+        doc = {
+            "schema": "gb-reference/1",
+            "name": name,
+            "source": "test",
+            "parameters": {"dz_A": 0.2, "w_A": 0.6, "d_bulk_A": 2.0},
+            "quantities": {"rho_bulk_per_A3": {**q, "source": "test"}},
+        }
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+        return path
+
+    doc = yaml.safe_load((paths.root() / "runbook/studies/smoke-li2o.yaml").read_text())
+    doc["stages"] = [*STAGES[:-1], "check", "report"]
+    doc["check"] = {"reference": str(reference(rho, "pass"))}
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(doc, sort_keys=False))
+    cli = CliRunner()
+    out = cli.invoke(app, ["run", str(study), "--run-dir", str(copy)])
+    assert out.exit_code == 0, out.output
+    assert "[7/9] analyze: complete, skipped" in out.output
+    assert _m(copy, 8, "check")["result"]["verdict"] == "PASS"
+    assert "**PASS**" in (copy / "09_report" / "report.md").read_text()
+
+    doc["check"] = {"reference": str(reference(10 * rho, "fail"))}
+    study.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = cli.invoke(app, ["run", str(study), "--run-dir", str(copy), "--force", "check"])
+    assert out.exit_code == 1, out.output
+    assert out.output.strip().splitlines()[-1] == (
+        "error: check stage(s) check FAILED; see their check.json"
+    )
+    m = _m(copy, 8, "check")
+    assert m["status"] == "complete" and m["result"]["verdict"] == "FAIL"
+    assert (copy / "08_check" / "check.json").exists()
