@@ -14,6 +14,8 @@ process whose peak RSS comes from wait4():
 
 Figures: wall times and peak memory of both at both lengths, the ratios, and the
 agreement of the two profiles and MSD curves. BENCH_ANALYSIS_ATOMS / _FRAMES scale it down.
+At full scale it takes about 30 minutes on 2 busy cores, almost all of it the peer's
+(measured: ours 81 s, MDAnalysis 1,482 s for the 1,000-frame dump).
 """
 
 from __future__ import annotations
@@ -185,6 +187,8 @@ def _agreement(ours: dict, peer: dict) -> dict:
     msd = np.array(ours["diffusion"]["msd_A2"]["all"], dtype=float)
     half = len(msd_peer) // 2
     return {
+        "note": "profile: atoms written exactly on a bin edge (4-decimal coordinates) are "
+        "binned by floor(z/dz) here and by np.histogram edges there",
         "profile_bins": [len(rho), len(rho_peer)],
         "profile_max_rel_diff": float(np.max(np.abs(rho[:n][nz] / rho_peer[:n][nz] - 1))),
         "msd_max_rel_diff": float(np.max(np.abs(msd[1:half] / msd_peer[1:half] - 1))),
