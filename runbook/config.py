@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bundle.errors import InputError
 
@@ -45,6 +45,13 @@ class LauncherSpec(Strict):
     account: str | None = None
     inner: Literal["local", "mpi", "docker", "apptainer"] = "local"
     sbatch: list[str] = []
+
+    @model_validator(mode="after")
+    def _image_for_containers(self) -> LauncherSpec:
+        uses = self.kind if self.kind != "slurm" else self.inner
+        if uses in ("docker", "apptainer") and not self.image:
+            raise ValueError(f"a {uses} launcher needs `image` (a tag or a .sif path)")
+        return self
 
 
 class Profile(Strict):
@@ -110,7 +117,7 @@ def _error_from(e: ValidationError, file: Path, prefix: str = "") -> InputError:
     shown = repr(got) if not isinstance(got, dict) else "a mapping"
     allowed = err.get("ctx", {}).get("expected") or ""
     fix = f"allowed: {allowed}" if allowed else ""
-    msg = err["msg"].replace("Input should be", "should be")
+    msg = err["msg"].replace("Input should be", "should be").removeprefix("Value error, ")
     return InputError(file, prefix + loc, f"{msg} (got {shown})", fix)
 
 

@@ -204,3 +204,12 @@ def test_overrides_reach_the_stage_config(tmp_path):
     assert md.cfg.temperature_k == 700 and md.cfg.seed == 9 and cfg.active.gpus == 8
     doc = copy.deepcopy(smoke_doc())
     assert doc["md"]["temperature_k"] == 600  # the file itself is untouched
+
+
+def test_a_container_launcher_without_an_image(tmp_path):
+    doc = smoke_doc()
+    doc["profiles"]["cpu"]["launchers"]["dft"] = {"kind": "apptainer", "np": 2}
+    res, lines, study, run = run_cli(tmp_path, doc)
+    assert_one_line_error(
+        res, lines, study, run, "profiles.cpu.launchers.dft: a apptainer launcher needs `image`"
+    )
