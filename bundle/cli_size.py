@@ -53,10 +53,11 @@ def size(
         f"{s.device} ({s.model})"
     )
     typer.echo(f"throughput: {s.table} [{s.provenance}]; source: {s.source or '?'}")
-    typer.echo(f"{'GPUs':>4}  {'ns/day':>9}  {'ideal':>9}  {'atoms/GPU':>9}  {'eff.':>5}  target")
+    unit = "ranks" if s.device.lower() == "cpu" else "GPUs"
+    typer.echo(f"{unit:>5}  {'ns/day':>9}  {'ideal':>9}  {'atoms/GPU':>9}  {'eff.':>5}  target")
     for o in s.options:
         typer.echo(
-            f"{o.gpus:>4}  {o.ns_day:>9.3g}  {o.ns_day_ideal:>9.3g}  {o.atoms_per_gpu:>9.0f}  "
+            f"{o.gpus:>5}  {o.ns_day:>9.3g}  {o.ns_day_ideal:>9.3g}  {o.atoms_per_gpu:>9.0f}  "
             f"{o.efficiency:>5.2f}  {'met' if o.meets else 'NOT met'}"
         )
     if s.recommended:

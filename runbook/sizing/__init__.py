@@ -90,8 +90,16 @@ class Table:
                 f"{self.path}: no throughput measured yet; run `bundle verify --bench` on the "
                 "GPU node, or give `--rate` (atom-steps/s per GPU) from a benchmark you trust"
             )
-        if device is None:
-            return self.devices[0]
+        if device is None:  # the first GPU row; CPU rows only when asked for by name
+            gpu = [d for d in self.devices if d.device.lower() != "cpu"]
+            if gpu:
+                return gpu[0]
+            raise MissingComponent(
+                f"{self.path}: no GPU throughput measured yet (rows: "
+                f"{', '.join(d.device for d in self.devices)}); run `bundle verify --bench` on "
+                "the GPU node, or give `--rate` (atom-steps/s per GPU) from a benchmark you "
+                "trust (`--device cpu` sizes MPI ranks on this machine's cores instead)"
+            )
         for d in self.devices:
             if d.device.lower() == device.lower():
                 return d

@@ -63,6 +63,27 @@ def measure(ranks: int, reps: int, work: Path) -> dict:
     return {"ranks": ranks, "atoms": res["atoms"], "wall_s": round(res["s"], 3), "rate": rate}
 
 
+def model_throughput(model: Path, reps: int, work: Path, steps: int = 20) -> dict:
+    """atom-steps/s of a compiled model driving LAMMPS through runbook.mdcoupling, 1 rank."""
+    from bundle import engines
+    from runbook.mdcoupling import ModelCoupling, load_calculator
+    from tests.test_multirank import model_setup
+
+    lmp = engines.load_lammps().lammps(cmdargs=["-screen", "none", "-log", "none"])
+    for line in model_setup(work / f"li2o-model{reps}.data", reps=reps):
+        lmp.command(line)
+    coupling = ModelCoupling(lmp, load_calculator(str(model)), {1: "Li", 2: "O"}).attach()
+    lmp.command("run 2")  # model load, first calls: not timed
+    t0 = time.perf_counter()
+    lmp.command(f"run {steps} pre no post no")
+    wall = time.perf_counter() - t0
+    n = lmp.get_natoms()
+    lmp.close()
+    if coupling.error is not None:
+        raise RuntimeError(f"model callback failed: {coupling.error!r}")
+    return {"atoms": n, "wall_s": round(wall, 3), "rate": n * steps / wall}
+
+
 def run(work: Path) -> dict:
     from runbook import sizing
 
@@ -97,7 +118,20 @@ def run(work: Path) -> dict:
         },
         "model_predicted_over_measured": checks,
         "peer": "1-rank run of the same system, same session",
+        "model_driven": _model_rows(work),
     }
+
+
+def _model_rows(work: Path) -> dict | None:
+    """With MLMD_SMOKE_RUN_DIR (a finished smoke-li2o run): the compiled Allegro model's
+    throughput at two sizes, as rows for runbook/sizing's table (device `cpu`)."""
+    import os
+
+    run_dir = os.environ.get("MLMD_SMOKE_RUN_DIR")
+    model = Path(run_dir or "/nonexistent") / "05_deploy" / "model.nequip.pt2"
+    if not model.exists():
+        return None
+    return {f"reps{r}": model_throughput(model, r, work) for r in (2, 4)}
 
 
 if __name__ == "__main__":
