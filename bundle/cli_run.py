@@ -89,6 +89,17 @@ def status(
     time and input hash, and any file changed since its manifest was written."""
     from runbook import engine
 
+    if (run_dir / "sweep" / "plan.json").exists() and not (run_dir / "study.json").exists():
+        from runbook import slurm, sweep  # a sweep: one line per point, one column per stage
+
+        pr = slurm.progress(sweep.load_plan(run_dir))
+        if as_json:
+            typer.echo(json.dumps({"points": pr.stages, "report": str(pr.report or "")}))
+            return
+        for line in slurm.describe(pr):
+            typer.echo(line)
+        typer.echo(f"report: {pr.report}" if pr.report else "report: not yet written")
+        return
     study, states = engine.status(run_dir)
     if as_json:
         typer.echo(json.dumps([s.__dict__ for s in states], indent=2))

@@ -389,20 +389,23 @@ def progress(pl) -> Progress:
 
 
 def describe(pr: Progress) -> list[str]:
+    """A table: one line per point, one column per stage; then the active jobs."""
     pl = pr.plan
     width = max(len(p.name) for p in pl.points)
-    lines = [f"{'point':<{width}}  " + "  ".join(pl.stages)]
+    cols = [max(len(n), 10) for n in pl.stages]
+    lines = [
+        f"{'point':<{width}}  "
+        + "  ".join(f"{n:<{c}}" for n, c in zip(pl.stages, cols, strict=True))
+    ]
     for name, sts in pr.stages.items():
         lines.append(
-            f"{name:<{width}}  "
-            + "  ".join(s[:8].ljust(len(n)) for s, n in zip(sts, pl.stages, strict=True))
+            f"{name:<{width}}  " + "  ".join(f"{s:<{c}}" for s, c in zip(sts, cols, strict=True))
         )
     if pr.active:
-        lines.append("active jobs: " + ", ".join(
-            f"{t.job}" + (f"_{t.task}" if t.task is not None else "") + f" {t.state}"
-            for t in pr.active
-        ))  # fmt: skip
-    return lines
+        jobs = [f"{t.job}" + (f"_{t.task}" if t.task is not None else "") + f" {t.state}"
+                for t in pr.active]  # fmt: skip
+        lines.append("active jobs: " + ", ".join(jobs))
+    return [ln.rstrip() for ln in lines]
 
 
 def submit(pl, python: str) -> list[dict]:
