@@ -87,6 +87,11 @@ class BatchJob:
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     @property
+    def launches(self) -> bool:
+        """Whether a step is started through srun (then GPU ranks get the binding wrapper)."""
+        return any(isinstance(s, Launch) for s in self.steps)
+
+    @property
     def array_spec(self) -> str:
         """`0-3`, or the listed task indices (`1,3`) when only some points need work."""
         if self.array_tasks is None:
@@ -329,11 +334,16 @@ JOBS = "jobs.json"
 
 
 def allocation_for(cfg, stage: str) -> Allocation:
-    """A stage job's request from the profile's launcher spec of that stage."""
+    """A stage job's request from the profile's launcher spec of that stage. On a CUDA
+    profile an MPI stage takes one GPU per rank (the spec's `gpus`, else its `np`, capped
+    by the profile's GPU count)."""
     spec = cfg.active.launcher_for(stage)
     ranks = spec.np if spec.kind != "local" else 1
+    gpus = spec.gpus
+    if not gpus and cfg.active.accelerator == "cuda" and spec.kind != "local":
+        gpus = min(ranks, cfg.active.gpus) if cfg.active.gpus else ranks
     return Allocation(
-        gpus=spec.gpus,
+        gpus=gpus,
         ranks=ranks,
         threads=spec.threads or 1,
         time=spec.time,
@@ -408,6 +418,39 @@ def describe(pr: Progress) -> list[str]:
     return [ln.rstrip() for ln in lines]
 
 
+def stage_job(pl, cfg, k: int, tasks: tuple[int, ...], after: str | None, python: str) -> BatchJob:
+    """The job array of stage k over the point indices `tasks` (pure: no submission)."""
+    stage = pl.stages[k]
+    point_dir = '"points/$POINT"' if pl.spec is not None else "."
+    return BatchJob(
+        name=f"{cfg.name}.{stage}",
+        workdir=pl.run_dir,
+        output=str(pl.control / "slurm" / "logs" / "%x-%A_%a.out"),
+        alloc=allocation_for(cfg, stage),
+        steps=(
+            f'{sh(python)} -m runbook.sweep stage "sweep/studies/$POINT.yaml" {point_dir} '
+            f"{sh(stage)}",
+        ),
+        after_corr=after,
+        array=tuple(p.name for p in pl.points),
+        array_tasks=tasks,
+        array_parallel=pl.spec.max_parallel if pl.spec else None,
+        env=(("MLMD_SLURM_JOB", "1"), ("PYTHONUNBUFFERED", "1")),
+    )
+
+
+def collect_job(pl, cfg, after: str | None, python: str) -> BatchJob:
+    return BatchJob(
+        name=f"{cfg.name}.collect",
+        workdir=pl.run_dir,
+        output=str(pl.control / "slurm" / "logs" / "%x-%j.out"),
+        alloc=Allocation(time="01:00:00"),
+        steps=(f"{sh(python)} -m runbook.sweep collect .",),
+        after=(after,) if after else (),
+        env=(("PYTHONUNBUFFERED", "1"),),
+    )
+
+
 def submit(pl, python: str) -> list[dict]:
     """Submit what is unfinished: per stage one job array over the points that still need
     it (task i = point i; `aftercorr` on the previous stage's array, so a point moves on
@@ -416,51 +459,27 @@ def submit(pl, python: str) -> list[dict]:
     from runbook import config, sweep
 
     firsts = {p.name: sweep.first_incomplete(p) for p in pl.points}
-    names = tuple(p.name for p in pl.points)
     cfg = config.load(pl.points[0].study_file)
     slurm_dir = pl.control / "slurm"
     (slurm_dir / "logs").mkdir(parents=True, exist_ok=True)
     subs: list[dict] = []
     prev: str | None = None
-    in_sweep = pl.spec is not None
     for k, stage in enumerate(pl.stages):
         tasks = tuple(
             i for i, p in enumerate(pl.points) if (f := firsts[p.name]) is not None and f <= k
         )
         if not tasks:
             continue
-        point_dir = '"points/$POINT"' if in_sweep else "."
-        job = BatchJob(
-            name=f"{cfg.name}.{stage}",
-            workdir=pl.run_dir,
-            output=str(slurm_dir / "logs" / "%x-%A_%a.out"),
-            alloc=allocation_for(cfg, stage),
-            steps=(
-                f"{sh(python)} -m runbook.sweep stage "
-                f'"sweep/studies/$POINT.yaml" {point_dir} {sh(stage)}',
-            ),
-            after_corr=prev,
-            array=names,
-            array_tasks=tasks,
-            array_parallel=pl.spec.max_parallel if pl.spec else None,
-            env=(("MLMD_SLURM_JOB", "1"), ("PYTHONUNBUFFERED", "1")),
-        )
         script = slurm_dir / f"{k + 1:02d}_{stage}.sbatch"
-        script.write_text(render_batch(job))
+        script.write_text(render_batch(stage_job(pl, cfg, k, tasks, prev, python)))
         prev = sbatch(script)
-        subs.append({"stage": stage, "job": prev, "tasks": list(tasks),
-                     "points": [names[i] for i in tasks], "script": str(script)})  # fmt: skip
-    collect = BatchJob(
-        name=f"{cfg.name}.collect",
-        workdir=pl.run_dir,
-        output=str(slurm_dir / "logs" / "%x-%j.out"),
-        alloc=Allocation(time="01:00:00"),
-        steps=(f"{sh(python)} -m runbook.sweep collect .",),
-        after=(prev,) if prev else (),
-        env=(("PYTHONUNBUFFERED", "1"),),
-    )
+        names = [pl.points[i].name for i in tasks]
+        subs.append(
+            {"stage": stage, "job": prev, "tasks": list(tasks), "points": names,
+             "script": str(script)}
+        )  # fmt: skip
     script = slurm_dir / "collect.sbatch"
-    script.write_text(render_batch(collect))
+    script.write_text(render_batch(collect_job(pl, cfg, prev, python)))
     subs.append({"stage": "collect", "job": sbatch(script), "tasks": [], "points": [],
                  "script": str(script)})  # fmt: skip
     return subs

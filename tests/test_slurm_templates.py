@@ -194,3 +194,29 @@ def test_gpu_binding_under_real_srun(slurm_cluster, tmp_path):
     assert set(a) == {"0"} and set(b) == {"0"}
     assert {a["0"], b["0"]} == {"0", "1"}, (a, b)  # concurrent jobs: different GPUs
     assert c == {"0": "0", "1": "1"}  # one GPU per rank, each its own
+
+
+def test_golden_llzo_h200_sweep_stage(tmp_path):
+    """The job array the executor submits for the shipped llzo-gb's production stage on
+    the h200 profile: 8 GPUs, one rank each, 3 seeds; and the collect job after it."""
+    from runbook import config, slurm, sweep
+
+    pl = sweep.plan("llzo-gb", tmp_path / "run", profile="h200")
+    cfg = config.load(pl.points[0].study_file)
+    k = pl.stages.index("production")
+    py = "/opt/mlmd/venv/bin/python"
+    texts = {
+        "llzo_h200_production_array.sbatch": slurm.stage_job(pl, cfg, k, (0, 1, 2), "4711", py),
+        "llzo_h200_collect.sbatch": slurm.collect_job(pl, cfg, "4712", py),
+    }
+    for name, job in texts.items():
+        text = render_batch(job).replace(str(pl.run_dir), "/scratch/runs/llzo-gb")
+        path = GOLDEN / name
+        if os.environ.get("UPDATE_GOLDEN"):
+            path.write_text(text)
+        assert text == path.read_text(), name
+    prod = (GOLDEN / "llzo_h200_production_array.sbatch").read_text()
+    assert "#SBATCH --gres=gpu:8\n" in prod and "#SBATCH --ntasks=8\n" in prod
+    assert "#SBATCH --array=0,1,2\n" in prod and "aftercorr:4711" in prod
+    build = render_batch(slurm.stage_job(pl, cfg, 0, (0, 1, 2), None, py))
+    assert "--gres" not in build and "#SBATCH --ntasks=1\n" in build  # a Python step: no GPU
