@@ -98,8 +98,12 @@ class Build(LlzoStage):
 
     def preflight(self, ctx: Context) -> None:
         c = self.effective(ctx)
-        if min(c.repeat) < 1 or min(c.plane) < 0 or max(c.plane) < 1:
-            raise InputError(ctx.study.source, f"{self.name}.repeat", "repeats >= 1, plane (h k)")
+        if min(c.repeat) < 1:
+            raise InputError(ctx.study.source, f"{self.name}.repeat", f"{c.repeat}: each >= 1")
+        if min(c.plane) < 0 or max(c.plane) < 1:
+            raise InputError(
+                ctx.study.source, f"{self.name}.plane", f"{c.plane}: expected h, k >= 0, not both 0"
+            )
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.effective(ctx)
