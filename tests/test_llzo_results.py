@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import yaml
 from scipy import stats
 
+from bundle.errors import InputError
 from checks.reference import load_reference
+from runbook import config, engine, stages
 from runbook.llzo import mkref, results
 
 
@@ -80,3 +83,25 @@ def test_mkref_refuses_replicas_that_disagree():
         mkref.make([a, a, b], ["1", "2", "3"], "x", "y")
     with pytest.raises(ValueError, match="at least 3"):
         mkref.make([a, a], ["1", "2"], "x", "y")
+
+
+# ------------------------------------------------------------------- study configuration
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("insert.n=0", "insert.n"),
+        ("production.timestep_fs=9", "production.timestep_fs"),
+        ("build.repeat=[1, 0, 1]", "build.repeat"),
+        ("insert.input=analyze", "insert.input"),
+        ("equilibrate.by_profile={cpu: {time_ps: -1}}", "equilibrate.by_profile.cpu.time_ps"),
+    ],
+)
+def test_bad_study_values_name_the_file_and_field(override, field):
+    with pytest.raises(InputError) as e:
+        study = config.load("llzo-gb", overrides=[override])
+        ctx = engine.Context(study, Path("/nonexistent"))
+        for name in study.stages:
+            stages.build(study, name).preflight(ctx)
+    assert e.value.field == field and "llzo-gb.yaml" in e.value.file
