@@ -153,3 +153,31 @@ def test_scancel_then_rerun_resubmits_only_the_unfinished(slurm_cluster, tmp_pat
     assert {k: after[k] for k in before} == before  # finished stages untouched
     assert len(after) == len(before) + 4  # the point's production .. analyze
     assert (run / "sweep" / "report" / "report.md").exists()
+
+
+def test_a_failing_stage_is_named_with_its_log(slurm_cluster, tmp_path, monkeypatch):
+    """--wait on a run whose insert stage cannot succeed (more Li than there is room for):
+    exit 4, the message names the point and stage and where the logs are; the stages
+    after it never ran (aftercorr, kill-on-invalid-dep)."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    study = tiny_llzo(tmp_path / "tiny.yaml", [1], [700.0], production_ps=0.2)
+    run = tmp_path / "run"
+    r = bundle_run(study, run, "--wait", "--set", "insert.n=100000")
+    assert r.exit_code == 4, r.output
+    assert "seed1_T700K:insert" in r.output and "logs in" in r.output
+    states = slurm.progress(sweep.load_plan(run)).stages["seed1_T700K"]
+    assert states[:3] == ["complete"] * 3 and states[3] == "failed"
+    assert states[4:] == ["pending", "pending"]
+
+
+def test_executor_bad_input_and_missing_slurm(tmp_path, monkeypatch):
+    study = tiny_llzo(tmp_path / "tiny.yaml", [1], [700.0], production_ps=0.2)
+    r = runner.invoke(app, ["run", str(study), "--executor", "pbs"])
+    assert r.exit_code == 3 and "allowed: local, slurm" in r.output
+    r = bundle_run(study, tmp_path / "run", "--until", "build")
+    assert r.exit_code == 3 and "not for sweeps" in r.output
+    r = bundle_run(study, tmp_path / "run", "--set", "sweep.seeds=[1,1]")
+    assert r.exit_code == 3 and "sweep.seeds" in r.output
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    r = bundle_run(study, tmp_path / "run")
+    assert r.exit_code == 5 and "sbatch" in r.output
