@@ -378,7 +378,9 @@ def _run_stage(
                 f"redo it with --force {stage.name}, or use another --run-dir",
             )
     if d.exists():
-        why = "forced" if forced else ("inputs changed upstream" if old else "incomplete")
+        why = "forced" if forced else "incomplete"
+        if not forced and old:
+            why = "failed" if old.get("status") == "failed" else "inputs changed upstream"
         echo(f"{label}: removing previous folder ({why})")
         shutil.rmtree(d)
     os.replace(scratch, d)
