@@ -720,6 +720,7 @@ class BuildResult:
 
 _STEP = re.compile(r"^Step \d+/\d+ : (\w+)")
 _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,})$")
+_BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,})$")
 
 
 @dataclass
@@ -732,6 +733,7 @@ class BuildLog:
     froms: int = 0  # FROM instructions (never cached)
     step_images: list[str] = field(default_factory=list)  # image id after each step
     manifest: dict[str, Any] | None = None  # printed by the step that wrote it
+    image_id: str | None = None  # "Successfully built": a concurrent build may move the tag
     error: str | None = None
 
 
@@ -761,6 +763,8 @@ def parse_build_stream(chunks: Iterable[dict[str, Any]]) -> BuildLog:
                 out.froms += kind == "FROM"
             elif ln.strip() == "---> Using cache":
                 out.cached += 1
+            elif m := _BUILT.match(ln):
+                out.image_id = m.group(1)
             elif (m := _LAYER.match(ln)) and kind != "FROM":  # a base is not this build's
                 out.step_images.append(m.group(1))
     return out
@@ -815,7 +819,7 @@ def build(
         raise EngineError(
             f"docker build of {tag} failed: {blog.error}\n{tail}\n(full log: {log_path})"
         )
-    image = client.images.get(tag)
+    image = client.images.get(blog.image_id or tag)
     result = BuildResult(
         tag=tag,
         image_id=image.id,
@@ -837,7 +841,7 @@ def build(
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(blog.manifest, indent=2) + "\n")
     result.manifest_path = out_dir / f"{flavor}.versions.json"
-    result.manifest_path.write_text(json.dumps(read_manifest(client, tag), indent=2) + "\n")
+    result.manifest_path.write_text(json.dumps(read_manifest(client, image.id), indent=2) + "\n")
     log(f"{tag}: {image.id[:19]}, {blog.steps} steps, {blog.cached} cached, {seconds:.0f} s")
     return result
 

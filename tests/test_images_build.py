@@ -31,7 +31,7 @@ def offline(cpu_image, docker_engine, tmp_path_factory):
     work = tmp_path_factory.mktemp("offline-work")
     work.chmod(0o777)
     c = docker_engine.containers.run(
-        cpu_image.tag,
+        cpu_image.image_id,  # not the tag: another session may build and move it meanwhile
         ["sleep", "infinity"],
         detach=True,
         network_mode="none",
