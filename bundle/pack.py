@@ -251,6 +251,23 @@ def _build_hint(flavor: str) -> str:
     return f"build it first: `bundle images build --flavor {flavor}`"
 
 
+def check_image(ref: str, flavor: str) -> dict:
+    """The image exists and was built from THIS lock (its labels), else the fix."""
+    from bundle import images
+
+    info = image_info(ref, _build_hint(flavor))
+    bad = [c for c in images.check_labels(info["labels"], flavor) if not c.ok]
+    if bad:
+        c = bad[0]
+        raise InputError(
+            ref,
+            f"label {c.label}",
+            f"is {c.found!r}, this checkout's lock says {c.expected!r} (built from another lock)",
+            f"rebuild it: `bundle images build --flavor {flavor}`",
+        )
+    return info
+
+
 def image_refs(flavor: str, refs: tuple[str, ...]) -> list[str]:
     from bundle import images
 
@@ -298,8 +315,8 @@ def pack(opts: PackOptions) -> PackResult:
     notes: list[str] = []
     key_path, key = signing_key(opts.key, notes)  # before any work: a bad key fails fast
     refs = image_refs(opts.flavor, opts.image_refs) if opts.images else []
-    for ref in refs:
-        image_info(ref, _build_hint(opts.flavor))  # fail now, not after the wheelhouse
+    for ref in refs:  # fail now, not after the wheelhouse
+        check_image(ref, opts.flavor)
     stage = out.with_name(out.name + ".partial")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)

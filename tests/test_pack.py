@@ -127,3 +127,22 @@ def test_missing_image_fails_before_any_work_with_the_build_hint(
     assert "mlmd-bundle-test:does-not-exist" in r.output
     assert "bundle images build --flavor cpu" in r.output
     assert not out.exists() and not (tmp_path / "b.partial").exists()
+
+
+def test_pack_refuses_an_image_built_from_another_lock(tmp_path, vendor_keys, docker_engine):
+    from tests.test_verify import TINY, build_tiny
+
+    ref = TINY + "-stale"
+    build_tiny(docker_engine, ref, **{"org.mlmd-bundle.lock-sha256": "0" * 64})
+    try:
+        key, _ = vendor_keys
+        r = pack_small(tmp_path / "b", key, "--image", ref)
+        assert r.exit_code == EXIT_BAD_INPUT, r.output
+        assert (
+            "label org.mlmd-bundle.lock-sha256" in r.output
+            and "built from another lock" in r.output
+        )
+        assert "bundle images build --flavor cpu" in r.output
+        assert not (tmp_path / "b").exists()
+    finally:
+        docker_engine.images.remove(ref, force=True)

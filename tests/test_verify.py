@@ -11,7 +11,6 @@ import getpass
 import io
 import json
 import re
-import shutil
 import socket
 import tarfile
 import zipfile
@@ -209,15 +208,18 @@ def docker_client(docker_engine):
 
 
 def build_tiny(client, ref: str, **override: str) -> str:
-    """A labels-only image (`FROM scratch`): the lock's labels, or overridden ones."""
-    from bundle import images
+    """A small image of ours: the debootstrap base (cached by the containers' fixture) plus
+    a versions manifest, with the lock's labels (or overridden ones)."""
+    from bundle import images, lock
 
+    base = images.ensure_base(client, lock.model(), log=lambda _m: None)
     labels = {**images.expected_labels("cpu"), **override}
-    df = "FROM scratch\nCOPY hello /hello\n"  # one layer: docker cannot save an empty image
+    df = f"FROM {base}\nCOPY versions.json {images.MANIFEST_PATH}\n"
     df += "".join(f'LABEL "{k}"="{val}"\n' for k, val in labels.items())
+    manifest = json.dumps({"schema": images.MANIFEST_SCHEMA, "flavor": "cpu", "test": ref})
     ctx = io.BytesIO()
     with tarfile.open(fileobj=ctx, mode="w") as tar:
-        for name, data in (("Dockerfile", df.encode()), ("hello", b"hello\n")):
+        for name, data in (("Dockerfile", df.encode()), ("versions.json", manifest.encode())):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -226,50 +228,65 @@ def build_tiny(client, ref: str, **override: str) -> str:
     return img.id
 
 
-def test_missing_image_fails_with_a_hint_and_reinstall_loads_it(
-    tmp_path, monkeypatch, docker_client
-):
+@pytest.fixture(scope="module")
+def tiny_install(tmp_path_factory, docker_client):
+    """A small image of ours, packed and installed with the docker runtime (once)."""
+    tmp = tmp_path_factory.mktemp("tiny")
     image_id = build_tiny(docker_client, TINY)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLMD_BUNDLE_CONFIG", str(tmp / "config"))
     try:
-        prefix = install_small(tmp_path, "--image", TINY, runtime="docker")
-        rec = json.loads((prefix / "install.json").read_text())
-        assert rec["images"][0]["id"] == image_id and rec["images"][0]["action"] == "present"
-        docker_client.images.remove(TINY, force=True)
-        r, report = run_verify(monkeypatch, prefix, "--only", "images")
-        c = by_name(report)[f"images/{TINY}"]
-        assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_IMG_MISSING
-        assert "not in the docker engine" in c["reason"]
-        assert f"hint: re-run `bundle install BUNDLE --prefix {prefix}`" in c["reason"]
-        # install again: the archive is streamed into docker, hashed on the way
-        key_pub = str(tmp_path / "keys" / "vendor.pub")
-        ri = runner.invoke(
-            app, ["install", str(tmp_path / "bundle"), "--prefix", str(prefix), "--trust", key_pub]
-        )
-        assert ri.exit_code == 0, ri.output
-        assert f"image {TINY}: loaded" in ri.output
-        assert docker_client.images.get(TINY).id == image_id
-        r, report = run_verify(monkeypatch, prefix, "--only", "images")
-        assert by_name(report)[f"images/{TINY}"]["status"] == "PASS", r.output
+        prefix = install_small(tmp, "--image", TINY, runtime="docker")
+        yield tmp, prefix, image_id
     finally:
-        shutil.rmtree(tmp_path / "bundle", ignore_errors=True)
+        mp.undo()
         try:
             docker_client.images.remove(TINY, force=True)
         except Exception:  # already gone
             pass
 
 
-def test_image_with_labels_of_another_lock_fails_naming_the_label(
-    tmp_path, monkeypatch, docker_client
+def test_missing_image_fails_with_a_hint_and_reinstall_loads_it(
+    tiny_install, monkeypatch, docker_client
 ):
-    ref = TINY + "-otherlock"
-    build_tiny(docker_client, ref, **{"org.mlmd-bundle.lock-sha256": "0" * 64})
+    tmp, prefix, image_id = tiny_install
+    rec = json.loads((prefix / "install.json").read_text())
+    assert rec["images"][0]["id"] == image_id and rec["images"][0]["action"] == "present"
+    assert (prefix / "images" / "cpu.tar.versions.json").is_file()  # installed beside
+    docker_client.images.remove(TINY, force=True)
+    r, report = run_verify(monkeypatch, prefix, "--only", "images")
+    c = by_name(report)[f"images/{TINY}"]
+    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_IMG_MISSING
+    assert "not in the docker engine" in c["reason"]
+    assert f"hint: re-run `bundle install BUNDLE --prefix {prefix}`" in c["reason"]
+    # install again: the archive is streamed into docker, hashed on the way
+    pub = str(tmp / "keys" / "vendor.pub")
+    ri = runner.invoke(
+        app, ["install", str(tmp / "bundle"), "--prefix", str(prefix), "--trust", pub]
+    )
+    assert ri.exit_code == 0, ri.output
+    assert f"image {TINY}: loaded" in ri.output
+    assert docker_client.images.get(TINY).id == image_id
+    r, report = run_verify(monkeypatch, prefix, "--only", "images")
+    assert by_name(report)[f"images/{TINY}"]["status"] == "PASS", r.output
+
+
+def test_image_labels_that_disagree_with_the_installed_lock_fail_naming_the_label(
+    tiny_install, monkeypatch
+):
+    _, prefix, _ = tiny_install
+    lock = prefix / "containers" / "stack.lock.yaml"
+    original = lock.read_bytes()
+    lock.write_bytes(original + b"\n# edited after install\n")
     try:
-        prefix = install_small(tmp_path, "--image", ref, runtime="docker")
-        r, report = run_verify(monkeypatch, prefix, "--only", "images")
-        c = by_name(report)[f"images/{ref}"]
-        assert c["code"] == v.E_IMG_LABELS and "org.mlmd-bundle.lock-sha256" in c["reason"]
+        r, report = run_verify(monkeypatch, prefix, "--only", "integrity,images")
     finally:
-        docker_client.images.remove(ref, force=True)
+        lock.write_bytes(original)
+    checks = by_name(report)
+    c = checks[f"images/{TINY}"]
+    assert r.exit_code == EXIT_CHECK_FAILED
+    assert c["code"] == v.E_IMG_LABELS and "org.mlmd-bundle.lock-sha256" in c["reason"]
+    assert "containers/stack.lock.yaml" in checks["integrity/hashes"]["reason"]
 
 
 # ------------------------------------------------------------------ reproducibility phase
