@@ -992,6 +992,8 @@ def labels_of(ref: str, client=None) -> dict[str, str]:
     """Labels of an image: a docker-archive tar path, or a tag/id in the engine."""
     p = Path(ref)
     if p.suffix == ".tar" or p.is_file():
+        if not p.is_file():
+            raise InputError(p, "(file)", "no such archive", "give a `bundle images save` tar")
         return archive_labels(p)
     client = client or docker_client()
     image = _image_or_none(client, ref)
