@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,15 +63,21 @@ def offline_run(tmp_path_factory, netns, cpu_image):
     env.pop("MLMD_BUNDLE_ROOT", None)
     key, pub = mf.generate_keys(tmp / "vendor")
     bundle, prefix = tmp / "bundle", tmp / "prefix"
+    wall = {}
+    t0 = time.perf_counter()
     pack = run([BUNDLE, "pack", "--flavor", "cpu", "--out", str(bundle), "--key", str(key)], env)
     assert pack.returncode == 0, pack.stdout + pack.stderr
+    wall["pack"], t0 = time.perf_counter() - t0, time.perf_counter()
     install = run(
         [*netns, BUNDLE, "install", str(bundle), "--prefix", str(prefix), "--trust", str(pub)], env
     )
     assert install.returncode == 0, install.stdout + install.stderr
+    wall["install"], t0 = time.perf_counter() - t0, time.perf_counter()
     verify = run(
         [*netns, str(prefix / "bin" / "bundle"), "verify", "--profile", "cpu", "--quick"], env
     )
+    wall["verify --quick"] = time.perf_counter() - t0
+    print("offline wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items()))
     last = (prefix / "reports" / "LAST").read_text().strip()
     report = json.loads((prefix / "reports" / last / "report.json").read_text())
     return {"bundle": bundle, "prefix": prefix, "pub": pub, "env": env, "image": cpu_image,
