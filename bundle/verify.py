@@ -1144,6 +1144,19 @@ def _versions(ctx: Context) -> dict[str, str | Path]:
     return out
 
 
+def _study_files(ctx: Context) -> dict[str, str | Path]:
+    """The study's results, its `bundle check` report and its own report (text only)."""
+    out: dict[str, str | Path] = {}
+    if "study_results" in ctx.facts:
+        out["study/results.json"] = Path(ctx.facts["study_results"])
+    if (ctx.work / "study-check.json").is_file():
+        out["study/check.json"] = ctx.work / "study-check.json"
+    run_dir = ctx.work / "study"
+    for p in sorted(run_dir.glob("**/report.md")) if run_dir.is_dir() else []:
+        out[f"study/{p.relative_to(run_dir)}"] = p
+    return out
+
+
 def signing_key(ctx: Context) -> mf.Ed25519PrivateKey:
     """Proofpacks are signed by --key, else the site key (made at install, or on first use)."""
     if ctx.opts.key:
@@ -1173,6 +1186,7 @@ def phase_report(ctx: Context, checks: list[Check], started: str, t0: float) -> 
     }
     members.update({f"logs/{p.name}": p for p in sorted(ctx.logs.glob("*")) if p.is_file()})
     members.update(_versions(ctx))
+    members.update(_study_files(ctx))
     members.update(_snapshots(ctx))
     members["host.json"] = json.dumps(ctx.facts.get("host", {}), indent=1)
     pp = write_proofpack(ctx.out, members, signing_key(ctx), redactor)
