@@ -18,11 +18,12 @@ pytestmark = pytest.mark.engine
 NKTV2P_METAL = 1.6021765e6  # LAMMPS `units metal`: bar per eV/Å³ (force.cpp)
 TYPE_MAP = {1: "Li", 2: "O"}
 
-# NVE bound (stated): over 1,000 steps of 1 fs at 300 K, 96 atoms, float64 model, the
-# total energy per atom never departs from its start by more than 1 meV/atom and its
-# linear drift stays below 0.5 meV/atom/ps. (Measured: see the assertion message.)
-NVE_MAX_DEV_EV_PER_ATOM = 1e-3
-NVE_MAX_DRIFT_EV_PER_ATOM_PS = 5e-4
+# NVE bound (stated): over 1,000 steps of 1 fs from 300 K, 96 atoms, the float64 smoke
+# model, velocity Verlet: the total energy never departs from its start by more than
+# 0.1 meV/atom, and its linear drift is below 0.02 meV/atom/ps. Measured on the smoke
+# model: 0.010 meV/atom and 0.001 meV/atom/ps, so the bound has a 10x margin.
+NVE_MAX_DEV_EV_PER_ATOM = 1e-4
+NVE_MAX_DRIFT_EV_PER_ATOM_PS = 2e-5
 
 
 def _structure(seed: int = 3):
