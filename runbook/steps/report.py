@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         lines += [
             "## Dataset",
             "",
-            f"Split {r['split']}; force RMS per species {r['force_rms_ev_a']} eV/Å; "
+            f"Split {r['split']}; force RMS per species "
+            f"{ {k: round(v, 3) for k, v in r['force_rms_ev_a'].items()} } eV/Å; "
             f"shortest distance {r['min_distance_a']:.3f} Å.",
             "",
         ]
