@@ -60,34 +60,7 @@ E_QE, E_QE_RANKS, E_COMPILE = "ENG-QE", "ENG-QE-RANKS", "ENG-COMPILE"
 E_MODEL, E_LAMMPS = "ENG-MODEL-FORCES", "ENG-LAMMPS"
 E_STUDY, E_METRIC = "REPRO-RUN", "REPRO-METRIC"
 E_PHASE = "PHASE-ERROR"
-CODES = (
-    E_RECORD,
-    E_SIGNATURE,
-    E_HASH,
-    E_PYENV,
-    E_CPU,
-    E_MEMORY,
-    E_DISK,
-    E_OS,
-    E_NVML,
-    E_GPU_COUNT,
-    E_GPU_MODEL,
-    E_GPU_MEMORY,
-    E_DRIVER,
-    E_NVLINK,
-    E_RUNTIME,
-    E_MPI,
-    E_IMG_MISSING,
-    E_IMG_LABELS,
-    E_QE,
-    E_QE_RANKS,
-    E_COMPILE,
-    E_MODEL,
-    E_LAMMPS,
-    E_STUDY,
-    E_METRIC,
-    E_PHASE,
-)
+CODES = tuple(v for k, v in dict(globals()).items() if k.startswith("E_"))
 
 GIB = 1024**3
 
@@ -942,20 +915,32 @@ def _worker(argv: list[str]) -> int:
 
 # =========================================================================== 5. reproducibility
 def run_study(ctx: Context, spec: dict) -> Path:
-    """The profile's study, run by `bundle run` into the work folder; returns its results.json."""
+    """One replica of the profile's study (seed `spec["seed"]`), frozen by the runbook's
+    sweep planner (sweep block removed, the seed set in every field the sweep sets), run
+    by `bundle run FILE` in the work folder; returns its analysis results.json."""
     from bundle import engines
+    from runbook import sweep
 
-    run_dir = ctx.work / "study"
-    argv = [engines.venv_bin("bundle"), *(a.format(run_dir=run_dir) for a in spec["run"])]
+    plan = sweep.plan(spec["name"], ctx.work / "study", [f"sweep.seeds=[{spec['seed']}]"],
+                      ctx.opts.profile)  # fmt: skip
+    point = plan.points[0]
+    argv = [
+        engines.venv_bin("bundle"),
+        "run",
+        str(point.study_file),
+        "--run-dir",
+        str(point.run_dir),
+    ]
     r = run_logged(argv, ctx.logs / "study-run.log")
     if r.returncode != 0:
+        why = f"`bundle run {point.study_file.name}` (seed {spec['seed']}) exited {r.returncode}"
+        raise CheckFailed(f"{why}; see logs/study-run.log")
+    found = sorted(point.run_dir.glob(spec["results"]))
+    if len(found) != 1:
         raise CheckFailed(
-            f"`bundle {' '.join(argv[1:3])} ...` exited {r.returncode}; log study-run.log"
+            f"expected one {spec['results']} under {point.run_dir}, found {len(found)}"
         )
-    found = sorted(run_dir.glob(spec["results"]))
-    if not found:
-        raise CheckFailed(f"the study finished but wrote no {spec['results']} under {run_dir}")
-    return found[-1]
+    return found[0]
 
 
 def check_study(ctx: Context, results: Path, reference: str) -> list[Check]:
@@ -1152,7 +1137,7 @@ def _study_files(ctx: Context) -> dict[str, str | Path]:
     if (ctx.work / "study-check.json").is_file():
         out["study/check.json"] = ctx.work / "study-check.json"
     run_dir = ctx.work / "study"
-    for p in sorted(run_dir.glob("**/report.md")) if run_dir.is_dir() else []:
+    for p in sorted(run_dir.glob("points/*/*/report.md")) if run_dir.is_dir() else []:
         out[f"study/{p.relative_to(run_dir)}"] = p
     return out
 
