@@ -7,9 +7,14 @@ bounds are a prediction interval for ONE further independent replica:
 
     |x_new - mean| <= t(1 - alpha/2, n - 1) * s * sqrt(1 + 1/n)
 
-(s the sample standard deviation across replicas; Student t). alpha = 1e-3 per quantity,
-so a correct run fails a given quantity once in a thousand; with ~12 judged quantities a
-correct run passes them all in >= 98.8 % of cases (Bonferroni bound). Quantities fixed by
+(s the sample standard deviation across replicas; Student t). alpha = 0.01 per quantity:
+a correct new seed falls outside a given quantity's bounds once in a hundred; the judged
+quantities are strongly correlated (peak/band densities and their ratios, D_all and
+D_bulk_start, gb_mean and enrichment), so the chance that it fails any is a few per cent
+(at most 12 % by the Bonferroni bound over 12 quantities). `loo` measures it on the
+replicas themselves: each is judged against a reference made from the others, and the
+count is written into the file. A smaller alpha would widen the bounds past what tells
+a 500 K run from a 700 K one (D differs by a factor ~2 in this model). Quantities fixed by
 the setup (n_excess; uniform_expected = N 4w / Lz) get exact bounds. The analysis
 parameters are copied from the replicas (which must agree).
 """
@@ -29,7 +34,7 @@ from scipy import stats
 from bundle import __version__
 from checks.results import get_path
 
-ALPHA = 1e-3
+ALPHA = 0.01
 # (key, unit, why it is judged or only reported)
 JUDGED = [
     ("rho_bulk_per_A3", "Li/Å³", "bulk Li density, set by composition and the Li in the GBs"),
@@ -39,15 +44,18 @@ JUDGED = [
     ("band_ratio", "1", "band / bulk: the Li content of the boundaries"),
     ("gamma_per_nm2.mean", "Li/nm²", "excess Li per boundary area"),
     ("diffusion.D_cm2_s.all", "cm²/s", "MSD slope / 6, all (non-excess) Li"),
-    ("diffusion.D_cm2_s.gb_start", "cm²/s", "Li starting within w_start of a plane"),
     ("diffusion.D_cm2_s.bulk_start", "cm²/s", "Li starting >= d_bulk from both planes"),
-    ("diffusion.ratio_gb_bulk", "1", "D_gb_start / D_bulk_start"),
     ("excess.gb_mean", "Li", "excess Li in the two ±w bands, window mean"),
     ("excess.enrichment", "1", "gb_mean / uniform expectation"),
 ]
 EXACT = [("n_excess", "Li", "fixed by the insert stage"),
          ("excess.uniform_expected", "Li", "N 4w / Lz: fixed by the setup")]  # fmt: skip
-REPORTED = [("excess.slope_per_ps", "Li/ps", "trend of n_gb in the window (noisy)"),
+# D of the Li that start in a GB band: in this baseline they are trapped (MSD < 0.3 Å^2 in
+# 20 ps) and D_gb_start is set by rare escapes: heavy-tailed across seeds (one in eight
+# replicas 5x the others), so a t interval does not describe it. Reported, not judged.
+REPORTED = [("diffusion.D_cm2_s.gb_start", "cm²/s", "rare-event dominated (see above)"),
+            ("diffusion.ratio_gb_bulk", "1", "D_gb_start / D_bulk_start (as above)"),
+            ("excess.slope_per_ps", "Li/ps", "trend of n_gb in the window (noisy)"),
             ("excess.per_gb_mean.0", "Li", ""), ("excess.per_gb_mean.1", "Li", "")]  # fmt: skip
 PARAMETERS = ("dz_A", "w_A", "d_bulk_A", "avg_window_ps", "w_start_A", "timestep_fs")
 
@@ -112,6 +120,26 @@ def make(docs: list[dict], names: list[str], name: str, command: str) -> dict:
     }
 
 
+def loo(docs: list[dict], names: list[str]) -> list[str]:
+    """Leave-one-out: the replicas that FAIL against a reference made from the others."""
+    import tempfile
+
+    from checks.reference import compare, load_reference
+
+    failed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(names):
+            rest = [d for j, d in enumerate(docs) if j != i]
+            ref = make(rest, [n for j, n in enumerate(names) if j != i], "loo", "loo")
+            path = Path(tmp) / f"loo{i}.yaml"
+            path.write_text(yaml.safe_dump(ref, allow_unicode=True))
+            rep = compare(docs[i], load_reference(path), results_path=path)
+            bad = [c["quantity"] for c in rep["checks"] if c["status"] == "FAIL"]
+            if bad:
+                failed.append(f"{name}: {', '.join(bad)}")
+    return failed
+
+
 def _r(x: float) -> float:
     return float(f"{float(x):.6g}")
 
@@ -127,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [p.parent.parent.name if p.parent.name.endswith("analyze") else str(p)
              for p in a.results]  # fmt: skip
     doc = make(docs, names, a.name, a.command)
+    fails = loo(docs, names)
+    doc["made_by"]["leave_one_out"] = (
+        f"{len(fails)} of {len(docs)} replicas fail against a reference made from the others"
+        + (": " + "; ".join(fails) if fails else "")
+    )
     header = (
         f"# {a.name}: the llzo-gb cpu profile's own reference (made by runbook.llzo.mkref).\n"
         "# Values: mean over seed replicas; bounds: a prediction interval for one more seed\n"
