@@ -1,0 +1,147 @@
+"""The llzo-gb study, cpu profile, end to end through `bundle run`, and the proof that
+`bundle check` against the CPU reference discriminates:
+
+- a seed that is not among the reference's replicas PASSES;
+- the same seed with the Li-O short-range interaction scaled by 1.5 FAILS (the Li cages
+  shrink: D drops ~50x and the profile changes).
+(Measured while making the reference: that seed at 500 K FAILS on D_all and D_bulk_start,
+but only ~20 % below the lower bounds, since D(500 K)/D(700 K) is ~0.5 in this model: too
+thin a margin to assert on other hardware, where the trajectory differs.)
+
+The two runs go side by side, one core each (the cpu profile is single-threaded), once
+per session; both produce a report with the Li density profile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bundle import engines
+from checks.reference import load_reference
+from runbook import config
+
+NEW_SEED = 11  # not a replica of checks/references/llzo-gb-700K-cpu.yaml
+MD_STAGES = ("equilibrate", "production", "production_excess")
+
+
+def single_seed_study(folder: Path) -> Path:
+    """The shipped study without its sweep block: one run, seeds given by --set."""
+    doc = yaml.safe_load(config.resolve_path("llzo-gb").read_text())
+    doc.pop("sweep")
+    path = folder / "llzo-gb-one-seed.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def cpu_runs(tmp_path_factory, lammps_module) -> dict:
+    root = tmp_path_factory.mktemp("llzo_gb")
+    study = single_seed_study(root)
+    seeds = [f"{s}.seed={NEW_SEED}" for s in ("build", "equilibrate", "insert")]
+    scaled = [f"{s}.li_o_scale=1.5" for s in MD_STAGES]
+    runs = {"new_seed": seeds, "li_o_scaled": seeds + scaled}
+    procs = {}
+    t0 = time.perf_counter()
+    for name, sets in runs.items():
+        argv = [engines.venv_bin("bundle"), "run", str(study), "--run-dir", str(root / name)]
+        for s in sets:
+            argv += ["--set", s]
+        log = open(root / f"{name}.log", "w")
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        procs[name] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+    out = {}
+    for name, (p, log) in procs.items():
+        code = p.wait(timeout=1500)
+        log.close()
+        out[name] = {"code": code, "dir": root / name, "log": (root / f"{name}.log").read_text()}
+    out["wall_s"] = time.perf_counter() - t0
+    print(f"\nllzo-gb cpu study: two seeds side by side in {out['wall_s']:.0f} s")
+    return out
+
+
+def _stage(run: Path, name: str) -> Path:
+    (d,) = run.glob(f"[0-9][0-9]_{name}")
+    return d
+
+
+def _check(run: Path) -> dict:
+    return json.loads((_stage(run, "check") / "check.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_new_seed_passes_the_cpu_reference(cpu_runs):
+    r = cpu_runs["new_seed"]
+    assert r["code"] == 0, r["log"][-2000:]
+    rep = _check(r["dir"])
+    assert rep["status"] == "PASS" and rep["reference"]["name"] == "llzo-gb-700K-cpu"
+    ref = load_reference("llzo-gb-700K-cpu")
+    assert NEW_SEED not in {int(s.removeprefix("seed")) for s in _replicas(ref)}
+    judged = [c for c in rep["checks"] if c["status"] != "NOT-JUDGED"]
+    assert len(judged) >= 12 and all(c["status"] == "PASS" for c in judged)
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_li_o_scaled_run_fails_the_cpu_reference(cpu_runs):
+    r = cpu_runs["li_o_scaled"]
+    assert r["code"] == 1, r["log"][-2000:]  # bundle run: exit 1 when a check FAILs
+    rep = _check(r["dir"])
+    assert rep["status"] == "FAIL"
+    failed = {c["quantity"] for c in rep["checks"] if c["status"] == "FAIL"}
+    assert {"diffusion.D_cm2_s.all", "diffusion.D_cm2_s.bulk_start"} <= failed
+    d_new = _results(cpu_runs["new_seed"]["dir"])["diffusion"]["D_cm2_s"]["all"]
+    d_scaled = _results(r["dir"])["diffusion"]["D_cm2_s"]["all"]
+    assert d_scaled < 0.2 * d_new  # a stiffer Li-O repulsion cages the Li
+    text = (_stage(r["dir"], "equilibrate") / "in.lammps").read_text()
+    assert "(Li-O x 1.5)" in text and "pair_coeff 1 4 639.720000" in text
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_cpu_study_report_shows_the_li_profile(cpu_runs):
+    run = cpu_runs["new_seed"]["dir"]
+    rep = _stage(run, "report")
+    text = (rep / "report.md").read_text()
+    assert "![li_profile.png](li_profile.png)" in text and (rep / "li_profile.png").stat().st_size
+    assert "| Γ |" in text and "bundle check against llzo-gb-700K-cpu: PASS" in text
+    res = _results(run)
+    assert res["n_excess"] == 24 and res["excess"] is not None
+    assert res["profile"]["rho_li_per_A3"] and res["rho_peak_per_A3"] > res["rho_bulk_per_A3"]
+    for name in MD_STAGES:
+        m = json.loads((_stage(run, name) / "manifest.json").read_text())
+        assert abs(m["result"]["md"]["temperature_mean_K"] - 700) < 25
+    total = sum(
+        json.loads((d / "manifest.json").read_text())["wall_s"] for d in run.glob("[0-9][0-9]_*")
+    )
+    print(f"\nllzo-gb cpu study, one seed: {total:.0f} s of stage wall time")
+
+
+def _results(run: Path) -> dict:
+    return json.loads((_stage(run, "analyze") / "results.json").read_text())
+
+
+def _replicas(ref) -> list[str]:
+    doc = yaml.safe_load(ref.file.read_text())
+    return doc["made_by"]["replicas"]
+
+
+def test_cpu_reference_records_how_it_was_made():
+    ref = load_reference("llzo-gb-700K-cpu")
+    doc = yaml.safe_load(ref.file.read_text())
+    made = doc["made_by"]
+    assert len(made["replicas"]) >= 3 and made["bundle_version"] and made["date_utc"]
+    assert "bundle run llzo-gb" in made["command"]
+    assert ref.parameters["w_A"] == 2.0 and ref.parameters["timestep_fs"] == 2.0
+    judged = [q for q in ref.quantities if q.limits()]
+    assert len(judged) >= 12
+    for q in judged:  # bounds from the seed spread: never zero unless fixed by the setup
+        if q.key not in ("n_excess", "excess.uniform_expected"):
+            assert q.lower > 0 and q.upper > 0, q.key
