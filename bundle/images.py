@@ -711,6 +711,7 @@ class BuildResult:
     labels: dict[str, str]
     log: list[str] = field(repr=False, default_factory=list)
     step_images: list[str] = field(repr=False, default_factory=list)
+    step_seconds: list[tuple[str, float]] = field(repr=False, default_factory=list)
     manifest_path: Path | None = None
 
     @property
@@ -734,6 +735,7 @@ class BuildLog:
     step_images: list[str] = field(default_factory=list)  # image id after each step
     manifest: dict[str, Any] | None = None  # printed by the step that wrote it
     image_id: str | None = None  # "Successfully built": a concurrent build may move the tag
+    step_seconds: list[tuple[str, float]] = field(default_factory=list)  # as the log arrived
     error: str | None = None
 
 
@@ -742,6 +744,12 @@ def parse_build_stream(chunks: Iterable[dict[str, Any]]) -> BuildLog:
     out = BuildLog()
     kind = ""
     manifest: list[str] | None = None
+    started: tuple[str, float] | None = None  # the running step and when it began
+
+    def close_step() -> None:
+        if started is not None:
+            out.step_seconds.append((started[0], time.perf_counter() - started[1]))
+
     for chunk in chunks:
         if "error" in chunk or "errorDetail" in chunk:
             out.error = chunk.get("error") or chunk["errorDetail"].get("message", "build failed")
@@ -758,6 +766,8 @@ def parse_build_stream(chunks: Iterable[dict[str, Any]]) -> BuildLog:
             elif manifest is not None:
                 manifest.append(ln)
             elif m := _STEP.match(ln):
+                close_step()
+                started = (ln[:120], time.perf_counter())
                 kind = m.group(1).upper()
                 out.steps += 1
                 out.froms += kind == "FROM"
@@ -767,6 +777,7 @@ def parse_build_stream(chunks: Iterable[dict[str, Any]]) -> BuildLog:
                 out.image_id = m.group(1)
             elif (m := _LAYER.match(ln)) and kind != "FROM":  # a base is not this build's
                 out.step_images.append(m.group(1))
+    close_step()
     return out
 
 
@@ -833,6 +844,7 @@ def build(
         labels=dict(image.labels or {}),
         log=blog.lines,
         step_images=blog.step_images,
+        step_seconds=blog.step_seconds,
     )
     if result.labels.get(f"{stack.images.label_namespace}.{LOCK_LABEL}") != ctx.lock_sha256:
         raise EngineError(f"{tag} does not carry the lock hash {ctx.lock_sha256}")
