@@ -95,7 +95,7 @@ def test_li_o_scaled_run_fails_the_cpu_reference(cpu_runs):
     assert "[7/8] check: complete" in r["log"], r["log"][-2000:]
     verdict = json.loads((_stage(r["dir"], "check") / "verdict.json").read_text())
     assert verdict["exit_status"] == 1  # `bundle check` exited 1: FAIL
-    print(f"\nbundle run exit status with a FAILed llzo check stage: {r['code']}")
+    assert r["code"] == 1, r["log"][-2000:]  # `bundle run` exits 1 when a check stage FAILs
     rep = _check(r["dir"])
     assert rep["status"] == "FAIL"
     failed = {c["quantity"] for c in rep["checks"] if c["status"] == "FAIL"}

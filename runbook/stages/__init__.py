@@ -32,7 +32,8 @@ def _kind(name: str, block: dict) -> str:
 
 
 def kind_of(study: Study, name: str) -> str:
-    return _kind(name, study.blocks.get(name, {}))
+    """The stage's role (`md`, `check`, `report`, ...): a plug-in class declares its own."""
+    return stage_class(name, study.blocks.get(name, {}), study.source).kind
 
 
 def stage_class(name: str, block: dict, source: Path | str) -> type[Stage]:
