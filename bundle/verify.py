@@ -992,17 +992,32 @@ def check_study(ctx: Context, results: Path, reference: str) -> list[Check]:
     return out
 
 
+def reference_replicas(reference: str) -> list[str]:
+    """The runs a reference was made from (`made_by.replicas`, e.g. seed3), if it says."""
+    from checks.reference import load_reference
+
+    doc = yaml.safe_load(load_reference(reference).file.read_text())
+    return [str(r) for r in (doc.get("made_by") or {}).get("replicas", [])]
+
+
 def phase_reproducibility(ctx: Context) -> list[Check]:
     spec = ctx.profile["study"]
     if ctx.opts.results is None and ctx.opts.quick:
         why = "--quick: the study was not run (the acceptance needs a run without --quick)"
         return [Check("reproducibility", spec["name"], SKIP, why)]
+    reference = ctx.opts.reference or spec["reference"]
+    if ctx.opts.results is None and f"seed{spec['seed']}" in reference_replicas(reference):
+        why = (
+            f"seed {spec['seed']} is one of the replicas {reference} was made from: not an "
+            "independent run; choose another seed in bundle/references/profiles.yaml"
+        )
+        return [Check("reproducibility", spec["name"], FAIL, why, E_STUDY)]
     try:
         results = ctx.opts.results or run_study(ctx, spec)
     except CheckFailed as e:
         return [Check("reproducibility", spec["name"], FAIL, str(e), E_STUDY)]
     ctx.facts["study_results"] = str(results)
-    return check_study(ctx, results, ctx.opts.reference or spec["reference"])
+    return check_study(ctx, results, reference)
 
 
 # =========================================================================== 6. report

@@ -366,3 +366,30 @@ def test_results_made_with_other_parameters_fail_the_study_check(study, tmp_path
     c = next(c for c in report["checks"] if c["phase"] == "reproducibility")
     assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_STUDY
     assert "w_A" in c["reason"]
+
+
+def test_a_study_seed_the_reference_was_made_from_is_refused(study, tmp_path):
+    import yaml
+
+    _, ref, _ = study
+    seed = v.profile_requirements("cpu")["study"]["seed"]
+    doc = yaml.safe_load(ref.read_text())
+    doc["made_by"] = {"replicas": [f"seed{seed}", f"seed{seed + 1}"]}
+    (tmp_path / "ref.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+    out = tmp_path / "report"
+    r = runner.invoke(
+        app,
+        ["verify", "--only", "reproducibility", "--reference", str(tmp_path / "ref.yaml")]
+        + ["--out", str(out)],
+    )
+    report = json.loads((out / "report.json").read_text())
+    c = next(c for c in report["checks"] if c["phase"] == "reproducibility")
+    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_STUDY
+    assert f"seed {seed} is one of the replicas" in c["reason"]
+    assert not (out / "work" / "study").exists()  # refused before running anything
+
+
+def test_the_shipped_study_seed_is_not_a_replica_of_the_shipped_reference():
+    for profile in v.PROFILES:
+        spec = v.profile_requirements(profile)["study"]
+        assert f"seed{spec['seed']}" not in v.reference_replicas(spec["reference"]), profile
