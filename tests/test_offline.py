@@ -56,7 +56,18 @@ def test_the_namespace_has_no_network(netns):
 
 
 @pytest.fixture(scope="module")
-def offline_run(tmp_path_factory, netns, cpu_image):
+def session_image(cpu_image, docker_engine):
+    """The session's cpu image under a tag of this test alone: the flavor's tag may be
+    moved by a concurrent build on a shared engine, this one cannot."""
+    repo, tag = cpu_image.tag.rsplit(":", 1)
+    tag = f"{tag}-offline-{os.getpid()}"
+    docker_engine.images.get(cpu_image.image_id).tag(repo, tag)
+    yield f"{repo}:{tag}", cpu_image.image_id
+    docker_engine.images.remove(f"{repo}:{tag}")  # the tag only: the image stays
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory, netns, session_image):
     """pack (outside: the vendor side) -> install + verify inside the namespace."""
     tmp = tmp_path_factory.mktemp("offline")
     env = dict(os.environ, MLMD_BUNDLE_CONFIG=str(tmp / "config"))
@@ -65,7 +76,12 @@ def offline_run(tmp_path_factory, netns, cpu_image):
     bundle, prefix = tmp / "bundle", tmp / "prefix"
     wall = {}
     t0 = time.perf_counter()
-    pack = run([BUNDLE, "pack", "--flavor", "cpu", "--out", str(bundle), "--key", str(key)], env)
+    ref, _ = session_image
+    pack = run(
+        [BUNDLE, "pack", "--flavor", "cpu", "--out", str(bundle), "--key", str(key)]
+        + ["--image", ref],
+        env,
+    )
     assert pack.returncode == 0, pack.stdout + pack.stderr
     wall["pack"], t0 = time.perf_counter() - t0, time.perf_counter()
     install = run(
@@ -80,7 +96,7 @@ def offline_run(tmp_path_factory, netns, cpu_image):
     print("offline wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items()))
     last = (prefix / "reports" / "LAST").read_text().strip()
     report = json.loads((prefix / "reports" / last / "report.json").read_text())
-    return {"bundle": bundle, "prefix": prefix, "pub": pub, "env": env, "image": cpu_image,
+    return {"bundle": bundle, "prefix": prefix, "pub": pub, "env": env, "image": session_image,
             "pack": pack, "install": install, "verify": verify, "report": report}  # fmt: skip
 
 
@@ -88,7 +104,7 @@ def test_pack_install_verify_offline_passes(offline_run):
     r = offline_run
     man, _ = mf.read_signed(r["bundle"], mf.Trust.parse([str(r["pub"])]))
     img = man.images[0]
-    assert img["ref"] == r["image"].tag and img["id"] == r["image"].image_id
+    assert (img["ref"], img["id"]) == r["image"]
     assert man.entry(img["archive"]).size > 50 * 2**20
     assert any(f.path.startswith("wheels/torch-") for f in man.files)
     record = json.loads((r["prefix"] / "install.json").read_text())
