@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runbook.slurm import Allocation, BatchJob, Launch, render_batch, sh
+from tests.conftest import require
 
 GOLDEN = Path(__file__).parent / "golden" / "slurm"
 SIF = "/opt/mlmd/images/mlmd-h200.sif"
@@ -163,8 +164,11 @@ def test_gpu_binding_under_real_srun(slurm_cluster, tmp_path):
     """Slurm hands each job its GPUs in CUDA_VISIBLE_DEVICES (here device nodes aliasing
     /dev/null); the rendered wrapper gives local rank i the i-th of them. Two 1-GPU jobs at
     once get different GPUs, so binding by SLURM_LOCALID alone would be wrong for the second."""
-    if not slurm_cluster.gpus:
-        pytest.skip("mknod refused: the test cluster has no GPU GRES")
+    require(
+        bool(slurm_cluster.gpus),
+        "GPU GRES in the test cluster",
+        "mknod of the device nodes refused",
+    )
     probe = ("sh", "-c", 'echo "rank=$SLURM_LOCALID gpu=$CUDA_VISIBLE_DEVICES"; sleep 2')
 
     def job(name, gpus):
