@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bundle import manifest as mf
 from tests.conftest import require, require_program
@@ -90,7 +91,16 @@ def offline_run(tmp_path_factory, netns, session_image):
     assert install.returncode == 0, install.stdout + install.stderr
     wall["install"], t0 = time.perf_counter() - t0, time.perf_counter()
     verify = run(
-        [*netns, str(prefix / "bin" / "bundle"), "verify", "--profile", "cpu", "--quick"], env
+        [
+            *netns,
+            str(prefix / "bin" / "bundle"),
+            "verify",
+            "--profile",
+            "cpu",
+            "--quick",
+            "--bench",
+        ],
+        env,
     )
     wall["verify --quick"] = time.perf_counter() - t0
     print("offline wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items()))
@@ -117,6 +127,12 @@ def test_pack_install_verify_offline_passes(offline_run):
     assert status["integrity"] == status["host"] == status["images"] == "PASS"
     assert status["engines"] == status["report"] == "PASS"
     names = {f"{c['phase']}/{c['name']}" for c in rep["checks"] if c["status"] == "PASS"}
+    assert "engines/bench[cpu]" in names  # --bench: model MD throughput for `bundle size`
+    table = yaml.safe_load((r["prefix"] / "site" / "throughput.yaml").read_text())
+    assert table["provenance"] == "site-measured"
+    assert (
+        table["devices"][0]["device"] == "cpu" and table["devices"][0]["points"][0]["atoms"] > 2000
+    )
     assert {"engines/qe-energy", "engines/qe-ranks-1v2-energy", f"images/{img['ref']}"} <= names
 
 
