@@ -25,11 +25,12 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from bundle.errors import EngineError, InputError
-from runbook import launchers, modelcard
+from runbook import modelcard
 from runbook.config import Strict
-from runbook.engine import Context, Stage, StageFailed, read_commands, write_commands, write_params
+from runbook.engine import Context, Stage, write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import TYPE_IDS, md, potential
+from runbook.stages import analyze
 
 TYPE_MAP = ",".join(f"{t}:{s}" for s, t in sorted(TYPE_IDS.items(), key=lambda kv: kv[1]))
 
@@ -387,41 +388,20 @@ class CheckConfig(Strict):
     by_profile: dict[str, dict[str, Any]] = {}
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    reference: str
-    verdict: str  # PASS | FAIL
-    exit_status: int
-    report: str
+class Check(LlzoStage, analyze.Check):
+    """`bundle check` of the merged results: the built-in check stage, wired to this study's
+    analyze stage and with per-profile overrides of the reference."""
 
-
-class Check(LlzoStage):
-    """`bundle check` of the merged results; exit 1 (FAIL) is a verdict, not a failure."""
-
-    kind = "check"
     Config = CheckConfig
 
     def preflight(self, ctx: Context) -> None:
         self.need(ctx, self.effective(ctx).analyze, "analyze")
 
-    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
-        argv = ("bundle", "check", ctx.rel(c.analyze, "results.json"), "--reference",
-                c.reference, "--json", "check.json")  # fmt: skip
-        return [write_commands(stage_dir, [Command(argv, "check.log", ok_codes=(0, 1))])]
+    def results_path(self, ctx: Context) -> str:
+        return ctx.rel(self.effective(ctx).analyze, "results.json")
 
-    def execute(self, launcher: launchers.Launcher, stage_dir: Path) -> list[list[str]]:
-        (cmd,) = read_commands(stage_dir)
-        code = launchers.run(launcher, cmd, stage_dir)
-        if code not in cmd.ok_codes:
-            raise StageFailed(code, cmd, [launcher.argv(cmd, stage_dir)])
-        (stage_dir / "verdict.json").write_text(json.dumps({"exit_status": code}) + "\n")
-        return [launcher.argv(cmd, stage_dir)]
-
-    def collect(self, ctx: Context, stage_dir: Path) -> CheckResult:
-        c = self.effective(ctx)
-        code = json.loads((stage_dir / "verdict.json").read_text())["exit_status"]
-        return CheckResult(c.reference, "PASS" if code == 0 else "FAIL", code, "check.json")
+    def reference(self, ctx: Context) -> str:
+        return self.effective(ctx).reference
 
 
 # ------------------------------------------------------------------------------ report

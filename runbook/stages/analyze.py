@@ -125,15 +125,20 @@ class Check(Stage):
     kind = "check"
     Config = CheckConfig
 
+    def results_path(self, ctx: Context) -> str:
+        """The results.json to judge (a plug-in study may wire another analyze stage)."""
+        return ctx.rel(ctx.upstream_of_kind("analyze", self.name), OUT, "results.json")
+
+    def reference(self, ctx: Context) -> str:
+        return self.cfg.reference  # type: ignore[attr-defined]
+
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c: CheckConfig = self.cfg  # type: ignore[assignment]
-        an = ctx.upstream_of_kind("analyze", self.name)
         argv = (
             "bundle",
             "check",
-            ctx.rel(an, OUT, "results.json"),
+            self.results_path(ctx),
             "--reference",
-            c.reference,
+            self.reference(ctx),
             "--json",
             "check.json",
         )
@@ -148,6 +153,6 @@ class Check(Stage):
         return [launcher.argv(cmd, stage_dir)]
 
     def collect(self, ctx: Context, stage_dir: Path) -> CheckResult:
-        c: CheckConfig = self.cfg  # type: ignore[assignment]
         code = read_json(stage_dir / "verdict.json")["exit_status"]
-        return CheckResult(c.reference, "PASS" if code == 0 else "FAIL", code, "check.json")
+        verdict = "PASS" if code == 0 else "FAIL"
+        return CheckResult(self.reference(ctx), verdict, code, "check.json")
