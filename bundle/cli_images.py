@@ -49,6 +49,12 @@ def build(
     flavor: Flavor = "cpu",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the full build plan.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every step.")] = False,
+    keep_superseded: Annotated[
+        bool,
+        typer.Option(
+            "--keep-superseded", help="Keep the image the tag pointed at before (GBs on vfs)."
+        ),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Directory for the build log and versions manifest."),
@@ -58,7 +64,9 @@ def build(
     if dry_run:
         typer.echo(images.plan(flavor), nl=False)
         return
-    result = images.build(flavor, out_dir=out, nocache=no_cache, log=typer.echo)
+    result = images.build(
+        flavor, out_dir=out, nocache=no_cache, log=typer.echo, keep_superseded=keep_superseded
+    )
     typer.echo(
         f"built {result.tag} ({result.image_id[:19]}): {result.steps} steps, "
         f"{result.cached} from cache, {result.seconds:.0f} s; manifest {result.manifest_path}"

@@ -450,6 +450,26 @@ def _image_or_none(client, ref: str):
         return None
 
 
+def remove_superseded(client, old_id: str | None, new_id: str, log=print) -> bool:
+    """Remove the image a rebuild moved its tag away from, when no tag names it any more
+    and no container uses it: on the vfs storage driver each one is a full copy of the
+    filesystem (~7.5 GB for cpu). Returns whether it was removed."""
+    import docker.errors
+
+    if old_id is None or old_id == new_id:
+        return False
+    old = _image_or_none(client, old_id)
+    if old is None or old.tags:
+        return False
+    try:
+        client.images.remove(old_id)
+    except docker.errors.APIError as e:  # a container uses it, or a concurrent build
+        log(f"kept superseded image {old_id[:19]}: {e.explanation or e}")
+        return False
+    log(f"removed superseded image {old_id[:19]}")
+    return True
+
+
 def ensure_base(client, stack: lock.StackLock, log: Callable[[str], None] = print) -> str:
     """The cpu base image: reused when its lock-derived tag exists, else debootstrapped.
     Returns the tag."""
@@ -789,9 +809,12 @@ def build(
     client=None,
     log: Callable[[str], None] = print,
     ref: str = "HEAD",
+    keep_superseded: bool = False,
 ) -> BuildResult:
     """Build the flavor's image with the docker SDK from the committed revision `ref`.
-    Only `cpu` builds here; the h200 recipe needs NVIDIA's registries (see `plan`)."""
+    Only `cpu` builds here; the h200 recipe needs NVIDIA's registries (see `plan`).
+    The image the tag pointed at before is removed when nothing else uses it, unless
+    `keep_superseded`."""
     if _flavor(flavor) != "cpu":
         raise MissingComponent(
             f"the {flavor} image needs nvcr.io and GPU toolchains to build; "
@@ -807,6 +830,7 @@ def build(
         ensure_base(client, stack, log)
         base_seconds = time.perf_counter() - t0
         tag = image_tag(flavor, stack)
+        before = _image_or_none(client, tag)
         log(
             f"docker build {tag} (context {ctx.seconds:.0f} s, revision {ctx.source.revision[:12]})"
         )
@@ -855,6 +879,8 @@ def build(
     result.manifest_path = out_dir / f"{flavor}.versions.json"
     result.manifest_path.write_text(json.dumps(read_manifest(client, image.id), indent=2) + "\n")
     log(f"{tag}: {image.id[:19]}, {blog.steps} steps, {blog.cached} cached, {seconds:.0f} s")
+    if not keep_superseded and before is not None:
+        remove_superseded(client, before.id, image.id, log)
     return result
 
 

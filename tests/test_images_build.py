@@ -242,3 +242,33 @@ def test_no_docker_engine_is_a_missing_component(monkeypatch):
     r = runner.invoke(app, ["images", "build", "--flavor", "cpu"])
     assert r.exit_code == EXIT_MISSING
     assert "no Docker engine answers" in r.output
+
+
+def test_a_superseded_image_is_removed_only_when_nothing_names_it(docker_engine):
+    """Rebuilding under the same tag leaves the old image dangling (a full copy on vfs):
+    it goes, unless another tag still names it."""
+    base = images.ensure_base(docker_engine, lock.model(), log=lambda _: None)
+    tag, keep = "mlmd-bundle-test:superseded", "mlmd-bundle-test:superseded-kept"
+
+    def tiny(label: str) -> str:
+        dockerfile = f'FROM {base}\nLABEL test.generation="{label}"'
+        img, _ = docker_engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag)
+        return img.id
+
+    said = []
+    try:
+        first = tiny("1")
+        second = tiny("2")  # `tag` moves: the first image is dangling now
+        assert images.remove_superseded(docker_engine, first, second, said.append)
+        assert said == [f"removed superseded image {first[:19]}"]
+        assert images._image_or_none(docker_engine, first) is None
+        docker_engine.images.get(second).tag(keep)
+        third = tiny("3")  # `tag` moves again, but `keep` still names the second image
+        assert not images.remove_superseded(docker_engine, second, third, said.append)
+        assert docker_engine.images.get(keep).id == second
+        assert not images.remove_superseded(docker_engine, third, third, said.append)
+        assert docker_engine.images.get(tag).id == third and len(said) == 1
+    finally:
+        for ref in (tag, keep):
+            if images._image_or_none(docker_engine, ref) is not None:
+                docker_engine.images.remove(ref, force=True)
