@@ -221,6 +221,7 @@ def test_golden_llzo_h200_sweep_stage(tmp_path):
         assert text == path.read_text(), name
     prod = (GOLDEN / "llzo_h200_production_array.sbatch").read_text()
     assert "#SBATCH --gres=gpu:8\n" in prod and "#SBATCH --ntasks=8\n" in prod
+    assert "#SBATCH --time=12:00:00\n" in prod  # the stage's own limit, not the 1 h default
     assert "#SBATCH --array=0,1,2\n" in prod and "aftercorr:4711" in prod
     build = render_batch(slurm.stage_job(pl, cfg, 0, (0, 1, 2), None, py))
     assert "--gres" not in build and "#SBATCH --ntasks=1\n" in build  # a Python step: no GPU
