@@ -103,6 +103,29 @@ def test_quick_verify_of_an_installed_bundle(installed_quick):
     assert r.exit_code == (EXIT_CHECK_FAILED if fails else 0), (r.output, fails)
 
 
+@pytest.mark.slow
+@pytest.mark.engine
+def test_quick_verify_from_the_source_checkout(cpu_image, tmp_path):
+    """Verify runs from a source checkout too: no install record (integrity says so and
+    SKIPs), the flavor's image found by its tag, the engines and the model from the
+    checkout's references (the model is compiled here, LAMMPS drives it)."""
+    require_program("pw.x")
+    out = tmp_path / "report"
+    r = runner.invoke(app, ["verify", "--profile", "cpu", "--quick", "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    checks = by_name(report)
+    fails = [c for c in report["checks"] if c["status"] == "FAIL"]
+    assert r.exit_code == 0 and report["status"] == "PASS", (r.output, fails)
+    assert report["session"]["install"] == "source checkout"
+    for name in ("install-record", "signature", "hashes"):
+        assert checks[f"integrity/{name}"]["status"] == "SKIP"
+        assert checks[f"integrity/{name}"]["reason"].startswith("source checkout")
+    assert checks["integrity/python-env"]["status"] == "PASS"
+    assert checks[f"images/{cpu_image.tag}"]["status"] == "PASS"
+    for name in ("qe-energy", "model-forces[cpu]", "lammps-forces[cpu]", "lammps-virial[cpu]"):
+        assert checks[f"engines/{name}"]["status"] == "PASS", checks[f"engines/{name}"]
+
+
 def test_doctor_on_a_passing_quick_report_says_to_run_the_study(installed_quick, monkeypatch):
     prefix, _, report = installed_quick
     assert report["status"] == "PASS"
