@@ -145,28 +145,40 @@ def pick_runtime(requested: str) -> str:
 
 
 def load_docker(bundle: Path, man: mf.Manifest, img: dict) -> str:
-    """Stream one archive into docker; returns 'present' or 'loaded'."""
+    """Stream one archive into docker, unless the engine has the image (by its content
+    ID) already; the manifest's tag names it either way. Returns 'present', 'tagged'
+    (there under another name) or 'loaded'."""
     import docker
+    from docker.utils import parse_repository_tag
 
     client = docker.from_env(timeout=600)
-    try:
-        if client.images.get(img["ref"]).id == img["id"]:
-            return "present"
-    except docker.errors.ImageNotFound:
-        pass
-    entry = man.entry(img["archive"])
-    sha = hashlib.sha256()
-    try:
-        for _ in client.api.load_image(_stream_parts(bundle, entry, sha), quiet=True):
-            pass
-    except docker.errors.APIError as e:
-        raise EngineError(f"docker load of {img['archive']} failed: {e}") from None
-    if sha.hexdigest() != entry.sha256:
-        raise mf.IntegrityError([mf.Problem(img["archive"], "changed while being loaded")])
-    got = client.images.get(img["ref"]).id
-    if got != img["id"]:
-        raise EngineError(f"{img['ref']}: loaded image ID {got} != {img['id']} in the manifest")
-    return "loaded"
+
+    def by_id():
+        try:
+            return client.images.get(img["id"])
+        except docker.errors.ImageNotFound:
+            return None
+
+    have = by_id()
+    if have is not None and img["ref"] in have.tags:
+        return "present"
+    action = "tagged" if have is not None else "loaded"
+    if have is None:
+        entry = man.entry(img["archive"])
+        sha = hashlib.sha256()
+        try:
+            for _ in client.api.load_image(_stream_parts(bundle, entry, sha), quiet=True):
+                pass
+        except docker.errors.APIError as e:
+            raise EngineError(f"docker load of {img['archive']} failed: {e}") from None
+        if sha.hexdigest() != entry.sha256:
+            raise mf.IntegrityError([mf.Problem(img["archive"], "changed while being loaded")])
+        have = by_id()
+        if have is None:
+            raise EngineError(f"{img['archive']}: loaded, but no image {img['id']} appeared")
+    if img["ref"] not in have.tags:  # the archive may name it otherwise: name it as packed
+        have.tag(*parse_repository_tag(img["ref"]))
+    return action
 
 
 def load_apptainer(bundle: Path, man: mf.Manifest, img: dict, prefix: Path) -> str:

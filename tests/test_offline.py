@@ -143,6 +143,37 @@ def test_pack_install_verify_offline_passes(offline_run):
     assert {"engines/qe-energy", "engines/qe-ranks-1v2-energy", f"images/{img['ref']}"} <= names
 
 
+def test_a_lost_image_tag_fails_verify_with_the_hint_and_reinstall_restores_it(
+    offline_run, netns, docker_engine
+):
+    """What `bundle doctor` advises for a missing image, followed offline: re-running
+    install finds the image by its content ID and names it again (no 2.5 GB load)."""
+    r = offline_run
+    ref, image_id = r["image"]
+    verify = [*netns, str(r["prefix"] / "bin" / "bundle"), "verify", "--only", "images"]
+    repo, tag = ref.rsplit(":", 1)
+    image = docker_engine.images.get(image_id)
+    image.tag(repo, f"{tag}-hold")  # a second name: removing `ref` removes only the name
+    docker_engine.images.remove(ref)
+    try:
+        lost = run(verify, r["env"])
+        assert lost.returncode == 1, lost.stdout + lost.stderr
+        assert f"FAIL images/{ref}" in lost.stdout and "re-run `bundle install" in lost.stdout
+        again = run(
+            [*netns, BUNDLE, "install", str(r["bundle"]), "--prefix", str(r["prefix"])]
+            + ["--trust", str(r["pub"])],
+            r["env"],
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"image {ref}: tagged" in again.stdout
+        assert docker_engine.images.get(ref).id == image_id
+        ok = run(verify, r["env"])
+        assert ok.returncode == 0 and f"PASS images/{ref}" in ok.stdout, ok.stdout + ok.stderr
+    finally:
+        image.tag(repo, tag)
+        docker_engine.images.remove(f"{repo}:{tag}-hold")
+
+
 def test_flipped_byte_in_the_image_archive_fails_install_naming_it(offline_run, netns, tmp_path):
     r = offline_run
     archive = r["bundle"] / "images" / "cpu.tar"
