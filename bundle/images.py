@@ -450,24 +450,34 @@ def _image_or_none(client, ref: str):
         return None
 
 
-def remove_superseded(client, old_id: str | None, new_id: str, log=print) -> bool:
-    """Remove the image a rebuild moved its tag away from, when no tag names it any more
-    and no container uses it: on the vfs storage driver each one is a full copy of the
-    filesystem (~7.5 GB for cpu). Returns whether it was removed."""
+def remove_superseded(client, old_ids: Iterable[str], keep: Iterable[str] = (), log=print) -> int:
+    """Remove the images a rebuild left behind (the one its tag moved away from, earlier
+    builder stages) when no tag names them and no container uses them: on the vfs
+    storage driver each is a full copy of the filesystem (GBs). `keep`: IDs (or their
+    12-digit prefixes) this build still uses as its cache. Returns how many went."""
     import docker.errors
 
-    if old_id is None or old_id == new_id:
-        return False
-    old = _image_or_none(client, old_id)
-    if old is None or old.tags:
-        return False
-    try:
-        client.images.remove(old_id)
-    except docker.errors.APIError as e:  # a container uses it, or a concurrent build
-        log(f"kept superseded image {old_id[:19]}: {e.explanation or e}")
-        return False
-    log(f"removed superseded image {old_id[:19]}")
-    return True
+    keep = {k.removeprefix("sha256:")[:12] for k in keep}
+    gone = 0
+    for old_id in dict.fromkeys(old_ids):
+        old = _image_or_none(client, old_id)
+        if old is None or old.tags or old.id.removeprefix("sha256:")[:12] in keep:
+            continue
+        try:
+            client.images.remove(old.id)
+        except docker.errors.APIError as e:  # a container uses it, or a concurrent build
+            log(f"kept superseded image {old.id[:19]}: {e.explanation or e}")
+            continue
+        log(f"removed superseded image {old.id[:19]}")
+        gone += 1
+    return gone
+
+
+def _stale_stages(client, ns: str, before: str) -> list[str]:
+    """Untagged images from our base (its debootstrap label is inherited) created before
+    `before` (UTC, ISO): the final images of earlier builds' builder stages."""
+    found = client.images.list(filters={"dangling": True, "label": f"{ns}.debootstrap"})
+    return [i.id for i in found if str(i.attrs.get("Created", ""))[:19] < before[:19]]
 
 
 def ensure_base(client, stack: lock.StackLock, log: Callable[[str], None] = print) -> str:
@@ -831,6 +841,7 @@ def build(
         base_seconds = time.perf_counter() - t0
         tag = image_tag(flavor, stack)
         before = _image_or_none(client, tag)
+        started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         log(
             f"docker build {tag} (context {ctx.seconds:.0f} s, revision {ctx.source.revision[:12]})"
         )
@@ -879,8 +890,11 @@ def build(
     result.manifest_path = out_dir / f"{flavor}.versions.json"
     result.manifest_path.write_text(json.dumps(read_manifest(client, image.id), indent=2) + "\n")
     log(f"{tag}: {image.id[:19]}, {blog.steps} steps, {blog.cached} cached, {seconds:.0f} s")
-    if not keep_superseded and before is not None:
-        remove_superseded(client, before.id, image.id, log)
+    if not keep_superseded:
+        ns = stack.images.label_namespace
+        stale = [before.id] if before is not None else []
+        stale += _stale_stages(client, ns, started)
+        remove_superseded(client, stale, [image.id, *blog.step_images], log)
     return result
 
 
@@ -990,7 +1004,9 @@ def save(ref: str, tar_path: Path, client=None) -> Path:
     tar_path.parent.mkdir(parents=True, exist_ok=True)
     partial = tar_path.with_suffix(tar_path.suffix + ".part")
     with partial.open("wb") as fh:
-        for chunk in image.save(named=True):
+        # the tag asked for (named=True would take the image's first tag, which a
+        # loader then finds under another name); an ID keeps the first tag
+        for chunk in image.save(named=ref if ref in image.tags else True):
             fh.write(chunk)
     partial.replace(tar_path)
     ns = lock.model().images.label_namespace

@@ -221,6 +221,26 @@ def test_save_load_inspect_round_trip(relabelled, docker_engine, tmp_path):
     assert docker_engine.images.get(tag).id == image_id
 
 
+def test_an_image_saved_by_one_of_its_tags_is_named_by_that_tag(
+    relabelled, docker_engine, tmp_path
+):
+    """`docker save` by the SDK's named=True keeps the image's first tag; a bundle that
+    asked for another would install an image it then cannot find by name."""
+    import tarfile
+
+    tag, _ = relabelled
+    other = "mlmd-bundle-test:another-name"
+    docker_engine.images.get(tag).tag(other)
+    try:
+        for ref in (tag, other):
+            tar = images.save(ref, tmp_path / "named.tar")
+            with tarfile.open(tar) as t:
+                manifest = json.load(t.extractfile("manifest.json"))
+            assert manifest[0]["RepoTags"] == [ref]
+    finally:
+        docker_engine.images.remove(other)
+
+
 def test_inspect_of_a_missing_archive_is_bad_input(tmp_path):
     r = runner.invoke(app, ["images", "inspect", str(tmp_path / "nope.tar")])
     assert r.exit_code == EXIT_BAD_INPUT
@@ -246,27 +266,33 @@ def test_no_docker_engine_is_a_missing_component(monkeypatch):
 
 def test_a_superseded_image_is_removed_only_when_nothing_names_it(docker_engine):
     """Rebuilding under the same tag leaves the old image dangling (a full copy on vfs):
-    it goes, unless another tag still names it."""
+    it goes, unless another tag names it or the build still uses it as its cache; the
+    dangling leftovers from our base are found by its label."""
     base = images.ensure_base(docker_engine, lock.model(), log=lambda _: None)
+    ns = lock.model().images.label_namespace
     tag, keep = "mlmd-bundle-test:superseded", "mlmd-bundle-test:superseded-kept"
 
     def tiny(label: str) -> str:
         dockerfile = f'FROM {base}\nLABEL test.generation="{label}"'
-        img, _ = docker_engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag)
+        img, _ = docker_engine.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True
+        )
         return img.id
 
     said = []
     try:
         first = tiny("1")
         second = tiny("2")  # `tag` moves: the first image is dangling now
-        assert images.remove_superseded(docker_engine, first, second, said.append)
+        assert first in images._stale_stages(docker_engine, ns, "9999-12-31T00:00:00")
+        assert first not in images._stale_stages(docker_engine, ns, "2000-01-01T00:00:00")
+        assert images.remove_superseded(docker_engine, [first], [first[:19]], said.append) == 0
+        assert images.remove_superseded(docker_engine, [first], [], said.append) == 1
         assert said == [f"removed superseded image {first[:19]}"]
         assert images._image_or_none(docker_engine, first) is None
         docker_engine.images.get(second).tag(keep)
         third = tiny("3")  # `tag` moves again, but `keep` still names the second image
-        assert not images.remove_superseded(docker_engine, second, third, said.append)
+        assert images.remove_superseded(docker_engine, [second, third], [], said.append) == 0
         assert docker_engine.images.get(keep).id == second
-        assert not images.remove_superseded(docker_engine, third, third, said.append)
         assert docker_engine.images.get(tag).id == third and len(said) == 1
     finally:
         for ref in (tag, keep):
