@@ -31,6 +31,7 @@ from runbook.engine import Context, Stage, write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import TYPE_IDS, md, potential
 from runbook.stages import analyze
+from runbook.stages.report import ReportResult
 
 TYPE_MAP = ",".join(f"{t}:{s}" for s, t in sorted(TYPE_IDS.items(), key=lambda kv: kv[1]))
 
@@ -414,12 +415,6 @@ class ReportConfig(Strict):
     md_stages: list[str] = ["equilibrate", "production", "production_excess"]
     published: str = "llzo-gb-700K-published"
     by_profile: dict[str, dict[str, Any]] = {}
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    report: str
-    figures: list[str]
 
 
 class Report(LlzoStage):
