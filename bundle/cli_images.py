@@ -52,7 +52,8 @@ def build(
     keep_superseded: Annotated[
         bool,
         typer.Option(
-            "--keep-superseded", help="Keep the image the tag pointed at before (GBs on vfs)."
+            "--keep-superseded",
+            help="Keep the image the tag pointed at before and old builder stages (GBs on vfs).",
         ),
     ] = False,
     out: Annotated[

@@ -823,7 +823,8 @@ def build(
 ) -> BuildResult:
     """Build the flavor's image with the docker SDK from the committed revision `ref`.
     Only `cpu` builds here; the h200 recipe needs NVIDIA's registries (see `plan`).
-    The image the tag pointed at before is removed when nothing else uses it, unless
+    The image the tag pointed at before, and earlier builds' builder-stage images, are
+    removed when nothing names or uses them (`remove_superseded`), unless
     `keep_superseded`."""
     if _flavor(flavor) != "cpu":
         raise MissingComponent(
