@@ -18,6 +18,16 @@ from tests.slurm_fixture import slurm_cluster  # noqa: F401
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def assert_golden(path: Path, text: str) -> None:
+    """`text` equals the golden file `path`; UPDATE_GOLDEN=1 (re)writes it first, to be
+    reviewed in the diff."""
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"no golden file {path}; run with UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(), f"{path} differs: review, then UPDATE_GOLDEN=1"
+
+
 def require(ok: bool, component: str, how: str = "run `make setup` as root") -> None:
     """Skip (outside CI) or fail (under CI=true) when `component` is unavailable."""
     if ok:

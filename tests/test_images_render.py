@@ -7,7 +7,6 @@ Regenerate the golden files after a reviewed change:
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from typer.testing import CliRunner
 from bundle import images, lock, paths
 from bundle.cli import app
 from bundle.errors import EXIT_BAD_INPUT, EXIT_MISSING
+from tests.conftest import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "containers"
 EXT = {"docker": "Dockerfile", "apptainer": "def"}
@@ -26,13 +26,7 @@ runner = CliRunner()
 @pytest.mark.parametrize("flavor", lock.FLAVORS)
 @pytest.mark.parametrize("fmt", images.FORMATS)
 def test_rendering_matches_golden_file(flavor, fmt):
-    text = images.render_flavor(flavor, fmt)
-    golden = GOLDEN / f"{flavor}.{EXT[fmt]}"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-    assert golden.is_file(), f"no golden file {golden}; run with UPDATE_GOLDEN=1 and review it"
-    assert text == golden.read_text(), f"{golden} differs: review, then UPDATE_GOLDEN=1"
+    assert_golden(GOLDEN / f"{flavor}.{EXT[fmt]}", images.render_flavor(flavor, fmt))
 
 
 def test_cli_render_prints_the_same_text_and_writes_files(tmp_path):

@@ -6,7 +6,6 @@ rewrites them (review the diff: it is the change a site admin will see).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runbook.slurm import Allocation, BatchJob, Launch, render_batch, sh
-from tests.conftest import require
+from tests.conftest import assert_golden, require
 
 GOLDEN = Path(__file__).parent / "golden" / "slurm"
 SIF = "/opt/mlmd/images/mlmd-h200.sif"
@@ -77,13 +76,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden(name):
-    text = render_batch(CASES[name]())
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; run with UPDATE_GOLDEN=1 once"
-    assert text == path.read_text()
+    assert_golden(GOLDEN / name, render_batch(CASES[name]()))
 
 
 @pytest.mark.parametrize("gpus", [1, 4, 8])
@@ -215,10 +208,7 @@ def test_golden_llzo_h200_sweep_stage(tmp_path):
     }
     for name, job in texts.items():
         text = render_batch(job).replace(str(pl.run_dir), "/scratch/runs/llzo-gb")
-        path = GOLDEN / name
-        if os.environ.get("UPDATE_GOLDEN"):
-            path.write_text(text)
-        assert text == path.read_text(), name
+        assert_golden(GOLDEN / name, text)
     prod = (GOLDEN / "llzo_h200_production_array.sbatch").read_text()
     assert "#SBATCH --gres=gpu:8\n" in prod and "#SBATCH --ntasks=8\n" in prod
     assert "#SBATCH --time=12:00:00\n" in prod  # the stage's own limit, not the 1 h default

@@ -7,7 +7,6 @@ Regenerate the golden files after an intended template change with
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import yaml
 from bundle import paths
 from runbook import crystal, launchers, qe, render
 from runbook.stages.dft import DftConfig
+from tests.conftest import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "templates"
 SMOKE = paths.root() / "runbook" / "studies" / "smoke-li2o.yaml"
@@ -155,13 +155,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_rendering_matches_golden(name):
-    text = CASES[name]()
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}: run with UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text()
+    assert_golden(GOLDEN / name, CASES[name]())
 
 
 def test_a_missing_template_value_is_an_error_not_an_empty_string():
