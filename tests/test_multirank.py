@@ -183,6 +183,21 @@ def li2o_runs(lammps_module, tmp_path_factory):
     return run_ranks(1, setup, work), run_ranks(2, setup, work)
 
 
+def assert_model_ranks_agree(tmp_path, model: str, steps: int, what: str) -> None:
+    """Li2O driven by `model` through fix external: 1 and 2 ranks agree on forces,
+    energy and pressure at step 0 and on positions and forces after `steps` of MD."""
+    setup = model_setup(tmp_path / "li2o.data")
+    one = run_ranks(1, setup, tmp_path / "one", steps=steps, model=model)
+    two = run_ranks(2, setup, tmp_path / "two", steps=steps, model=model)
+    d = compare(one, two)
+    print(f"1 vs 2 ranks, {what}:", d)
+    assert d["fmax"] > 0.05
+    assert d["f0"] <= TOL_F0 and d["e0"] <= TOL_E0, d
+    p1, p2 = one["step0"]["press"], two["step0"]["press"]
+    assert abs(p1 - p2) <= 1e-9 * max(1.0, abs(p1)), (p1, p2)
+    assert d["x"] <= TOL_X and d["f"] <= TOL_F, d
+
+
 def test_classical_li2o_forces_agree_on_1_and_2_ranks(li2o_runs):
     one, two = li2o_runs
     d = compare(one, two)
@@ -211,16 +226,7 @@ def test_model_driven_path_agrees_on_1_and_2_ranks(lammps_module, tmp_path):
     forces, potential energy and pressure (the virial). The model here
     is ASE's Lennard-Jones calculator, which the coupling drives exactly like a compiled
     Allegro model (energy, forces, stress)."""
-    setup = model_setup(tmp_path / "li2o.data")
-    one = run_ranks(1, setup, tmp_path / "one", steps=50, model="lennard-jones")
-    two = run_ranks(2, setup, tmp_path / "two", steps=50, model="lennard-jones")
-    d = compare(one, two)
-    print("1 vs 2 ranks, model via fix external:", d)
-    assert d["fmax"] > 0.05
-    assert d["f0"] <= TOL_F0 and d["e0"] <= TOL_E0, d
-    p1, p2 = one["step0"]["press"], two["step0"]["press"]
-    assert abs(p1 - p2) <= 1e-9 * max(1.0, abs(p1)), (p1, p2)
-    assert d["x"] <= TOL_X and d["f"] <= TOL_F, d
+    assert_model_ranks_agree(tmp_path, "lennard-jones", 50, "model via fix external")
 
 
 @pytest.mark.slow
@@ -233,16 +239,7 @@ def test_compiled_allegro_model_agrees_on_1_and_2_ranks(smoke_run, tmp_path):
     deploy = next(n for n in study.stages if stages.kind_of(study, n) == "deploy")
     model = ctx.dir_of(deploy) / "model.nequip.pt2"
     assert model.exists(), f"the smoke run's deploy stage left no {model.name}"
-    setup = model_setup(tmp_path / "li2o.data")
-    one = run_ranks(1, setup, tmp_path / "one", steps=20, model=str(model))
-    two = run_ranks(2, setup, tmp_path / "two", steps=20, model=str(model))
-    d = compare(one, two)
-    print("1 vs 2 ranks, compiled Allegro model via fix external:", d)
-    assert d["fmax"] > 0.05
-    assert d["f0"] <= TOL_F0 and d["e0"] <= TOL_E0, d
-    p1, p2 = one["step0"]["press"], two["step0"]["press"]
-    assert abs(p1 - p2) <= 1e-9 * max(1.0, abs(p1)), (p1, p2)
-    assert d["x"] <= TOL_X and d["f"] <= TOL_F, d
+    assert_model_ranks_agree(tmp_path, str(model), 20, "compiled Allegro model via fix external")
 
 
 if __name__ == "__main__":
