@@ -1,8 +1,8 @@
-"""mlmd-bundle: the `bundle` command and the delivery machinery (images, pack, install, verify)."""
+"""mlmd-bundle: the `bundle` command and the delivery machinery (images, pack, install, verify).
 
-from importlib.metadata import PackageNotFoundError, version
+The leaf layer everything else imports (errors, paths, lock, engines, render) is
+`bundle.core`; see its docstring for the layer order."""
 
-try:
-    __version__ = version("mlmd-bundle")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from bundle.core import __version__
+
+__all__ = ["__version__"]

@@ -1,6 +1,6 @@
 """The `bundle` command: one module per area, composed here explicitly.
 
-Domain errors (bundle.errors) become one line on stderr and their exit code;
+Domain errors (bundle.core.errors) become one line on stderr and their exit code;
 `bundle --debug ...` shows the traceback instead.
 """
 
@@ -11,8 +11,8 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from bundle import __version__
-from bundle.errors import EXIT_INTERRUPTED, BundleError
+from bundle.core import __version__
+from bundle.core.errors import EXIT_INTERRUPTED, BundleError
 
 
 class _Group(TyperGroup):
@@ -55,7 +55,7 @@ def _root(
     ),
 ) -> None:
     """Exit codes: 0 ok, 1 check failed, 2 usage, 3 bad input, 4 engine failed,
-    5 component missing, 130 interrupted (see bundle/errors.py)."""
+    5 component missing, 130 interrupted (see bundle/core/errors.py)."""
 
 
 def _compose() -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from bundle.errors import CheckFailed, InputError
+from bundle.core.errors import CheckFailed, InputError
 
 CLI = "command line"
 

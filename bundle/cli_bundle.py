@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bundle.errors import CheckFailed, InputError
+from bundle.core.errors import CheckFailed, InputError
 
 keys_app = typer.Typer(no_args_is_help=True, help="Vendor signing keys (ed25519).")
 

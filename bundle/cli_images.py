@@ -1,6 +1,6 @@
 """`bundle images ...`: render, build, save, load, inspect container images.
 
-Exit codes as everywhere (bundle/errors.py): 1 labels differ from the lock,
+Exit codes as everywhere (bundle/core/errors.py): 1 labels differ from the lock,
 3 bad input, 4 docker/debootstrap failed, 5 docker engine or apptainer absent.
 """
 

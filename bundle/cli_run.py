@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bundle.errors import CheckFailed, InputError
+from bundle.core.errors import CheckFailed, InputError
 
 
 def run(

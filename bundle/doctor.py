@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bundle import paths
 from bundle import verify as v
-from bundle.errors import InputError
+from bundle.core import paths
+from bundle.core.errors import InputError
 
 ADVICE: dict[str, str] = {
     v.E_RECORD: "The install record does not match this prefix. Re-run "

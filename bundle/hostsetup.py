@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 
-from bundle import lock
+from bundle.core import lock
 
 
 def missing(packages: list[str]) -> list[str]:

@@ -34,8 +34,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from bundle import __version__, lock, paths
-from bundle.errors import CheckFailed, EngineError, InputError, MissingComponent
+from bundle.core import __version__, lock, paths
+from bundle.core.errors import CheckFailed, EngineError, InputError, MissingComponent
 
 FORMATS = ("docker", "apptainer")
 LOCK_LABEL = "lock-sha256"  # under images.label_namespace

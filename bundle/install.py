@@ -28,9 +28,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from bundle import lock, pack
 from bundle import manifest as mf
-from bundle.errors import EngineError, InputError, MissingComponent
+from bundle import pack
+from bundle.core import lock
+from bundle.core.errors import EngineError, InputError, MissingComponent
 
 RECORD = "install.json"
 RECORD_SCHEMA = "bundle-install/1"

@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bundle.errors import CheckFailed, InputError
+from bundle.core.errors import CheckFailed, InputError
 
 FORMAT = "mlmd-bundle-manifest/1"
 MANIFEST = "MANIFEST.json"

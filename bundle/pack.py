@@ -29,9 +29,9 @@ from pathlib import Path
 
 import yaml
 
-from bundle import __version__, lock, paths
 from bundle import manifest as mf
-from bundle.errors import EngineError, InputError, MissingComponent
+from bundle.core import __version__, lock, paths
+from bundle.core.errors import EngineError, InputError, MissingComponent
 
 # Folders of the source tree that ship as data (relative to the root), and loose files.
 DATA_DIRS = ("containers", "templates", "runbook/studies", "checks/references", "bundle/references")

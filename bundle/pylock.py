@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bundle import lock, paths
+from bundle.core import lock, paths
 
 HEADER = (
     "# The Python lock fed by containers/stack.lock.yaml (python_packages):"

@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bundle import __version__, lock, pack, paths
 from bundle import manifest as mf
-from bundle.errors import BundleError, CheckFailed, InputError
+from bundle import pack
+from bundle.core import __version__, lock, paths
+from bundle.core.errors import BundleError, CheckFailed, InputError
 
 SCHEMA = "bundle-verify/1"
 PHASES = ("integrity", "host", "images", "engines", "reproducibility", "report")
@@ -434,8 +435,8 @@ def _runtime_check(ctx: Context) -> Check:
 
 
 def _mpi_check(ctx: Context) -> Check:
-    from bundle import engines
-    from bundle.errors import MissingComponent
+    from bundle.core import engines
+    from bundle.core.errors import MissingComponent
 
     try:
         mpirun = engines.mpirun()
@@ -812,7 +813,7 @@ def lammps_run(atoms, calc, md_steps: int = 0) -> dict:
     `atoms`: forces, energy and pressure at step 0, then `md_steps` of NVE, timed."""
     from ase.data import atomic_masses, atomic_numbers
 
-    from bundle import engines
+    from bundle.core import engines
     from runbook.mdcoupling import FIX_ID, ModelCoupling
 
     cell = np.asarray(atoms.cell)
@@ -918,7 +919,7 @@ def run_study(ctx: Context, spec: dict) -> Path:
     """One replica of the profile's study (seed `spec["seed"]`), frozen by the runbook's
     sweep planner (sweep block removed, the seed set in every field the sweep sets), run
     by `bundle run FILE` in the work folder; returns its analysis results.json."""
-    from bundle import engines
+    from bundle.core import engines
     from runbook import sweep
 
     plan = sweep.plan(spec["name"], ctx.work / "study", [f"sweep.seeds=[{spec['seed']}]"],
@@ -945,7 +946,7 @@ def run_study(ctx: Context, spec: dict) -> Path:
 
 def check_study(ctx: Context, results: Path, reference: str) -> list[Check]:
     """`bundle check RESULTS --reference NAME --json`: one verify check per quantity."""
-    from bundle import engines
+    from bundle.core import engines
 
     ph = "reproducibility"
     out_json = ctx.work / "study-check.json"

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from checks.results import load_results
 
 _SKIP = ("schema", "parameters", "seeds")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 
 # Position column sets, in order of preference: (columns, kind).
 POSITION_SETS: tuple[tuple[tuple[str, ...], str], ...] = (

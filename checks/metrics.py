@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from checks.lammpsio import Frame, read_frames
 from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_slope
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from bundle import __version__
-from bundle.errors import InputError
+from bundle.core import __version__
+from bundle.core.errors import InputError
 from checks.results import get_path
 
 SCHEMA = "gb-reference/1"

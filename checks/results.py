@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from checks.metrics import SCHEMA
 
 RESULTS = "results.json"

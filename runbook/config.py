@@ -6,7 +6,7 @@ name. A block may set `kind:` to reuse a stage type under another name (e.g. two
 given as `package.module:ClassName`. Profiles (`cpu`, `h200`, ...) decide where each
 stage runs (launchers) and which engine variant it uses (CPU `fix external` vs GPU
 `pair_style allegro` + Kokkos). Every error names the file, the dotted field, the bad
-value and what is allowed (bundle.errors.InputError, exit 3).
+value and what is allowed (bundle.core.errors.InputError, exit 3).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 
 SCHEMA = "study/1"
 

@@ -38,8 +38,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from bundle import __version__, lock
-from bundle.errors import BundleError, EngineError, InputError
+from bundle.core import __version__, lock
+from bundle.core.errors import BundleError, EngineError, InputError
 from runbook import launchers
 from runbook.config import Study
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundle.errors import EngineError
+from bundle.core.errors import EngineError
 
 LOOP = re.compile(r"^Loop time of (\S+) on (\d+) procs for (\d+) steps with (\d+) atoms")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from bundle import engines
+from bundle.core import engines
 
 # Programs that come from this Python environment (console scripts), not from the host.
 VENV_SCRIPTS = ("bundle", "nequip-train", "nequip-package", "nequip-compile")

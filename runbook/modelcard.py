@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 
 SCHEMA = "model-manifest/1"
 FILENAME = "model_manifest.json"

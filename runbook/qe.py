@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundle.errors import EngineError
+from bundle.core.errors import EngineError
 
 # Constants compiled into pw.x 6.7 (Modules/constants.f90, CODATA 2006): using the same
 # values pw.x used to convert our Å input to Bohr keeps geometry and forces consistent.

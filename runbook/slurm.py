@@ -20,8 +20,8 @@ from typing import Literal
 
 import jinja2
 
-from bundle import paths
-from bundle.errors import EngineError, MissingComponent
+from bundle.core import paths
+from bundle.core.errors import EngineError, MissingComponent
 
 Engine = Literal["lammps", "qe", "command"]
 
@@ -201,7 +201,7 @@ ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZI
 
 
 def _slurm(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    from bundle import engines
+    from bundle.core import engines
 
     try:
         r = subprocess.run(

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bundle.errors import EngineError, InputError
+from bundle.core.errors import EngineError, InputError
 
 SCHEMA = "sweep-report/1"
 KB_EV_PER_K = 8.617333262e-5  # Boltzmann constant, eV/K (CODATA 2018)
@@ -628,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     `python -m runbook.sweep collect RUN_DIR` writes the sweep report."""
     import sys
 
-    from bundle.errors import BundleError
+    from bundle.core.errors import BundleError
 
     args = sys.argv[1:] if argv is None else argv
     try:

@@ -46,8 +46,8 @@ def require_program(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def lammps_module():
-    from bundle import engines
-    from bundle.errors import MissingComponent
+    from bundle.core import engines
+    from bundle.core.errors import MissingComponent
 
     try:
         return engines.load_lammps()
@@ -61,8 +61,8 @@ def smoke_run(tmp_path_factory):
     model -> LAMMPS -> bundle analyze -> report): (validated study, run folder). Tests
     read it and never write into it (copy stages elsewhere to modify). MLMD_SMOKE_RUN_DIR
     names a persistent run folder to reuse across sessions (finished stages are skipped)."""
-    from bundle import engines
-    from bundle.errors import MissingComponent
+    from bundle.core import engines
+    from bundle.core.errors import MissingComponent
     from runbook import config, engine
 
     require_program("pw.x")
@@ -83,7 +83,7 @@ def docker_engine(tmp_path_factory):
     else dockerd started here (vfs, data root /var/lib/docker so image caches persist)
     and stopped at session end. Skips without docker (fails under CI=true)."""
     from bundle import images
-    from bundle.errors import MissingComponent
+    from bundle.core.errors import MissingComponent
 
     proc = None
     if not images.engine_answers():

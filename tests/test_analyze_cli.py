@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bundle.cli import app
-from bundle.errors import EXIT_BAD_INPUT
+from bundle.core.errors import EXIT_BAD_INPUT
 from checks.lammpsio import dump_columns, write_frame
 
 L = np.array([10.0, 10.0, 30.0])

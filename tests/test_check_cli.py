@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bundle.cli import app
-from bundle.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
+from bundle.core.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
 from checks.lammpsio import dump_columns, write_frame
 from checks.reference import load_reference
 from checks.results import get_path

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runbook import crystal, lammpslog, mdcoupling, render
+from bundle.core import render
+from runbook import crystal, lammpslog, mdcoupling
 from runbook.stages.md import write_data
 
 pytestmark = pytest.mark.engine

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import yaml
 
-from bundle import engines, paths
-from runbook import crystal, qe, render
+from bundle.core import engines, paths, render
+from runbook import crystal, qe
 from runbook.stages.dft import DftConfig
 from tests.conftest import require_program
 
@@ -107,7 +107,7 @@ def test_force_equals_the_finite_difference_of_the_energy(pw):
 
 
 def test_parser_refuses_an_unfinished_or_unconverged_output(reference_scf):
-    from bundle.errors import EngineError
+    from bundle.core.errors import EngineError
 
     _, text = reference_scf
     cut = text[: text.index(qe.MARK_DONE)]

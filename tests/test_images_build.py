@@ -15,9 +15,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bundle import images, lock, paths
+from bundle import images
 from bundle.cli import app
-from bundle.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING
+from bundle.core import lock, paths
+from bundle.core.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING
 
 pytestmark = [pytest.mark.engine]
 runner = CliRunner()

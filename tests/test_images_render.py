@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bundle import images, lock, paths
+from bundle import images
 from bundle.cli import app
-from bundle.errors import EXIT_BAD_INPUT, EXIT_MISSING
+from bundle.core import lock, paths
+from bundle.core.errors import EXIT_BAD_INPUT, EXIT_MISSING
 from tests.conftest import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "containers"

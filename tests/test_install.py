@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from bundle import install
 from bundle import manifest as mf
 from bundle.cli import app
-from bundle.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
+from bundle.core.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
 from tests.test_pack import pack_small
 
 runner = CliRunner()

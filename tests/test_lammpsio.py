@@ -8,7 +8,7 @@ import gzip
 import numpy as np
 import pytest
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from checks.lammpsio import (
     POSITION_SETS,
     dump_columns,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from runbook import config, engine, lammpslog
 from runbook.config import stage_config
 from runbook.llzo import bicrystal, lmpdata, md, potential, stages

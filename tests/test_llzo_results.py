@@ -11,7 +11,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from checks.reference import load_reference
 from runbook import config, engine, stages
 from runbook.llzo import mkref, results

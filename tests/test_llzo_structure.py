@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ase.neighborlist import neighbor_list
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from runbook.llzo import FORMAL_CHARGE, bicrystal, garnet, insert, lmpdata, potential
 
 

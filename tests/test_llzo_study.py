@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bundle import engines
+from bundle.core import engines
 from checks.reference import load_reference
 from runbook import config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 
-from bundle import lock, paths
+from bundle.core import lock, paths
 
 
 def _norm(name: str) -> str:

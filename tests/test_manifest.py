@@ -11,7 +11,7 @@ import tracemalloc
 import pytest
 
 from bundle import manifest as mf
-from bundle.errors import CheckFailed, InputError
+from bundle.core.errors import CheckFailed, InputError
 
 
 def _tree(root):

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bundle.cli import app
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from checks.aggregate import aggregate, aggregate_files
 from checks.lammpsio import dump_columns, write_frame
 from checks.reference import judge, load_reference

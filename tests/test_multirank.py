@@ -47,7 +47,7 @@ LI2O_BUCK = [
 
 def worker(spec_path: str) -> None:
     """Run the spec on however many ranks mpiexec started; rank 0 writes the results."""
-    from bundle import engines
+    from bundle.core import engines
 
     spec = json.loads(Path(spec_path).read_text())
     lammps = engines.load_lammps()
@@ -133,7 +133,7 @@ def model_setup(data: Path, reps: int = 2) -> list[str]:
 def run_ranks(
     np_: int, setup: list[str], work: Path, steps: int = STEPS, model: str | None = None
 ) -> dict:
-    from bundle import engines
+    from bundle.core import engines
 
     work.mkdir(parents=True, exist_ok=True)
     spec = work / f"spec{np_}.json"

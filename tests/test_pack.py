@@ -8,10 +8,10 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from bundle import lock
 from bundle import manifest as mf
 from bundle.cli import app
-from bundle.errors import EXIT_BAD_INPUT, EXIT_MISSING
+from bundle.core import lock
+from bundle.core.errors import EXIT_BAD_INPUT, EXIT_MISSING
 
 runner = CliRunner()
 

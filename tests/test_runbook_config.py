@@ -13,8 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bundle import paths
 from bundle.cli import app
+from bundle.core import paths
 
 SMOKE = paths.root() / "runbook" / "studies" / "smoke-li2o.yaml"
 

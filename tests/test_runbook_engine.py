@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bundle.cli import app
-from bundle.errors import EngineError, InputError
+from bundle.core.errors import EngineError, InputError
 from runbook import config, engine
 from tests.conftest import require_program
 

@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bundle.cli import app
-from bundle.errors import InputError, MissingComponent
+from bundle.core.errors import InputError, MissingComponent
 from runbook import sizing
 from runbook.sizing import Device, Point, Table
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from runbook import sweep
 
 KB = sweep.KB_EV_PER_K

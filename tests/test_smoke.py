@@ -137,7 +137,7 @@ def test_check_stage_records_the_verdict_and_a_fail_exits_1(smoke_run, tmp_path)
     cannot meet → the stage completes with verdict FAIL and `bundle run` exits 1."""
     import yaml
 
-    from bundle import paths
+    from bundle.core import paths
 
     _, run = smoke_run
     copy = tmp_path / "run"

@@ -10,9 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bundle import images, lock, paths
+from bundle import images
 from bundle.cli import app
-from bundle.errors import EXIT_BAD_INPUT, InputError
+from bundle.core import lock, paths
+from bundle.core.errors import EXIT_BAD_INPUT, InputError
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from bundle import paths
-from runbook import crystal, launchers, qe, render
+from bundle.core import paths, render
+from runbook import crystal, launchers, qe
 from runbook.stages.dft import DftConfig
 from tests.conftest import assert_golden
 

@@ -22,7 +22,7 @@ from bundle import doctor, proofpack
 from bundle import manifest as mf
 from bundle import verify as v
 from bundle.cli import app
-from bundle.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
+from bundle.core.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
 from tests.conftest import require_program
 from tests.test_install import flip_byte
 from tests.test_pack import pack_small
@@ -233,7 +233,8 @@ def docker_client(docker_engine):
 def build_tiny(client, ref: str, **override: str) -> str:
     """A small image of ours: the debootstrap base (cached by the containers' fixture) plus
     a versions manifest, with the lock's labels (or overridden ones)."""
-    from bundle import images, lock
+    from bundle import images
+    from bundle.core import lock
 
     base = images.ensure_base(client, lock.model(), log=lambda _m: None)
     labels = {**images.expected_labels("cpu"), **override}

@@ -5,7 +5,7 @@ Three steps, kept apart:
   `templates/lammps/llzo_classical.in.j2` (cpu: Buckingham + PPPM, frame-frame pairs
   excluded) or `llzo_allegro_kokkos.in.j2` (h200: the delivered Allegro model, Kokkos).
 - `python -m runbook.llzo.md in.lammps`: runs the input through the LAMMPS Python module
-  (`bundle.engines.load_lammps`), with OpenMP threads when OMP_NUM_THREADS > 1 and on
+  (`bundle.core.engines.load_lammps`), with OpenMP threads when OMP_NUM_THREADS > 1 and on
   as many MPI ranks as the launcher started; writes `md.json` (rank 0).
 - `collect(stage_dir)`: `md.json` + the thermo table of `log.lammps` -> `MDResult`.
 
@@ -25,9 +25,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bundle.errors import EngineError
+from bundle.core import render as jrender
+from bundle.core.errors import EngineError
 from runbook import lammpslog
-from runbook import render as jrender
 from runbook.llzo import TYPE_IDS, potential
 
 CLASSICAL_TEMPLATE = "lammps/llzo_classical.in.j2"
@@ -136,7 +136,7 @@ def collect(stage_dir: Path) -> MDResult:
 
 def run_input(path: Path) -> dict:
     """Run a LAMMPS input file in its folder; OpenMP threads from OMP_NUM_THREADS."""
-    from bundle import engines
+    from bundle.core import engines
 
     threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     args = ["-log", "log.lammps", "-screen", "none"]

@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from bundle import __version__
+from bundle.core import __version__
 from checks.results import get_path
 
 ALPHA = 0.01

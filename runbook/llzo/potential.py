@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from runbook.llzo import TYPE_IDS
 
 DEFAULT_FILE = Path(__file__).with_name("buckingham.yaml")

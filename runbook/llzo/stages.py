@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from bundle.errors import EngineError, InputError
+from bundle.core.errors import EngineError, InputError
 from runbook import modelcard
 from runbook.config import Strict
 from runbook.engine import Context, Stage, write_commands, write_params

@@ -46,8 +46,8 @@ from pathlib import Path
 
 import yaml
 
-from bundle import paths
-from bundle.errors import InputError, MissingComponent
+from bundle.core import paths
+from bundle.core.errors import InputError, MissingComponent
 
 SCHEMA = "throughput/1"
 DEFAULTS = Path(__file__).with_name("defaults.yaml")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from bundle.errors import InputError
+from bundle.core.errors import InputError
 from runbook.config import Study, stage_config
 from runbook.engine import Stage
 from runbook.stages.analyze import Analyze, Check

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bundle.errors import EngineError
+from bundle.core.errors import EngineError
 from runbook import launchers
 from runbook.config import Strict
 from runbook.engine import Context, Stage, StageFailed, read_commands, read_json, write_commands

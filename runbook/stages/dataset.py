@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from bundle.errors import EngineError
+from bundle.core.errors import EngineError
 from runbook.config import Strict
 from runbook.engine import Context, Stage, python_step, write_commands, write_params
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bundle.errors import EngineError
+from bundle.core.errors import EngineError
 from runbook import modelcard
 from runbook.config import Strict
 from runbook.engine import Context, Stage, python_step, sha256_file, write_commands, write_params

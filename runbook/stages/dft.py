@@ -16,8 +16,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 from pydantic import Field
 
-from bundle.errors import InputError
-from runbook import qe, render
+from bundle.core import render
+from bundle.core.errors import InputError
+from runbook import qe
 from runbook.config import Strict
 from runbook.engine import Context, Stage, write_commands
 from runbook.launchers import Command

@@ -18,8 +18,9 @@ import numpy as np
 from ase.data import atomic_masses, atomic_numbers
 from pydantic import Field
 
-from bundle.errors import EngineError, InputError
-from runbook import crystal, lammpslog, modelcard, render
+from bundle.core import render
+from bundle.core.errors import EngineError, InputError
+from runbook import crystal, lammpslog, modelcard
 from runbook.config import Strict
 from runbook.engine import (
     Context,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundle.errors import EngineError
+from bundle.core.errors import EngineError
 from runbook import stages as _stages
 from runbook.config import Strict
 from runbook.engine import Context, Stage, python_step, write_commands, write_params

@@ -9,7 +9,7 @@ from typing import Literal
 from ase.io import read
 from pydantic import Field
 
-from bundle.errors import EngineError, InputError
+from bundle.core.errors import EngineError, InputError
 from runbook.config import Strict
 from runbook.engine import Context, Stage, python_step, write_commands, write_params
 

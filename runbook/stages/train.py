@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from bundle import lock
-from bundle.errors import EngineError
-from runbook import modelcard, render
+from bundle.core import lock, render
+from bundle.core.errors import EngineError
+from runbook import modelcard
 from runbook.config import Strict
 from runbook.engine import Context, Stage, sha256_file, write_commands
 from runbook.launchers import STAGE_DIR, Command

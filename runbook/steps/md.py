@@ -12,7 +12,7 @@ import json
 import os
 import time
 
-from bundle import engines
+from bundle.core import engines
 from runbook import mdcoupling, modelcard
 from runbook.steps import params
 

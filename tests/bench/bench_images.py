@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bundle import images, lock
+from bundle import images
+from bundle.core import lock
 
 
 def _drop(client, result: images.BuildResult) -> None:

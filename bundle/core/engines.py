@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from bundle.errors import MissingComponent
+from bundle.core.errors import MissingComponent
 
 
 def venv_bin(name: str) -> str:
@@ -37,7 +37,7 @@ def program(name: str) -> str:
 
 
 def mpirun() -> str:
-    from bundle import lock
+    from bundle.core import lock
 
     path = lock.load()["host"]["mpirun"]
     if not os.access(path, os.X_OK):

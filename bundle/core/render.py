@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from bundle import paths
+from bundle.core import paths
 
 
 def _f(value: float, digits: int = 10) -> str:

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from bundle import paths
-from bundle.errors import InputError
+from bundle.core import paths
+from bundle.core.errors import InputError
 
 # A version or other pinned token: a non-empty string. YAML numbers (3.10 -> 3.1)
 # are refused rather than coerced, so a pin always means what it says.
