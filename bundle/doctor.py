@@ -7,11 +7,10 @@ by an older doctor) still prints its reason.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bundle import verify as v
-from bundle.core import paths
+from bundle.core import io, paths
 from bundle.core.errors import InputError
 
 ADVICE: dict[str, str] = {
@@ -83,10 +82,7 @@ def load_report(path: Path | None) -> tuple[Path, dict]:
         )
     if path.is_dir():
         path = path / "report.json"
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(path, "(file)", f"unreadable: {e}", "pass a report.json") from None
+    doc = io.read_mapping(path, fix="pass a report.json")
     if doc.get("schema") != v.SCHEMA:
         raise InputError(path, "schema", f"{doc.get('schema')!r} is not {v.SCHEMA!r}")
     return path, doc
