@@ -309,6 +309,25 @@ def size(
             )
         )
     ok = [o.gpus for o in opts if o.meets]
+    assumptions = _assumptions(table, dev, m, atoms, opts, timestep_fs, density)
+    return Sizing(
+        atoms=atoms,
+        target_ns_day=target_ns_day,
+        timestep_fs=timestep_fs,
+        device=dev.device,
+        model=dev.model,
+        table=str(table.path),
+        provenance=table.provenance,
+        source=dev.source,
+        fit={"t0_s": m.t0_s, "rate_atom_steps_per_s": m.rate, "halo_s_per_atom": m.halo_s_per_atom},
+        options=opts,
+        recommended=min(ok) if ok else None,
+        assumptions=assumptions,
+    )
+
+
+def _assumptions(table, dev, m, atoms: int, opts: list, timestep_fs: float, density: float):
+    """What an answer of `size` rests on, in words (the CLI prints them)."""
     measured_sizes = sorted({p.atoms for p in dev.points if p.gpus == 1})
     origin = (
         "given with --rate"
@@ -334,20 +353,7 @@ def size(
         assumptions.append("extrapolated far beyond the measured system sizes")
     if table.provenance == "shipped-default":
         assumptions.insert(0, "SHIPPED DEFAULTS, not measured on this site")
-    return Sizing(
-        atoms=atoms,
-        target_ns_day=target_ns_day,
-        timestep_fs=timestep_fs,
-        device=dev.device,
-        model=dev.model,
-        table=str(table.path),
-        provenance=table.provenance,
-        source=dev.source,
-        fit={"t0_s": m.t0_s, "rate_atom_steps_per_s": m.rate, "halo_s_per_atom": m.halo_s_per_atom},
-        options=opts,
-        recommended=min(ok) if ok else None,
-        assumptions=assumptions,
-    )
+    return assumptions
 
 
 def explicit_rate_table(rate: float, device: str, r_max_A: float) -> Table:
