@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bundle import verify as v
 from bundle.core import io, paths
 from bundle.core.errors import InputError
+from bundle.verify import common as v
+from bundle.verify import last_report
 
 ADVICE: dict[str, str] = {
     v.E_RECORD: "The install record does not match this prefix. Re-run "
@@ -75,7 +76,7 @@ ADVICE: dict[str, str] = {
 
 
 def load_report(path: Path | None) -> tuple[Path, dict]:
-    path = path or v.last_report()
+    path = path or last_report()
     if path is None:
         raise InputError(
             paths.root(), "reports", "no verify report found", "run `bundle verify` first"
