@@ -85,3 +85,21 @@ def test_the_measurement_counts_a_cycle(tmp_path):
     )
     after = structure.modules_on_cycles(tree)
     assert {"checks.msd", "checks.metrics"} <= set(after) - set(before)
+
+
+# Modules whose long functions belong to other open issues (their owners change them:
+# GB physics, issue 12; hardened inputs, issue 14). Empty this once they are split.
+PENDING_ELSEWHERE = ("checks/metrics.py", "checks/lammpsio.py", "runbook/llzo/bicrystal.py")
+
+
+def test_modules_and_functions_stay_small():
+    """No module over 500 lines, no function over 60 lines in bundle/, runbook/, checks/
+    (`python -m tests.structure` lists them)."""
+    pending = lambda name: name.split(":")[0] in PENDING_ELSEWHERE  # noqa: E731
+    modules = [m for m in structure.long_modules(ROOT) if not pending(m[0])]
+    functions = [f for f in structure.long_functions(ROOT) if not pending(f[0])]
+    assert modules == [] and functions == [], (modules, functions)
+
+
+def test_no_module_is_on_an_import_cycle():
+    assert structure.modules_on_cycles(ROOT) == []
