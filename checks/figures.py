@@ -69,9 +69,7 @@ def _profile_figure(plt, path: Path, r: dict) -> Path:
         f"Γ = {_g(r['gamma_per_nm2']['mean'])} Li/nm²"
     )
     ax.legend(fontsize=7, loc="upper right")
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, path)
 
 
 def _excess_figure(plt, path: Path, e: dict) -> Path:
@@ -94,9 +92,7 @@ def _excess_figure(plt, path: Path, e: dict) -> Path:
     ax.set_xlabel("t (ps)")
     ax.set_ylabel("excess Li in GB bands")
     ax.legend(fontsize=7)
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, path)
 
 
 def _msd_figure(plt, path: Path, d: dict) -> Path:
@@ -111,6 +107,10 @@ def _msd_figure(plt, path: Path, d: dict) -> Path:
     ax.set_xlabel("lag (ps)")
     ax.set_ylabel("MSD (Å²)")
     ax.legend(fontsize=7)
+    return _finish(plt, fig, path)
+
+
+def _finish(plt, fig, path: Path) -> Path:
     _save(fig, path)
     plt.close(fig)
     return path

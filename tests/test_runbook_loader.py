@@ -13,30 +13,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from bundle.cli import app
 from runbook import config, loader
+from tests.test_runbook_config import assert_one_line_error, run_cli
 
 
 def llzo() -> dict:
     return yaml.safe_load(config.resolve_path("llzo-gb").read_text())
 
 
-def run_cli(tmp_path: Path, doc: dict, *extra: str):
-    study = tmp_path / "study.yaml"
-    study.write_text(yaml.safe_dump(doc, sort_keys=False))
-    run = tmp_path / "run"
-    res = CliRunner().invoke(app, ["run", str(study), "--run-dir", str(run), *extra])
-    lines = [ln for ln in res.output.strip().splitlines() if ln]
-    return res, lines, study, run
-
-
 def refused(res, lines, study: Path, run: Path, *needles: str) -> None:
-    assert res.exit_code == 3, res.output
-    assert len(lines) == 1 and lines[0].startswith(f"error: {study}: "), res.output
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
+    assert_one_line_error(res, lines, study, run, *needles)
     assert not run.exists(), "nothing may be written before the study is valid"
 
 

@@ -19,9 +19,11 @@ import yaml
 from typer.testing import CliRunner
 
 from bundle.cli import app
+from bundle.core.errors import EXIT_CHECK_FAILED
 from runbook import slurm
 from runbook.sweep import plan as sweep_plan
 from runbook.sweep import slurm as sweep_slurm
+from tests.test_sweep_runs import tiny_sets, unmeetable_reference
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -170,6 +172,26 @@ def test_a_failing_stage_is_named_with_its_log(slurm_cluster, tmp_path, monkeypa
     states = sweep_slurm.progress(sweep_plan.load_plan(run)).stages["seed1_T700K"]
     assert states[:3] == ["complete"] * 3 and states[3] == "failed"
     assert states[4:] == ["pending", "pending"]
+
+
+def test_a_failing_check_of_the_shipped_sweep_exits_1_after_wait(
+    slurm_cluster, tmp_path, monkeypatch
+):
+    """The shipped llzo-gb sweep (one seed, MD cut short) with its check stage given a
+    reference no run meets: --wait sees the jobs end, the report lists the point's FAIL
+    and `bundle run` exits 1 (the verdict of the check, not a failed job)."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    ref = unmeetable_reference(tmp_path)
+    run = tmp_path / "run"
+    sets = tiny_sets("sweep.seeds=[1]", f"check.reference={ref}")
+    r = runner.invoke(app, ["run", "llzo-gb", "--run-dir", str(run), "--executor", "slurm",
+                            "--wait", *sets])  # fmt: skip
+    assert r.exit_code == EXIT_CHECK_FAILED, r.output
+    assert "seed1:check" in r.output and "FAILED" in r.output
+    report = (run / "sweep" / "report" / "report.md").read_text()
+    assert "| seed1 | check | FAIL |" in report
+    # every stage completed: the check FAILed as a verdict, no job failed
+    assert set(sweep_slurm.progress(sweep_plan.load_plan(run)).stages["seed1"]) == {"complete"}
 
 
 def test_executor_bad_input_and_missing_slurm(tmp_path, monkeypatch):
