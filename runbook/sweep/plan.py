@@ -22,7 +22,7 @@ import yaml
 from bundle.core import io
 from bundle.core.errors import InputError
 from runbook import engine, loader
-from runbook.config import SweepSpec
+from runbook.config import Study, SweepSpec
 from runbook.stage import Context
 
 PLAN = "plan.json"
@@ -134,9 +134,12 @@ def load_plan(run_dir: Path) -> Plan:
 
 def point_progress(p: PlannedPoint) -> list[str]:
     """Each stage's status in the point's run folder (complete/failed/incomplete/pending)."""
-    cfg = loader.load(p.study_file)
-    ctx = Context(cfg, p.run_dir)
-    return [engine.stage_state(ctx, n).status for n in cfg.stages]
+    return statuses(loader.load(p.study_file), p.run_dir)
+
+
+def statuses(study: Study, run_dir: Path) -> list[str]:
+    ctx = Context(study, run_dir)
+    return [engine.stage_state(ctx, n).status for n in study.stages]
 
 
 def first_incomplete(p: PlannedPoint) -> int | None:

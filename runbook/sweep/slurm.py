@@ -22,9 +22,8 @@ from bundle.core.errors import EngineError, InputError
 from runbook import engine, loader
 from runbook.config import Study
 from runbook.slurm import Allocation, BatchJob, TaskState, queue, render_batch, sbatch, sh, states
-from runbook.sweep import collect
 from runbook.sweep.local import ALL, Selection
-from runbook.sweep.plan import Plan, first_incomplete, lay_out, point_progress
+from runbook.sweep.plan import Plan, first_incomplete, lay_out, statuses
 
 JOBS = "jobs.json"
 
@@ -97,12 +96,13 @@ def progress(pl: Plan) -> Progress:
     rec = _record(pl.control)
     active = [t for t in queue(_job_ids(rec)) if t.active]
     report = pl.control / "report" / "report.md"
+    studies = {p.name: loader.load(p.study_file) for p in pl.points}
     return Progress(
         pl,
-        {p.name: point_progress(p) for p in pl.points},
+        {p.name: statuses(studies[p.name], p.run_dir) for p in pl.points},
         active,
         report if report.exists() else None,
-        collect.point_verdicts(pl),
+        {p.name: engine.verdicts(studies[p.name], p.run_dir) for p in pl.points},
     )
 
 
