@@ -59,7 +59,11 @@ def collect(run_dir: Path, echo=print) -> Path:
     for t in {t for _, t, _ in results}:
         for w in {w for *_, w in results}:
             group = [(n, d) for (n, tt, ww), d in results.items() if tt == t and ww == w]
-            merged = agg.aggregate([d for _, d in group], [n for n, _ in group])
+            merged = (  # one seed: its own results (checks.aggregate needs two)
+                agg.aggregate([d for _, d in group], [n for n, _ in group])
+                if len(group) > 1
+                else group[0][1]
+            )
             tag = (f"T{t:g}K_" if t is not None else "") + f"w{w:g}"
             write_results(report_dir / tag, merged)
     (report_dir / "sweep.json").write_text(json.dumps(doc, indent=2) + "\n")
