@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from bundle.core import engines
-from bundle.core.errors import EngineError, InputError
+from bundle.core.errors import BundleError, EngineError, InputError
 
 PSEUDO_DIR = Path(__file__).resolve().parent / "pseudo"
 TABLE_FILE = PSEUDO_DIR / "pseudo.yaml"
@@ -150,3 +150,165 @@ def generate(element: str, work: Path, dest: Path, table: dict | None = None) ->
     inp = render(element, work, table)
     log = run_ld1(work, inp.name, f"{element}.ld1.out")
     return collect(element, work, dest, table, log)
+
+
+# --------------------------------------------------------------------- transferability
+# ld1.x &test output: one block per configts(i); AE/PS eigenvalues of the valence states
+# and, from the second configuration on, the total-energy change from configts(1).
+_TEST_BLOCK = "Testing the pseudopotential"
+_TEST_END = "End of pseudopotential test"
+_EIG_ROW = re.compile(
+    r"^\s+\d+\s+\d+\s+(\w+)\s+\d+\(\s*([\d.]+)\)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s*$",
+    re.M,
+)
+_DE_AE = re.compile(r"dEtot_ae =\s+(-?[\d.]+) Ry")
+_DE_PS = re.compile(r"dEtot_ps =\s+(-?[\d.]+) Ry,\s+Delta E=\s+(-?[\d.]+) Ry")
+_CONFIGTS = re.compile(r"configts\((\d+)\)\s*=\s*'([^']*)'")
+TOL_DELTA_E_RY = 1e-3  # |dE_AE - dE_PS| per configuration (1 mRy = 13.6 meV)
+TOL_EIGEN_RY = 1e-3  # |e_AE - e_PS| of every occupied valence state
+
+
+@dataclass(frozen=True)
+class ConfigTest:
+    config: str
+    de_ae_ry: float  # total-energy change from configuration 1, all-electron
+    de_ps_ry: float  # the same with the pseudopotential
+    max_eigen_err_ry: float  # largest |e_AE - e_PS| over occupied states
+
+    @property
+    def delta_ry(self) -> float:
+        return self.de_ae_ry - self.de_ps_ry
+
+    @property
+    def passed(self) -> bool:
+        return abs(self.delta_ry) <= TOL_DELTA_E_RY and self.max_eigen_err_ry <= TOL_EIGEN_RY
+
+
+def parse_ld1_test(text: str, configs: list[str]) -> list[ConfigTest]:
+    """The per-configuration results of an ld1.x `&test` run (checked on ld1.x 6.7MaX)."""
+    blocks = [b.split(_TEST_END)[0] for b in text.split(_TEST_BLOCK)[1:]]
+    if len(blocks) != len(configs):
+        raise EngineError(f"ld1.x tested {len(blocks)} configurations, expected {len(configs)}")
+    out = []
+    for i, (block, conf) in enumerate(zip(blocks, configs, strict=True)):
+        rows = _EIG_ROW.findall(block)
+        occupied = [abs(float(r[4])) for r in rows if float(r[1]) > 0]
+        ae, ps = _DE_AE.search(block), _DE_PS.search(block)
+        if not rows or (i > 0 and not (ae and ps)):
+            raise EngineError(f"ld1.x test output: configuration {i + 1} has no results")
+        de_ae = float(ae.group(1)) if ae else 0.0
+        de_ps = float(ps.group(1)) if ps else 0.0
+        out.append(ConfigTest(conf.strip(), de_ae, de_ps, max(occupied, default=0.0)))
+    return out
+
+
+def transferability(element: str, work: Path, upf_dir: Path = PSEUDO_DIR) -> list[ConfigTest]:
+    """Run the `&test` input of `element` on the UPF in `upf_dir` (read by ld1.x itself)."""
+    ent = entry(load_table(), element)
+    src = PSEUDO_DIR / ent["test_input"]
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, work / src.name)
+    shutil.copyfile(upf_dir / ent["upf"], work / ent["upf"])
+    text = run_ld1(work, src.name, f"{element}.ld1test.out")
+    configs = [c for _, c in sorted(_CONFIGTS.findall(src.read_text()), key=lambda m: int(m[0]))]
+    return parse_ld1_test(text, configs)
+
+
+# --------------------------------------------------------------------- pseudo.yaml + CLI
+def save_table(doc: dict, path: Path = TABLE_FILE) -> None:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=92, allow_unicode=True))
+
+
+def suggested_cutoffs(upf_text: str) -> dict[str, float]:
+    """ld1.x's own estimate, written in PP_INFO: minimum ecutwfc / ecutrho in Ry."""
+    found = re.findall(
+        r"Suggested minimum cutoff for (wavefunctions|charge density):\s*([\d.]+)", upf_text
+    )
+    names = {"wavefunctions": "ecutwfc_ry", "charge density": "ecutrho_ry"}
+    return {names[k]: float(v) for k, v in found}
+
+
+def check_committed(work: Path) -> list[str]:
+    """Regenerate every UPF into `work` and compare with the committed files (dates
+    aside) and with the SHA-256 recorded in pseudo.yaml; return the problems found."""
+    table, problems = load_table(), []
+    for el, ent in table["generated"].items():
+        committed = PSEUDO_DIR / ent["upf"]
+        if sha256(committed) != ent.get("sha256"):
+            problems.append(f"{committed.name}: SHA-256 differs from pseudo.yaml")
+        fresh = generate(el, work / el, work / "upf", table).upf
+        if without_dates(fresh.read_text()) != without_dates(committed.read_text()):
+            problems.append(f"{committed.name}: regenerated file differs beyond the dates")
+    return problems
+
+
+def record_generation(dest: Path) -> list[Generated]:
+    """Regenerate all UPFs into runbook/pseudo and record hashes and versions."""
+    table = load_table()
+    done = []
+    for el, ent in table["generated"].items():
+        g = generate(el, dest / el, PSEUDO_DIR, table)
+        ent.update(sha256=g.sha256, ld1_version=g.ld1_version, wrapped_lines=g.wrapped_lines)
+        ent["suggested_cutoff"] = suggested_cutoffs(g.upf.read_text())
+        done.append(g)
+    save_table(table)
+    return done
+
+
+def record_transferability(work: Path) -> bool:
+    """Run every element's &test input; record the results; True when every judged
+    configuration (the first `judged_configs`, pslibrary's own) passes."""
+    table, ok = load_table(), True
+    for el, ent in table["generated"].items():
+        results = transferability(el, work / el)
+        judged = int(ent.get("judged_configs", len(results)))
+        ent["transferability"] = {
+            "tolerance_ry": {"delta_e": TOL_DELTA_E_RY, "eigenvalue": TOL_EIGEN_RY},
+            "configs": [
+                {
+                    "config": r.config,
+                    "dE_ae_ry": r.de_ae_ry,
+                    "dE_ps_ry": r.de_ps_ry,
+                    "delta_mry": round(1e3 * r.delta_ry, 3),
+                    "max_eigen_err_mry": round(1e3 * r.max_eigen_err_ry, 3),
+                    "judged": i < judged,
+                    "pass": r.passed,
+                }
+                for i, r in enumerate(results)
+            ],
+        }
+        ok &= all(r.passed for r in results[:judged])
+    save_table(table)
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    import tempfile
+
+    p = argparse.ArgumentParser(prog="python -m runbook.pseudogen", description=__doc__)
+    p.add_argument("command", choices=["generate", "check", "test"])
+    p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    a = p.parse_args(argv)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = a.work or Path(tmp)
+            if a.command == "generate":
+                for g in record_generation(work):
+                    print(f"{g.upf.name}  sha256 {g.sha256}  ld1.x {g.ld1_version}")
+                return 0
+            if a.command == "check":
+                problems = check_committed(work)
+                print("\n".join(problems) or "every UPF regenerates identically (dates aside)")
+                return 1 if problems else 0
+            ok = record_transferability(work)
+            print("transferability:", "PASS" if ok else "FAIL", f"(recorded in {TABLE_FILE})")
+            return 0 if ok else 1
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
