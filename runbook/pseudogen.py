@@ -29,10 +29,10 @@ from pathlib import Path
 
 import yaml
 
-from bundle.core import engines
+from bundle.core import engines, paths
 from bundle.core.errors import BundleError, EngineError, InputError
 
-PSEUDO_DIR = Path(__file__).resolve().parent / "pseudo"
+PSEUDO_DIR = paths.root() / "runbook" / "pseudo"  # also in an installed bundle (MLMD_BUNDLE_ROOT)
 TABLE_FILE = PSEUDO_DIR / "pseudo.yaml"
 MAX_LINE = 600  # longest line we leave alone (the reader's hard limit is 1024)
 VALUES_PER_LINE = 4
@@ -219,6 +219,17 @@ def save_table(doc: dict, path: Path = TABLE_FILE) -> None:
     path.write_text(yaml.safe_dump(doc, sort_keys=False, width=92, allow_unicode=True))
 
 
+def update_table(keys: tuple[str, ...], value, path: Path = TABLE_FILE) -> None:
+    """Set one nested key of pseudo.yaml, re-reading the file first (long runs must not
+    overwrite what changed in the file while they ran)."""
+    doc = load_table(path)
+    node = doc
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+    save_table(doc, path)
+
+
 def suggested_cutoffs(upf_text: str) -> dict[str, float]:
     """ld1.x's own estimate, written in PP_INFO: minimum ecutwfc / ecutrho in Ry."""
     found = re.findall(
@@ -246,12 +257,14 @@ def record_generation(dest: Path) -> list[Generated]:
     """Regenerate all UPFs into runbook/pseudo and record hashes and versions."""
     table = load_table()
     done = []
-    for el, ent in table["generated"].items():
+    for el in table["generated"]:
         g = generate(el, dest / el, PSEUDO_DIR, table)
-        ent.update(sha256=g.sha256, ld1_version=g.ld1_version, wrapped_lines=g.wrapped_lines)
-        ent["suggested_cutoff"] = suggested_cutoffs(g.upf.read_text())
+        ent = {**load_table()["generated"][el], "sha256": g.sha256, "ld1_version": g.ld1_version}
+        ent.update(
+            wrapped_lines=g.wrapped_lines, suggested_cutoff=suggested_cutoffs(g.upf.read_text())
+        )
+        update_table(("generated", el), ent)
         done.append(g)
-    save_table(table)
     return done
 
 
@@ -262,7 +275,7 @@ def record_transferability(work: Path) -> bool:
     for el, ent in table["generated"].items():
         results = transferability(el, work / el)
         judged = int(ent.get("judged_configs", len(results)))
-        ent["transferability"] = {
+        record = {
             "tolerance_ry": {"delta_e": TOL_DELTA_E_RY, "eigenvalue": TOL_EIGEN_RY},
             "configs": [
                 {
@@ -277,8 +290,8 @@ def record_transferability(work: Path) -> bool:
                 for i, r in enumerate(results)
             ],
         }
+        update_table(("generated", el, "transferability"), record)
         ok &= all(r.passed for r in results[:judged])
-    save_table(table)
     return ok
 
 
