@@ -7,11 +7,13 @@ their SHA-256 in `pseudo.yaml`. Regenerating one is render (copy the input into 
 folder) -> execute (`ld1.x < input`) -> collect (wrap the over-long lines, write the UPF).
 
 Why the wrap: ld1.x 6.7 writes each PP_DIJ / PP_Q matrix on ONE line (936 characters
-for 6 projectors, 1664 for 8), and QE 6.7's UPF reader (upflib xmltools, used by pw.x
-and by ld1.x's own test step) stops at lines over 1024 characters with
-`xmlr_opentag: severe error, line too long`. `wrap_long_lines` re-flows every purely
-numeric line longer than `MAX_LINE` into lines of `VALUES_PER_LINE` values, keeping each
-value's text as written (no reformatting, so no number changes).
+for Zr and Al with 6 projectors, 1664 for La with 8), and QE 6.7's UPF reader (upflib
+xmltools, used by pw.x and by ld1.x's own test step) stops at lines over 1024 characters
+with `xmlr_opentag: severe error, line too long` (measured: pw.x 6.7 and ld1.x read the
+raw 936-character Zr file, both refuse the raw La file, pw.x then says "file ... not
+readable", ld1.x "unrecognized dft"). `wrap_long_lines` re-flows every purely numeric line
+longer than `MAX_LINE` into lines of `VALUES_PER_LINE` values, keeping each value's text
+as written (no reformatting, so no number changes), in all three files alike.
 
 Regenerated files differ from the committed ones only in the generation date, which
 ld1.x writes twice (`Generation date: ...` in PP_INFO and `date="..."` in PP_HEADER);

@@ -3,6 +3,7 @@ pw.x E(V) at >= 7 volumes, a third-order Birch-Murnaghan fit, a0 against experim
 
     python -m runbook.pseudoval lattice  [--work DIR]   # the table, into pseudo.yaml
     python -m runbook.pseudoval cutoffs  [--work DIR]   # pressure vs cutoff (convergence)
+    python -m runbook.pseudoval kpoints  [--work DIR]   # pressure vs k spacing
 
 The experimental values, their sources and the tolerance live in `runbook/pseudo/pseudo.yaml`
 (`lattice:`); this module writes each crystal's `result` there. Cubic crystals (c-ZrO2,
@@ -23,7 +24,7 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 from bundle.core.errors import BundleError, CheckFailed, InputError
-from runbook import pseudogen, pwscf, refcells
+from runbook import pseudogen, pwscf, qe, refcells
 from runbook.dftcost import SPECIES
 
 EV_A3_TO_GPA = 160.21766208
@@ -133,44 +134,61 @@ def run_lattice(work: Path) -> bool:
     return ok
 
 
-def run_cutoffs(work: Path) -> None:
-    """Pressure and energy of each crystal at its experimental geometry vs the cutoff."""
-    table = pseudogen.load_table()
-    block = table["lattice"]
+def scan_variants(block: dict, key: str) -> list[tuple[str, pwscf.Settings]]:
+    """(label, settings) of the `cutoff_scan` (ecutwfc x dual, one k spacing) or of the
+    `kpoint_check` (k spacings at one cutoff) block of pseudo.yaml's `lattice`."""
+    scan = block[key]
     base = settings_of(block["settings"])
-    scan = block["cutoff_scan"]
+    if key == "cutoff_scan":
+        base = replace(base, kpoint_spacing_inv_angstrom=float(scan["kpoint_spacing_inv_angstrom"]))
+        return [
+            (f"e{int(e)}", replace(base, ecutwfc_ry=float(e), ecutrho_ry=float(e) * scan["dual"]))
+            for e in scan["ecutwfc_ry"]
+        ]
+    base = replace(base, ecutwfc_ry=float(scan["ecutwfc_ry"]), ecutrho_ry=float(scan["ecutrho_ry"]))
+    return [
+        (f"k{k:g}", replace(base, kpoint_spacing_inv_angstrom=float(k)))
+        for k in scan["kpoint_spacing_inv_angstrom"]
+    ]
+
+
+def run_scan(work: Path, key: str) -> None:
+    """Energy per atom and pressure of each crystal at its experimental geometry for each
+    variant of the scan `key`; results recorded under lattice.<key>.results."""
+    block = pseudogen.load_table()["lattice"]
     out = {}
-    for name, cr in block["crystals"].items():
-        exp = cr["experiment"]
+    for name in block[key]["crystals"]:
+        exp = block["crystals"][name]["experiment"]
         atoms = BUILDERS[name](float(exp["a_angstrom"]), float(exp.get("c_over_a", 0.0)) or None)
         rows = []
-        for ecut in scan["ecutwfc_ry"]:
-            s = replace(base, ecutwfc_ry=ecut, ecutrho_ry=ecut * scan["dual"])
-            run = pwscf.run_scf(atoms, SPECIES, s, work / f"cut-{name}", f"e{int(ecut)}")
+        for label, s in scan_variants(block, key):
+            run = pwscf.run_scf(atoms, SPECIES, s, work / f"{key}-{name}", label)
             p_gpa = -np.trace(run.result.stress_ev_a3) / 3 * EV_A3_TO_GPA
             rows.append(
                 {
-                    "ecutwfc_ry": ecut,
+                    "ecutwfc_ry": s.ecutwfc_ry,
+                    "ecutrho_ry": s.ecutrho_ry,
+                    "kpoints": qe.kpoint_grid(atoms.cell, s.kpoint_spacing_inv_angstrom),
                     "energy_ev_atom": round(run.result.energy_ev / len(atoms), 5),
                     "pressure_gpa": round(float(p_gpa), 3),
-                    "cpu_wall": run.pw_clock,
+                    "pw_clock": run.pw_clock,
                 }
             )
             print(name, rows[-1], flush=True)
         out[name] = rows
-        pseudogen.update_table(("lattice", "cutoff_scan", "results"), out)
+        pseudogen.update_table(("lattice", key, "results"), out)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m runbook.pseudoval", description=__doc__)
-    p.add_argument("command", choices=["lattice", "cutoffs"])
+    p.add_argument("command", choices=["lattice", "cutoffs", "kpoints"])
     p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     a = p.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = a.work or Path(tmp)
-            if a.command == "cutoffs":
-                run_cutoffs(work)
+            if a.command != "lattice":
+                run_scan(work, {"cutoffs": "cutoff_scan", "kpoints": "kpoint_check"}[a.command])
                 return 0
             return 0 if run_lattice(work) else 1
     except BundleError as e:
