@@ -93,11 +93,12 @@ def llzo(out: Path, ranks: int, only: list[str] | None = None) -> None:
             continue
         s = replace(s, ranks=ranks)
         folder = out / label.replace("/", "-").replace(" ", "_")
-        run = pwscf.run_scf(atoms, SPECIES, s, folder, "llzo96")
+        run = pwscf.run_scf(atoms, SPECIES, s, folder, "llzo96", reuse=True)
         forces[label] = run.result.forces_ev_a
         extra = {}
         if label in EGGBOX:
-            moved = pwscf.run_scf(translated(atoms, run.fft_dense), SPECIES, s, folder, "moved")
+            shifted = translated(atoms, run.fft_dense)
+            moved = pwscf.run_scf(shifted, SPECIES, s, folder, "moved", reuse=True)
             d = np.abs(moved.result.forces_ev_a - run.result.forces_ev_a)
             de = (moved.result.energy_ev - run.result.energy_ev) / len(atoms)
             extra = {

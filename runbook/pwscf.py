@@ -69,30 +69,46 @@ def _seconds(text: str) -> float:
     return total
 
 
-def run_scf(atoms, species: dict[str, str], settings: Settings, folder: Path, name: str) -> ScfRun:
-    """Render, run and parse one SCF of `atoms` in `folder` (files `<name>.in/.out`)."""
+def run_scf(
+    atoms, species: dict[str, str], settings: Settings, folder: Path, name: str, reuse=False
+) -> ScfRun:
+    """Render, run and parse one SCF of `atoms` in `folder` (files `<name>.in/.out`).
+    `reuse`: a finished output of the identical input is read instead of run again (its
+    wall time is then pw.x's own; the load is read from `<name>.load`, else NaN)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pseudo").mkdir(exist_ok=True)
     for upf in {species[s] for s in set(atoms.get_chemical_symbols())}:
         shutil.copyfile(find_upf(upf), folder / "pseudo" / upf)
     ctx = qe.input_context(atoms, species, settings, name)
-    render.render_to(folder / f"{name}.in", "qe/pw-scf.in.j2", **ctx)
+    text_in = render.render_text("qe/pw-scf.in.j2", **ctx)
+    out = folder / f"{name}.out"
+    inp = folder / f"{name}.in"
+    if reuse and out.is_file() and inp.is_file() and inp.read_text() == text_in:
+        if qe.MARK_DONE in out.read_text(errors="replace"):
+            loadf = folder / f"{name}.load"
+            load = float(loadf.read_text()) if loadf.is_file() else float("nan")
+            return _parse(out, len(atoms), None, load)
+    inp.write_text(text_in)
     argv = [engines.program("pw.x"), "-in", f"{name}.in"]
     if settings.ranks > 1:
         argv = [engines.mpirun(), "-np", str(settings.ranks), *argv]
     env = engines.mpirun_env()
     env["OMP_NUM_THREADS"] = "1"
-    out = folder / f"{name}.out"
     load = os.getloadavg()[0]
+    (folder / f"{name}.load").write_text(f"{load:.2f}\n")
     t0 = time.perf_counter()
     with out.open("w") as fh:
         rc = subprocess.run(argv, cwd=folder, env=env, stdout=fh, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
     shutil.rmtree(folder / "scratch", ignore_errors=True)
-    text = out.read_text(errors="replace")
     if rc.returncode != 0:
-        raise EngineError(f"pw.x exited {rc.returncode} on {folder / name}.in; see {out}")
-    result = qe.parse_pw_output(text, len(atoms), str(out))
+        raise EngineError(f"pw.x exited {rc.returncode} on {inp}; see {out}")
+    return _parse(out, len(atoms), wall, load)
+
+
+def _parse(out: Path, nat: int, wall: float | None, load: float) -> ScfRun:
+    text = out.read_text(errors="replace")
+    result = qe.parse_pw_output(text, nat, str(out))
     clocks = MARK_CLOCK.findall(text)
     ffts = MARK_FFT.findall(text)
     if not clocks or not ffts:
@@ -100,7 +116,7 @@ def run_scf(atoms, species: dict[str, str], settings: Settings, folder: Path, na
     cpu, pw_wall = clocks[-1]
     return ScfRun(
         result=result,
-        wall_s=wall,
+        wall_s=_seconds(pw_wall) if wall is None else wall,
         pw_clock=f"PWSCF : {cpu.strip()} CPU {pw_wall.strip()} WALL",
         pw_wall_s=_seconds(pw_wall),
         fft_dense=tuple(int(x) for x in ffts[0]),  # type: ignore[arg-type]

@@ -196,3 +196,16 @@ def test_cheap_e_of_v_fit_of_cubic_zro2_is_within_tolerance_of_experiment(tmp_pa
     assert abs(res["error_percent"]) <= block["tolerance_percent"], res
     assert 150 < res["b0_gpa"] < 350  # a fluorite oxide, not a fit artefact
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_broken_pseudo_yaml_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "pseudo.yaml"
+    bad.write_text("generated: [\n")
+    with pytest.raises(InputError, match=r"pseudo.yaml: \(file\): cannot read"):
+        pseudogen.load_table(bad)
+    bad.write_text("schema: pseudo/1\n")
+    monkeypatch.setattr(pseudogen, "TABLE_FILE", bad)
+    monkeypatch.setattr(pseudogen.load_table, "__defaults__", (bad,))
+    assert pseudogen.main(["check"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "generated: missing" in err
