@@ -64,7 +64,8 @@ def fit_eos(volumes: np.ndarray, energies: np.ndarray) -> Fit:
     if not volumes.min() < p[1] < volumes.max():
         raise CheckFailed(f"fitted V0 {p[1]:.3f} Å^3 lies outside the sampled volumes")
     res = energies - birch_murnaghan(volumes, *p)
-    return Fit(p[1], p[0], p[2] * EV_A3_TO_GPA, p[3], 1e3 * float(np.sqrt((res**2).mean())))
+    rms = 1e3 * float(np.sqrt((res**2).mean()))
+    return Fit(float(p[1]), float(p[0]), float(p[2] * EV_A3_TO_GPA), float(p[3]), rms)
 
 
 def settings_of(block: dict) -> pwscf.Settings:
@@ -91,12 +92,12 @@ def lattice_constant(
     vols, ens = [], []
     for i, s in enumerate(scales):
         atoms = BUILDERS[name](a_exp * s, c_a)
-        run = pwscf.run_scf(atoms, SPECIES, settings, work / name, f"v{i:02d}")
-        vols.append(atoms.get_volume())
+        run = pwscf.run_scf(atoms, SPECIES, settings, work / name, f"v{i:02d}", reuse=True)
+        vols.append(float(atoms.get_volume()))
         ens.append(run.result.energy_ev)
     fit = fit_eos(np.array(vols), np.array(ens))
     v_exp = BUILDERS[name](a_exp, c_a).get_volume()
-    a0 = a_exp * (fit.v0 / v_exp) ** (1.0 / 3.0)
+    a0 = float(a_exp * (fit.v0 / v_exp) ** (1.0 / 3.0))
     return {
         "a0_angstrom": round(a0, 4),
         "error_percent": round(100 * (a0 - a_exp) / a_exp, 2),
@@ -172,7 +173,7 @@ def run_scan(work: Path, key: str) -> None:
         atoms = BUILDERS[name](float(exp["a_angstrom"]), float(exp.get("c_over_a", 0.0)) or None)
         rows = []
         for label, s in scan_variants(block, key):
-            run = pwscf.run_scf(atoms, SPECIES, s, work / f"{key}-{name}", label)
+            run = pwscf.run_scf(atoms, SPECIES, s, work / f"{key}-{name}", label, reuse=True)
             p_gpa = -np.trace(run.result.stress_ev_a3) / 3 * EV_A3_TO_GPA
             rows.append(
                 {

@@ -7,11 +7,13 @@ lands within the stated tolerance of experiment, and a packed bundle ships them.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import shutil
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from bundle import manifest as mf
@@ -97,6 +99,7 @@ def test_birch_murnaghan_fit_recovers_its_parameters():
     e = pseudoval.birch_murnaghan(v, -10.0, 40.0, 1.2, 4.5)
     fit = pseudoval.fit_eos(v, e)
     assert abs(fit.v0 - 40.0) < 1e-6 and abs(fit.b0_gpa - 1.2 * pseudoval.EV_A3_TO_GPA) < 1e-3
+    assert yaml.safe_load(yaml.safe_dump(dataclasses.asdict(fit)))["v0"] == fit.v0  # plain floats
     with pytest.raises(CheckFailed, match="outside the sampled volumes"):
         w = np.linspace(30.0, 37.0, 6)
         pseudoval.fit_eos(w, pseudoval.birch_murnaghan(w, -10.0, 40.0, 1.2, 4.5))
