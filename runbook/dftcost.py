@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bundle.core.errors import BundleError
+from bundle.core.errors import BundleError, InputError
 from runbook import pwscf, refcells
 
 RATTLE = 0.05  # Å
@@ -88,10 +88,12 @@ def record(out: Path, label: str, cell_name: str, run: pwscf.ScfRun, **extra) ->
 def llzo(out: Path, ranks: int, only: list[str] | None = None) -> None:
     atoms = rattled(refcells.llzo_primitive(SEED))
     forces = {}
-    for label, s in LLZO_CANDIDATES.items():
-        if only and label not in only:
-            continue
-        s = replace(s, ranks=ranks)
+    for label in only or list(LLZO_CANDIDATES):  # in the order asked
+        if label not in LLZO_CANDIDATES:
+            raise InputError(
+                "--only", "value", f"{label!r} is unknown", f"use {list(LLZO_CANDIDATES)}"
+            )
+        s = replace(LLZO_CANDIDATES[label], ranks=ranks)
         folder = out / label.replace("/", "-").replace(" ", "_")
         run = pwscf.run_scf(atoms, SPECIES, s, folder, "llzo96", reuse=True)
         forces[label] = run.result.forces_ev_a

@@ -113,8 +113,9 @@ def lattice_constant(
 
 
 def crystal_settings(base: pwscf.Settings, crystal: dict) -> pwscf.Settings:
-    """The lattice settings with a crystal's own cutoffs where it names them (Li2O)."""
-    over = {k: float(crystal[k]) for k in ("ecutwfc_ry", "ecutrho_ry") if k in crystal}
+    """The lattice settings with a crystal's own cutoffs / k spacing where it names them."""
+    keys = ("ecutwfc_ry", "ecutrho_ry", "kpoint_spacing_inv_angstrom")
+    over = {k: float(crystal[k]) for k in keys if k in crystal}
     return replace(base, **over)
 
 
