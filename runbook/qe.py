@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundle.core.errors import EngineError
+from bundle.core.errors import EngineError, InputError
 
 # Constants compiled into pw.x 6.7 (Modules/constants.f90, CODATA 2006): using the same
 # values pw.x used to convert our Å input to Bohr keeps geometry and forces consistent.
@@ -105,9 +105,19 @@ def kpoint_grid(cell: np.ndarray, spacing_inv_a: float) -> list[int]:
 
 def input_context(atoms, species: dict[str, str], cfg, prefix: str) -> dict:
     """Template context for one SCF: `species` maps symbol → pseudopotential file name;
-    pw.x reads the pseudopotentials from `./pseudo` of the stage folder."""
+    pw.x reads the pseudopotentials from `./pseudo` of the stage folder.
+    `cfg.kpoint_gamma` asks for `K_POINTS gamma`, allowed only where the grid is 1x1x1."""
     from ase.data import atomic_masses, atomic_numbers
 
+    kpoints = kpoint_grid(atoms.cell, cfg.kpoint_spacing_inv_angstrom)
+    gamma = bool(getattr(cfg, "kpoint_gamma", False))
+    if gamma and kpoints != [1, 1, 1]:
+        raise InputError(
+            "(dft settings)",
+            "kpoint_gamma",
+            f"the {atoms.get_chemical_formula()} cell needs a {kpoints} k grid, not Γ only",
+            "raise kpoint_spacing_inv_angstrom or use kpoint_gamma only for large cells",
+        )
     symbols = atoms.get_chemical_symbols()
     present = [s for s in species if s in symbols]
     return {
@@ -119,7 +129,8 @@ def input_context(atoms, species: dict[str, str], cfg, prefix: str) -> dict:
         ],
         "cell": np.asarray(atoms.cell).tolist(),
         "atoms": [(s, *p) for s, p in zip(symbols, atoms.positions.tolist(), strict=True)],
-        "kpoints": kpoint_grid(atoms.cell, cfg.kpoint_spacing_inv_angstrom),
+        "kpoints": kpoints,
+        "gamma": gamma,
         "kshift": 1 if cfg.kpoint_shift else 0,
         "ecutwfc": cfg.ecutwfc_ry,
         "ecutrho": cfg.ecutrho_ry,

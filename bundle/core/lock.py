@@ -145,10 +145,15 @@ class Flavors(_Strict):
     h200: H200Flavor
 
 
+class Pseudopotentials(_Strict):
+    pslibrary: Version  # the library whose generation inputs runbook/pseudo/ transcribes
+
+
 class StackLock(_Strict):
     schema_: Literal["stack-lock/1"] = Field(alias="schema")
     python: Version
     host: Host
+    pseudopotentials: Pseudopotentials
     python_packages: dict[str, Version]
     images: Images
     flavors: Flavors

@@ -32,6 +32,9 @@ class DftConfig(Strict):
     ecutrho_ry: float = Field(gt=0)
     kpoint_spacing_inv_angstrom: float = Field(0.5, gt=0)
     kpoint_shift: bool = Field(True, description="Monkhorst-Pack grid offset by half a step")
+    kpoint_gamma: bool = Field(
+        False, description="K_POINTS gamma (real wavefunctions) where the grid is 1x1x1"
+    )
     conv_thr_per_atom_ry: float = Field(1e-9, gt=0)
     mixing_beta: float = Field(0.7, gt=0, le=1)
 
