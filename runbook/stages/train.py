@@ -12,11 +12,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from ase.io import read
 from pydantic import Field
 
 from bundle.core import lock, render
 from bundle.core.errors import EngineError
-from runbook import modelcard
+from runbook import energyref, modelcard
 from runbook.config import Strict
 from runbook.engine import Context, Stage, sha256_file, write_commands
 from runbook.launchers import STAGE_DIR, Command
@@ -44,7 +45,13 @@ class TrainConfig(Strict):
     learning_rate: float = Field(0.005, gt=0)
     ema_decay: float = Field(0.99, gt=0, lt=1)
     loss: LossCoeffs = LossCoeffs()
-    seed: int = 0
+    seed: int = Field(0, description="model initialisation AND data order (shuffling)")
+    per_type_energy_shifts: Literal["mean", "least_squares"] = Field(
+        "mean",
+        description="mean: one per-atom mean for every type; least_squares: per-species "
+        "energies fitted on the training compositions (runbook.energyref)",
+    )
+    devices: int = Field(1, ge=1, description="GPUs of one node for data-parallel training")
 
 
 @dataclass(frozen=True)
@@ -116,11 +123,22 @@ class Train(Stage):
             l_max=c.l_max,
             num_layers=c.num_layers,
             zbl=c.zbl,
+            devices=c.devices,
+            energy_shifts=self.energy_shifts(ctx),
         )
         cmd = Command(
             ("nequip-train", "-cp", STAGE_DIR, "-cn", "train", "hydra.run.dir=."), "train.log"
         )
         return [text, write_commands(stage_dir, [cmd])]
+
+    def energy_shifts(self, ctx: Context) -> dict[str, float]:
+        """Per-species energy shifts (eV) when `per_type_energy_shifts: least_squares`."""
+        c: TrainConfig = self.cfg  # type: ignore[assignment]
+        if c.per_type_energy_shifts != "least_squares":
+            return {}
+        ds = ctx.upstream_of_kind("dataset", self.name)
+        fit = energyref.fit(read(ctx.dir_of(ds) / "train.extxyz", index=":"), ctx.study.species)
+        return fit.mu_ev
 
     def collect(self, ctx: Context, stage_dir: Path) -> TrainResult:
         c: TrainConfig = self.cfg  # type: ignore[assignment]
