@@ -123,14 +123,14 @@ def input_context(atoms, species: dict[str, str], cfg, prefix: str, smeared: boo
     """Template context for one SCF: `species` maps symbol → pseudopotential file name;
     pw.x reads the pseudopotentials from `./pseudo` of the stage folder. `smeared`: the
     frame has partly filled bands (e.g. an extra electron), so occupations are smeared
-    (`cfg.smearing`, `cfg.degauss_ry`). With `cfg.gamma_tricks` a single unshifted k-point
+    (`cfg.smearing`, `cfg.degauss_ry`). With `cfg.kpoint_gamma` a single unshifted k-point
     is written as `K_POINTS gamma` (real wavefunctions: about half the cost)."""
     from ase.data import atomic_masses, atomic_numbers
 
     symbols = atoms.get_chemical_symbols()
     present = [s for s in species if s in symbols]
     kpoints = kpoint_grid(atoms.cell, cfg.kpoint_spacing_inv_angstrom)
-    gamma = cfg.gamma_tricks and kpoints == [1, 1, 1] and not cfg.kpoint_shift
+    gamma = cfg.kpoint_gamma and kpoints == [1, 1, 1] and not cfg.kpoint_shift
     return {
         "prefix": prefix,
         "nat": len(atoms),

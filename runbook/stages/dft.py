@@ -46,7 +46,9 @@ class DftConfig(Strict):
     conv_thr_per_atom_ry: float = Field(1e-9, gt=0)
     mixing_beta: float = Field(0.7, gt=0, le=1)
     electron_maxstep: int = Field(200, ge=1)
-    gamma_tricks: bool = Field(False, description="K_POINTS gamma for a 1x1x1 unshifted grid")
+    kpoint_gamma: bool = Field(
+        False, description="K_POINTS gamma (real wavefunctions) for frames whose grid is 1x1x1"
+    )
     smearing_classes: list[str] = Field(
         [], description="frames whose info `env_class` is listed get smeared occupations"
     )

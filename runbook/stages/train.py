@@ -16,7 +16,7 @@ from ase.io import read
 from pydantic import Field
 
 from bundle.core import lock, render
-from bundle.core.errors import EngineError
+from bundle.core.errors import EngineError, InputError
 from runbook import energyref, modelcard
 from runbook.config import Strict
 from runbook.engine import Context, Stage, sha256_file, write_commands
@@ -95,6 +95,8 @@ class Train(Stage):
         c: TrainConfig = self.cfg  # type: ignore[assignment]
         ds = ctx.upstream_of_kind("dataset", self.name)
         split = ctx.result(ds)["split"]
+        train_frames = read(ctx.dir_of(ds) / "train.extxyz", index=":")
+        self.check_species(ctx, train_frames)
         pins = lock.python_pins()
         text = render.render_to(
             stage_dir / "train.yaml",
@@ -124,21 +126,32 @@ class Train(Stage):
             num_layers=c.num_layers,
             zbl=c.zbl,
             devices=c.devices,
-            energy_shifts=self.energy_shifts(ctx),
+            energy_shifts=self.energy_shifts(ctx, train_frames),
         )
         cmd = Command(
             ("nequip-train", "-cp", STAGE_DIR, "-cn", "train", "hydra.run.dir=."), "train.log"
         )
         return [text, write_commands(stage_dir, [cmd])]
 
-    def energy_shifts(self, ctx: Context) -> dict[str, float]:
+    def check_species(self, ctx: Context, frames) -> None:
+        """Every species of the model (the study's) must occur in the training frames: a
+        type never seen in training has an arbitrary energy and forces."""
+        seen = {s for a in frames for s in a.get_chemical_symbols()}
+        absent = [s for s in ctx.study.species if s not in seen]
+        if absent:
+            raise InputError(
+                ctx.study.source,
+                "species",
+                f"{', '.join(absent)} would be a type of the model but no training frame holds it",
+                "add frames with it (and their labels) or drop it from `species`",
+            )
+
+    def energy_shifts(self, ctx: Context, frames) -> dict[str, float]:
         """Per-species energy shifts (eV) when `per_type_energy_shifts: least_squares`."""
         c: TrainConfig = self.cfg  # type: ignore[assignment]
         if c.per_type_energy_shifts != "least_squares":
             return {}
-        ds = ctx.upstream_of_kind("dataset", self.name)
-        fit = energyref.fit(read(ctx.dir_of(ds) / "train.extxyz", index=":"), ctx.study.species)
-        return fit.mu_ev
+        return energyref.fit(frames, ctx.study.species).mu_ev
 
     def collect(self, ctx: Context, stage_dir: Path) -> TrainResult:
         c: TrainConfig = self.cfg  # type: ignore[assignment]
