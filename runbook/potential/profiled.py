@@ -11,15 +11,25 @@ mixin; it becomes redundant when the study loader applies `by_profile` itself (i
 
 from __future__ import annotations
 
+import json
+import resource
+import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from bundle.core.errors import InputError
-from runbook import modelcard, stages
-from runbook.engine import Context
+from runbook import launchers, modelcard, stages
+from runbook.engine import Context, StageFailed, read_commands
 from runbook.stages import dft, train
+
+TIMINGS = "timings.json"
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -85,9 +95,25 @@ class DftConfig(dft.DftConfig):
 
 
 class Dft(ByProfile, dft.Dft):
-    """The generic `dft` stage with `by_profile`."""
+    """The generic `dft` stage with `by_profile`; it also records, per pw.x run, the wall
+    and CPU seconds (the CPU of pw.x and mpirun, from the kernel's accounting of finished
+    children) in `timings.json`: on a shared machine the CPU seconds are the cost."""
 
     Config = DftConfig
+
+    def execute(self, launcher, stage_dir: Path) -> list[list[str]]:
+        ran, rows = [], []
+        for cmd in read_commands(stage_dir):
+            ran.append(launcher.argv(cmd, stage_dir))
+            t0, c0 = time.perf_counter(), _children_cpu()
+            code = launchers.run(launcher, cmd, stage_dir)
+            rows.append({"log": cmd.log, "exit_status": code,
+                         "wall_s": round(time.perf_counter() - t0, 2),
+                         "cpu_s": round(_children_cpu() - c0, 2)})  # fmt: skip
+            (stage_dir / TIMINGS).write_text(json.dumps(rows, indent=1) + "\n")
+            if code not in cmd.ok_codes:
+                raise StageFailed(code, cmd, ran)
+        return ran
 
 
 class TrainConfig(train.TrainConfig):

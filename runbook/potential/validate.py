@@ -12,9 +12,10 @@ Per class (the frames' `env_class`) and, reported but not judged, per family:
 - ratios model/baseline, judged against `bounds` (and absolute bounds).
 A class FAILs when any of its held-out frames holds a species the model does not know
 (reason names the species: the model cannot be evaluated there), when it has no
-held-out frame, or when a bound is exceeded. The stability test (runbook.potential
-.stability) runs when the model knows every species of bulk LLZO; otherwise it FAILs
-with that reason. The verdict is PASS only when every class and the stability test pass.
+held-out frame, or when a bound is exceeded on the frames the model can evaluate. The
+stability test (runbook.potential.stability) runs when the model knows every species of
+bulk LLZO; otherwise it FAILs with that reason. The verdict is PASS only when every
+class and the stability test pass.
 
 Writes validation.json (verdict, reasons, the table, the baselines' fit, the stability
 record) and figures/parity_energy.png, figures/parity_forces.png.
@@ -93,21 +94,29 @@ def metrics(recs: list[dict]) -> dict:
 
 
 def judge(name: str, m: dict, b: Bounds) -> list[str]:
-    """Reasons class `name` FAILs (empty: PASS)."""
+    """Reasons class `name` FAILs (empty: PASS). Frames with species unknown to the model
+    are one reason; the bounds are judged on the frames it could evaluate."""
     if m["frames"] == 0:
         return [f"{name}: no held-out frame"]
+    out = []
     if m["missing_species"]:
-        return [
+        out.append(
             f"{name}: {m['frames'] - m['evaluated']} of {m['frames']} held-out frames hold "
             f"species the model does not know ({', '.join(m['missing_species'])})"
-        ]
+        )
+    if not m["evaluated"]:
+        return out
+    on = f" (on the {m['evaluated']} frames it can evaluate)" if m["missing_species"] else ""
     checks = [
         ("force_rmse_ratio", b.force_rmse_ratio_max, "force RMSE / zero-force RMSE"),
         ("energy_mae_ratio", b.energy_mae_ratio_max, "energy MAE / per-species-mean MAE"),
         ("force_rmse_ev_A", b.force_rmse_max_ev_A, "force RMSE (eV/Å)"),
         ("energy_mae_meV_atom", b.energy_mae_max_meV_atom, "energy MAE (meV/atom)"),
     ]
-    return [f"{name}: {label} {m[k]:.3g} > {bound:g}" for k, bound, label in checks if m[k] > bound]
+    out += [
+        f"{name}: {label} {m[k]:.3g} > {bound:g}{on}" for k, bound, label in checks if m[k] > bound
+    ]
+    return out
 
 
 def parity(recs: list[dict], folder: Path) -> list[str]:
