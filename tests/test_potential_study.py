@@ -90,7 +90,7 @@ def test_model_manifest_records_provenance(potential_run):
     d = card.data
     assert d["dataset_output_hash"] == _m(run, "dataset")["output_hash"]
     assert d["dft_settings"]["ecutwfc_ry"] == 30 and "by_profile" not in d["dft_settings"]
-    assert set(d["dft_settings"]["pseudo_files"]) == {"Li", "La", "Zr", "O", "Al"}
+    assert set(d["dft_settings"]["pseudopotentials"]) == {"Li", "La", "Zr", "O", "Al"}
     assert len(d["pseudopotentials_sha256"]) == 5
     assert set(d["env_classes"]["test"]) == set(ENV_CLASSES)
     assert card.training["hyperparameters"]["per_type_energy_shifts"] == "least_squares"

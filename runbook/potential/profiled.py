@@ -122,8 +122,8 @@ class TrainConfig(train.TrainConfig):
 
 class Train(ByProfile, train.Train):
     """The generic `train` stage with `by_profile`; the model manifest records the DFT
-    settings as run (the effective block, not the raw one), the pseudopotential files
-    found on the search path, and the environment classes of each split."""
+    settings as run (the effective block, not the raw one) and the environment classes
+    of each split."""
 
     Config = TrainConfig
 
@@ -135,12 +135,9 @@ class Train(ByProfile, train.Train):
         cfg = effective(name, stage.cfg, ctx)
         path = stage_dir / modelcard.FILENAME
         card = modelcard.load(path)
-        settings = cfg.model_dump(mode="json", exclude={"by_profile"})
-        settings["pseudo_files"] = {
-            s: str(cfg.find_pseudo(f))
-            for s, f in cfg.pseudopotentials.items()  # type: ignore[attr-defined]
-        }
-        card.data["dft_settings"] = settings
+        # as run (by_profile applied); the pseudopotential files are identified by their
+        # SHA-256 (data.pseudopotentials_sha256), not by host paths
+        card.data["dft_settings"] = cfg.model_dump(mode="json", exclude={"by_profile"})
         card.data["env_classes"] = ctx.result(ds).get("groups", {})
         modelcard.write(path, card)
         return result
