@@ -154,9 +154,29 @@ def test_a_model_species_without_training_frames_is_one_line(potential_run, tmp_
     assert "\n" not in str(e.value)
 
 
+def write_reference(run: Path) -> None:
+    """Remake the stored reference from a finished cpu run (review the diff):
+    python -c "from tests.test_potential_study import *; write_reference(Path('RUN'))"."""
+    frames = read(run / "02_select" / "structures.extxyz", index=":")
+    k = next(i for i, a in enumerate(frames) if len(a) == 96 and a.info["family"] == "llzo")
+    out = qe.read_pw_output(run / "03_dft" / f"pw-{k:03d}.out", 96)
+    text = (run / "03_dft" / f"pw-{k:03d}.out").read_text()
+    REFERENCE.parent.mkdir(exist_ok=True)
+    REFERENCE.write_text(json.dumps({
+        "what": "pw.x SCF of the cpu llzo-potential study's 96-atom bulk label",
+        "pw_version": qe.pw_version(text),
+        "ranks": 2,
+        "energy_ry": out.energy_ry,
+        "scf_iterations": out.scf_iterations,
+        "wall": text[text.rindex("PWSCF"):].splitlines()[0].strip(),
+        "positions_A": np.round(frames[k].positions, 10).tolist(),
+    }, indent=1) + "\n")  # fmt: skip
+
+
 def test_the_96_atom_scf_reproduces_its_stored_energy(potential_run):
     """A real pw.x SCF of a 96-atom LLZO cell (the study's own bulk label), against the
-    energy stored when the reference was made, to 1e-6 Ry."""
+    energy stored when the reference was made (tests/references/llzo96_scf.json), to
+    1e-6 Ry: same pw.x, same 2 ranks, same inputs."""
     _, run = potential_run
     ref = json.loads(REFERENCE.read_text())
     frames = read(run / "02_select" / "structures.extxyz", index=":")
