@@ -39,6 +39,9 @@ class Settings:
     kpoint_gamma: bool = False
     conv_thr_per_atom_ry: float = 1e-9
     mixing_beta: float = 0.7
+    electron_maxstep: int = 200
+    smearing: str = "mv"  # read only for smeared frames (none here: insulators)
+    degauss_ry: float = 0.01
     ranks: int = 1
 
 

