@@ -89,7 +89,7 @@ def _check_stage(ctx: Context, md: str, name: str, field: str) -> None:
     from runbook.stages import kind_of  # the stage registry imports this module
 
     stages = ctx.study.stages
-    if name not in stages or stages.index(name) > stages.index(md):
+    if name not in stages or stages.index(name) >= stages.index(md):
         raise InputError(ctx.study.source, field, f"{name!r} is not a stage before {md!r}")
     if kind_of(ctx.study, name) != "train_deepmd":
         raise InputError(ctx.study.source, field, f"{name!r} is not a train_deepmd stage")

@@ -151,7 +151,9 @@ def read_system(folder: Path) -> System:
     coord, box = cat("coord"), cat("box")
     if coord is None or box is None or coord.shape[1] != 3 * n:
         raise ValueError(f"{folder}: coord.npy/box.npy missing or not {3 * n} columns")
-    return System(type_map, types, box, coord, cat("energy"), cat("force"), cat("virial"))
+    energy = cat("energy")  # (F,) as we write it; dpdata writes (F, 1)
+    energy = None if energy is None else energy.reshape(-1)
+    return System(type_map, types, box, coord, energy, cat("force"), cat("virial"))
 
 
 def find_systems(root: Path) -> list[Path]:
