@@ -205,3 +205,47 @@ def test_gpu_profile_renders_lmp_with_the_plugin_one_rank_per_gpu(tmp_path):
     assert f"pair_style      deepmd {model.parent / 'model.pth'}" in setup
     assert "mpirun -np 8" in setup and "-sf kk" not in setup
     assert "include         setup.lmp" in (out / "in.lammps").read_text()
+
+
+# ------------------------------------------------------------------ the h200 recipe
+
+
+def test_h200_builds_deepmd_with_its_documented_steps():
+    """DeePMD-kit's install pages, in order: the Python interface from source against the
+    image's torch (DP_VARIANT=cuda, DP_ENABLE_PYTORCH=1); the C++ interface with the
+    PyTorch backend from the Python libtorch (ENABLE_PYTORCH, USE_PT_PYTHON_LIBS,
+    USE_CUDA_TOOLKIT); plugin mode: LAMMPS with PLUGIN and shared libraries, the plugin
+    built with LAMMPS_SOURCE_ROOT and found through LAMMPS_PLUGIN_PATH at run time."""
+    from bundle import images
+    from bundle.core import lock
+
+    stack = lock.model()
+    f = stack.flavors.h200
+    assert f.deepmd.version == stack.python_packages["deepmd-kit"]  # one DeePMD-kit
+    assert f.deepmd.ref == f"v{f.deepmd.version}"
+    assert {"deepmd-kit", "tensorflow_cpu"} <= set(f.wheels.exclude)  # built here instead
+    text = images.render_flavor("h200", "docker")
+    stage = text[text.index("AS lammps") : text.index("AS runtime")]
+    steps = [
+        "-DPKG_PLUGIN=ON",
+        "-DBUILD_SHARED_LIBS=ON",
+        "cmake --install /tmp/lammps/build",
+        f"git clone --depth 1 --branch {f.deepmd.ref} {f.deepmd.git}",
+        "DP_VARIANT=cuda DP_ENABLE_PYTORCH=1 DP_ENABLE_TENSORFLOW=0",
+        "pip install --no-cache-dir /tmp/deepmd-kit",
+        "cmake -S /tmp/deepmd-kit/source",
+        f"-DCMAKE_CXX_STANDARD={f.pytorch.cxx_standard}",
+        f"-DCMAKE_CUDA_ARCHITECTURES={f.gpu.compute_capability}",
+        "-DLAMMPS_SOURCE_ROOT=/tmp/lammps",
+        "-DENABLE_PYTORCH=TRUE -DUSE_PT_PYTHON_LIBS=TRUE -DUSE_CUDA_TOOLKIT=TRUE",
+        "cmake --install /tmp/deepmd-kit/source/build",
+        "pair style plugin deepmd",
+        "rm -rf /tmp/deepmd-kit /tmp/lammps",
+    ]
+    at = [stage.find(s) for s in steps]
+    assert all(i >= 0 for i in at), dict(zip(steps, at, strict=True))
+    assert at == sorted(at)
+    runtime = text[text.index("AS runtime") :]
+    assert 'LAMMPS_PLUGIN_PATH="/opt/deepmd-kit/lib/deepmd_lmp"' in runtime
+    assert "COPY --from=lammps /opt/deepmd-kit /opt/deepmd-kit" in runtime
+    assert "import nequip, allegro, torch, deepmd.pt" in runtime

@@ -116,6 +116,11 @@ class PairNequipAllegro(_Strict):
     ref: GitCommit
 
 
+class DeepmdKit(GitRelease):
+    backend: Literal["pytorch"]
+    cmake: dict[str, Version]
+
+
 class QuantumEspresso(GitRelease):
     cmake: dict[str, Version]
 
@@ -137,6 +142,7 @@ class H200Flavor(_Strict):
     wheels: Wheels
     lammps: Lammps
     pair_nequip_allegro: PairNequipAllegro
+    deepmd: DeepmdKit
     qe: QuantumEspresso
     compiler: Compiler
 
