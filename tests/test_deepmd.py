@@ -133,7 +133,9 @@ def models(run) -> list[Path]:
     return [stage(run, n)[0] / "model.pb" for n in ("train_deepmd", "train_deepmd_b")]
 
 
-def lammps_setup(data: Path, model: Path) -> list[str]:
+def lammps_setup(data: Path, model: Path, committee: str = "") -> list[str]:
+    """`committee`: further models and the deviation keywords after the first model
+    (`{ranks}` in it becomes the run's rank count)."""
     return [
         "units metal",
         "atom_style atomic",
@@ -142,7 +144,7 @@ def lammps_setup(data: Path, model: Path) -> list[str]:
         f"read_data {data}",
         "mass 1 6.941",
         "mass 2 15.999",
-        f"pair_style deepmd {model}",
+        f"pair_style deepmd {model} {committee}".strip(),
         "pair_coeff * * Li O",
         "neighbor 1.0 bin",
         "timestep 0.0005",
@@ -194,9 +196,12 @@ def data_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ranks(deepmd_run, data_file, tmp_path_factory) -> tuple[dict, dict]:
-    """LAMMPS on the stored structure with the first model, 1 and 2 ranks, 50 NVE steps."""
+    """LAMMPS on the stored structure, 1 and 2 ranks, 50 NVE steps: the first model drives,
+    the second is evaluated every 10 steps (per-atom deviation to devi<ranks>.out)."""
     work = tmp_path_factory.mktemp("deepmd-ranks")
-    spec = {"setup": lammps_setup(data_file, models(deepmd_run)[0]), "steps": 50}
+    first, second = models(deepmd_run)
+    extra = f"{second} out_freq 10 out_file {work}/devi{{ranks}}.out atomic"
+    spec = {"setup": lammps_setup(data_file, first, extra), "steps": 50, "work": str(work)}
     return run_lammps(spec, work, 1), run_lammps(spec, work, 2)
 
 
@@ -246,6 +251,19 @@ def test_one_and_two_ranks_agree(ranks):
     assert abs(one["step0"]["pe"] - two["step0"]["pe"]) / one["natoms"] <= TOL_E
 
 
+def test_per_atom_deviation_is_in_atom_id_order_on_2_ranks(ranks):
+    """The plugin gathers the per-atom deviation over the ranks: the 2-rank file equals the
+    1-rank one atom by atom (as printed), so the columns follow the atom ids."""
+    from checks import deviation
+
+    work = Path(ranks[0]["work"])
+    one = deviation.read_model_devi(work / "devi1.out")
+    two = deviation.read_model_devi(work / "devi2.out")
+    assert list(one["step"]) == [0, 10, 20, 30, 40, 50] and one["atomic"].shape == (6, 96)
+    np.testing.assert_allclose(two["atomic"], one["atomic"], rtol=1e-6, atol=1e-12)
+    assert one["atomic"][-1].max() > 0.01
+
+
 # ------------------------------------------------------------- committee deviation
 
 
@@ -279,7 +297,7 @@ def lammps_worker(spec_path: str) -> None:
     lmp = engines.load_lammps().lammps(cmdargs=["-screen", "none", "-log", spec["log"]])
     engines.require_deepmd_plugin(lmp)
     for line in spec["setup"]:
-        lmp.command(line)
+        lmp.command(line.replace("{ranks}", str(lmp.extract_setting("world_size"))))
     n = lmp.get_natoms()
     lmp.command("compute vir all pressure NULL virial")
 
@@ -305,7 +323,7 @@ def lammps_worker(spec_path: str) -> None:
         lmp.command(f"run {spec['steps']}")
     last = snapshot()
     if lmp.extract_setting("world_rank") == 0:
-        out = {"nprocs": lmp.extract_setting("world_size"), "natoms": n}
+        out = {"nprocs": lmp.extract_setting("world_size"), "natoms": n, "work": spec.get("work")}
         Path(spec["out"]).write_text(json.dumps({**out, "step0": first, "final": last}))
     lmp.close()
 
