@@ -88,6 +88,13 @@ def render_report(p: dict, r: dict, check: dict | None) -> str:
         )
     else:
         lines.append(f"**Arrhenius**: not fitted ({a.get('error', 'no data')}).")
+    n_seeds = min(v["n_seeds"] for v in r["temperatures"].values())
+    if n_seeds < 3:
+        lines.append(
+            f"With {n_seeds} seed(s) per temperature the errors of D rest on {n_seeds - 1} "
+            "degree(s) of freedom (or on atom groups of one run): take Ea ± as indicative; "
+            "more seeds or longer runs (the `local` profile) make them trustworthy."
+        )
     if a.get("excluded_K"):
         lines.append(
             f"Left out as not yet diffusive: {', '.join(f'{t:g}' for t in a['excluded_K'])} K "

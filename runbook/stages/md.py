@@ -265,7 +265,7 @@ class Md(Stage):
         members = deepmd_md.check_committee(ctx, self.name, c.deepmd, c.units, c.type_map, c.model)
         if len(members) != len(c.deepmd.committee):
             raise InputError(
-                ctx.study.source, f"{self.name}.deepmd.committee", "a model is missing"
+                ctx.study.source, f"{self.name}.deepmd.committee", "a model is missing or repeated"
             )
         params["committee_sha256"] = members
         if c.model:
