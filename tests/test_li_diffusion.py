@@ -151,3 +151,35 @@ def test_cpu_profile_end_to_end(lammps_module, tmp_path):
     report = (tmp_path / "run" / "05_report" / "report.md").read_text()
     assert "Haven ratio H_R = 1 assumed" in report and "Ea =" in report
     assert (tmp_path / "run" / "05_report" / "arrhenius.png").stat().st_size > 5000
+
+
+def test_the_reference_check_can_fail():
+    """The cpu reference (bounds from 8 replicas' scatter) passes its own mean and fails a
+    units slip (D x 10: Å²/ps read as 1e-3 cm²/s) and a run that does not diffuse."""
+    from checks import reference
+
+    ref = reference.load_reference("li-diffusion-cpu")
+    judged = [q for q in ref.quantities if q.limits()]
+    assert {q.key for q in judged} >= {"arrhenius.Ea_eV", "temperatures.T700.D_cm2_s"}
+
+    def results(scale: float) -> dict:
+        """Every quantity at the reference value, the D's multiplied by `scale`."""
+        doc: dict = {"parameters": dict(ref.parameters)}
+        for q in ref.quantities:
+            *parents, last = q.key.split(".")
+            node = doc
+            for k in parents:
+                node = node.setdefault(k, {})
+            node[last] = q.value * (scale if last == "D_cm2_s" else 1.0)
+        return doc
+
+    def status(doc: dict) -> str:
+        return reference.compare(doc, ref, results_path=Path("results.json"))["status"]
+
+    assert status(results(1.0)) == "PASS"
+    assert status(results(10.0)) == "FAIL"
+    assert status(results(0.01)) == "FAIL"
+    other = results(1.0)
+    other["parameters"]["production_ps"] = 20.0
+    with pytest.raises(InputError, match="production_ps"):
+        status(other)
