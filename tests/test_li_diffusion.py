@@ -183,3 +183,17 @@ def test_the_reference_check_can_fail():
     other["parameters"]["production_ps"] = 20.0
     with pytest.raises(InputError, match="production_ps"):
         status(other)
+
+
+def test_a_temperature_not_yet_diffusive_is_flagged_and_left_out():
+    def t(k: float, d: float, diffusive: bool) -> dict:
+        return {"T_K": k, "D_cm2_s": d, "D_se_cm2_s": 0.1 * d, "n_seeds": 2,
+                "diffusive": diffusive}  # fmt: skip
+
+    temps = {"T600": t(600, 1e-9, False), "T900": t(900, 2e-6, True), "T1200": t(1200, 8e-6, True)}
+    out = analysis.arrhenius_and_conductivity(temps, 0.0257, 300.0)
+    assert out["arrhenius"]["used_K"] == [900, 1200] and out["arrhenius"]["excluded_K"] == [600]
+    assert out["conductivity"]["extrapolated"] and out["conductivity"]["haven_ratio"] == 1.0
+    temps["T900"]["diffusive"] = False
+    out = analysis.arrhenius_and_conductivity(temps, 0.0257, 300.0)
+    assert "fewer than 2 diffusive" in out["arrhenius"]["error"] and out["conductivity"] is None

@@ -32,9 +32,10 @@ import numpy as np
 
 from checks import lammpsio
 from checks.msd import MSDAccumulator, fit_slope
+from checks.results import LIDIFF_SCHEMA
 from runbook.sweep import KB_EV_PER_K, Stat, arrhenius, mean_se
 
-SCHEMA = "li-diffusion-results/1"
+SCHEMA = LIDIFF_SCHEMA  # `bundle check` accepts it (checks.results.CHECKABLE)
 A2_PS_TO_CM2_S = 1e-4
 E_CHARGE_C = 1.602176634e-19
 KB_J_PER_K = 1.380649e-23
