@@ -59,6 +59,7 @@ def _study(tmp_path: Path, edit=None):
     doc = yaml.safe_load(path.read_text())
     if edit:
         edit(doc)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "li-diffusion.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     s = config.load(out)
@@ -197,3 +198,18 @@ def test_a_temperature_not_yet_diffusive_is_flagged_and_left_out():
     temps["T900"]["diffusive"] = False
     out = analysis.arrhenius_and_conductivity(temps, 0.0257, 300.0)
     assert "fewer than 2 diffusive" in out["arrhenius"]["error"] and out["conductivity"] is None
+
+
+def test_the_structure_is_an_input(tmp_path):
+    """build.source names a LAMMPS data file instead of the garnet builder: the same cell
+    written by the garnet build, read back and repeated by `supercell`."""
+    s = _study(tmp_path / "a")
+    engine.run(s, tmp_path / "a" / "run", until="build", echo=lambda line: None)
+    cell = tmp_path / "a" / "run" / "01_build" / "cell.data"
+    s = _study(tmp_path, lambda d: d["build"].update(source=str(cell), supercell=[2, 1, 1]))
+    engine.run(s, tmp_path / "run", until="build", echo=lambda line: None)
+    doc = json.loads((tmp_path / "run" / "01_build" / "cell.json").read_text())
+    assert doc["counts"] == {"Li": 112, "La": 48, "Zr": 32, "O": 192}
+    assert doc["source"] == str(cell) and doc["box_A"][0] == pytest.approx(2 * 12.9682)
+    with pytest.raises(InputError, match="no such file"):
+        _study(tmp_path / "b", lambda d: d["build"].update(source="/nonexistent/cell.data"))
