@@ -15,6 +15,10 @@ from checks.metrics import SCHEMA
 RESULTS = "results.json"
 SUMMARY = "summary.md"
 _MISSING = object()
+# Results documents `bundle check` judges: the GB analysis, and the li-diffusion study's
+# (runbook.lidiff.analysis writes it; the same reference format applies to both).
+LIDIFF_SCHEMA = "li-diffusion-results/1"
+CHECKABLE = (SCHEMA, LIDIFF_SCHEMA)
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -40,10 +44,13 @@ def load_results(path: Path) -> dict:
     if path.is_dir():
         path = path / RESULTS
     doc = io.read_json(path, fix="give the results.json of `bundle analyze`")
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in CHECKABLE:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(
-            path, "schema", f"expected {SCHEMA!r}, got {got!r}", "give a `bundle analyze` results"
+            path,
+            "schema",
+            f"expected {' or '.join(map(repr, CHECKABLE))}, got {got!r}",
+            "give a `bundle analyze` results",
         )
     return doc
 

@@ -68,9 +68,13 @@ class Context:
             )
         return m
 
-    def result(self, name: str, kind: type[R]) -> R:
-        """The typed result of a complete earlier stage."""
-        return typed(kind, self.manifest(name).get("result"), self.dir_of(name) / MANIFEST)
+    def result(self, name: str, kind: type[R] | None = None) -> R | dict:
+        """The typed result of a complete earlier stage (without `kind`: the recorded
+        mapping, for stages whose result is a plain dict)."""
+        value = self.manifest(name).get("result")
+        if kind is None:
+            return typed(dict, value, self.dir_of(name) / MANIFEST)
+        return typed(kind, value, self.dir_of(name) / MANIFEST)
 
     def before(self, name: str) -> list[str]:
         """The stages listed before `name`, in order."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deepmd_fixture import deepmd_run  # noqa: F401
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -115,6 +115,11 @@ class PairNequipAllegro(_Strict):
     ref: GitCommit
 
 
+class DeepmdKit(GitRelease):
+    backend: Literal["pytorch"]
+    cmake: dict[str, Version]
+
+
 class QuantumEspresso(GitRelease):
     cmake: dict[str, Version]
 
@@ -136,6 +141,7 @@ class H200Flavor(_Strict):
     wheels: Wheels
     lammps: Lammps
     pair_nequip_allegro: PairNequipAllegro
+    deepmd: DeepmdKit
     qe: QuantumEspresso
     compiler: Compiler
 

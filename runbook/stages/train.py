@@ -23,7 +23,6 @@ from runbook.files import sha256_file, write_commands
 from runbook.launchers import STAGE_DIR, Command
 from runbook.stage import Context, Stage
 from runbook.stages.dataset import DatasetResult
-from runbook.stages.dft import DftResult
 
 
 class LossCoeffs(Strict):
@@ -163,28 +162,13 @@ class Train(Stage):
             raise EngineError(f"{ckpt} not written; see {stage_dir / 'train.log'}")
         epochs, val, test = read_metrics(stage_dir / "logs" / "version_0" / "metrics.csv")
         ds = ctx.upstream_of_kind("dataset", self.name)
-        dft = ctx.upstream_of_kind("dft", ds)
-        dft_manifest = ctx.manifest(dft)
         manifest = modelcard.ModelManifest(
+            backend="allegro",
             units=modelcard.Units(**modelcard.DATA_UNITS),
             type_names=list(ctx.study.species),
             r_max_angstrom=c.r_max_angstrom,
             model_dtype=c.model_dtype,
-            data={
-                "study": ctx.study.name,
-                "dataset_stage": ds,
-                "dataset_output_hash": ctx.manifest(ds)["output_hash"],
-                "split": ctx.result(ds, DatasetResult).split,
-                "dft_stage": dft,
-                "dft_output_hash": dft_manifest["output_hash"],
-                "dft_settings": ctx.study.blocks.get(dft, {}),
-                "pseudopotentials_sha256": {
-                    k.removeprefix("pseudo/"): v
-                    for k, v in dft_manifest["inputs"].items()
-                    if k.startswith("pseudo/")
-                },
-                "pw_version": ctx.result(dft, DftResult).pw_version,
-            },
+            data=modelcard.data_provenance(ctx, ds),
             training={
                 "architecture": "allegro.model.AllegroModel",
                 "hyperparameters": c.model_dump(mode="json"),
