@@ -84,7 +84,7 @@ def test_input_json_passes_deepmds_own_schema(deepmd_run):
 
 def test_model_manifest_carries_provenance(deepmd_run):
     from runbook import modelcard
-    from runbook.engine import sha256_file
+    from runbook.files import sha256_file
 
     d, m = stage(deepmd_run, "train_deepmd")
     card = modelcard.load(d / modelcard.FILENAME)

@@ -24,8 +24,9 @@ from bundle.core.errors import InputError
 from checks import deviation
 from runbook import modelcard
 from runbook.config import Strict
-from runbook.engine import Context, read_manifest, sha256_file
+from runbook.files import read_manifest, sha256_file
 from runbook.launchers import Command
+from runbook.stage import Context
 
 TEMPLATE = "lammps/setup-deepmd.lmp.j2"
 DEVI_FILE = "model_devi.out"
@@ -86,12 +87,10 @@ def committee_paths(
 
 
 def _check_stage(ctx: Context, md: str, name: str, field: str) -> None:
-    from runbook.stages import kind_of  # the stage registry imports this module
-
     stages = ctx.study.stages
     if name not in stages or stages.index(name) >= stages.index(md):
         raise InputError(ctx.study.source, field, f"{name!r} is not a stage before {md!r}")
-    if kind_of(ctx.study, name) != "train_deepmd":
+    if ctx.kind_of(name) != "train_deepmd":
         raise InputError(ctx.study.source, field, f"{name!r} is not a train_deepmd stage")
 
 

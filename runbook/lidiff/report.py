@@ -58,7 +58,15 @@ def figures(r: dict, out: Path) -> list[str]:
 
 
 def render_report(p: dict, r: dict, check: dict | None) -> str:
-    par, a, c = r["parameters"], r.get("arrhenius") or {}, r.get("conductivity") or {}
+    lines = _table(p, r) + _arrhenius(r) + _conductivity(r) + _check(check)
+    cost = r.get("md_cost") or {}
+    lines += ["", f"MD cost: {cost.get('steps')} steps in {cost.get('loop_s')} s of LAMMPS "
+              f"loop time ({cost.get('atom_steps_per_s')} atom-steps/s)."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _table(p: dict, r: dict) -> list[str]:
+    par = r["parameters"]
     lines = [
         f"# {p['study']}: Li diffusion ({p['profile']} profile)",
         "",
@@ -78,16 +86,20 @@ def render_report(p: dict, r: dict, check: dict | None) -> str:
             f"{_g(v['loglog_slope'], '.2f')} | {_g(v['msd_end_A2'])} | {_g(v['sigma_S_cm'])} | "
             f"{'yes' if v['diffusive'] else '**no: run longer**'} |"
         )
-    lines += ["", "![MSD](msd.png) ![Arrhenius](arrhenius.png)", ""]
+    return lines + ["", "![MSD](msd.png) ![Arrhenius](arrhenius.png)", ""]
+
+
+def _arrhenius(r: dict) -> list[str]:
+    a = r.get("arrhenius") or {}
     if "Ea_eV" in a:
-        lines.append(
+        lines = [
             f"**Arrhenius** over {', '.join(f'{t:g}' for t in a['used_K'])} K: "
             f"Ea = {_g(a['Ea_eV'])} ± {_g(a['Ea_se_eV'])} eV, D0 = {_g(a['D0_cm2_s'])} cm²/s "
             f"(ln D0 = {_g(a['ln_D0'])} ± {_g(a['ln_D0_se'])}; "
             f"{'weighted by the errors of ln D' if a['weighted'] else 'unweighted'})."
-        )
+        ]
     else:
-        lines.append(f"**Arrhenius**: not fitted ({a.get('error', 'no data')}).")
+        lines = [f"**Arrhenius**: not fitted ({a.get('error', 'no data')})."]
     n_seeds = min(v["n_seeds"] for v in r["temperatures"].values())
     if n_seeds < 3:
         lines.append(
@@ -100,26 +112,33 @@ def render_report(p: dict, r: dict, check: dict | None) -> str:
             f"Left out as not yet diffusive: {', '.join(f'{t:g}' for t in a['excluded_K'])} K "
             "(low-temperature MSDs need longer runs; the seed study needed >= 50 ps)."
         )
-    if c:
-        span = "extrapolated along the Arrhenius line" if c["extrapolated"] else "interpolated"
-        lines += [
-            "",
-            f"**Conductivity** at {c['T_K']:g} K ({span}): σ = {_g(c['sigma_S_cm'])} S/cm "
-            f"(ln σ ± {_g(c['ln_sigma_se'])}), Nernst-Einstein σ = n e² D / (k_B T H_R) with "
-            "the Haven ratio H_R = 1 assumed: tracer D taken as the charge D; correlated Li "
-            "hops (H_R < 1 in garnets) would raise σ.",
-        ]
-    if check:
-        lines += ["", f"**Reference check** ({check['reference']['name']}): {check['status']}"]
-        for row in check["checks"]:
-            lines.append(
-                f"- {row['quantity']}: {_g(row['value'])} vs {_g(row['reference'])} "
-                f"{row['unit']} -> {row['status']} {row['reason']}"
-            )
-    cost = r.get("md_cost") or {}
-    lines += ["", f"MD cost: {cost.get('steps')} steps in {cost.get('loop_s')} s of LAMMPS "
-              f"loop time ({cost.get('atom_steps_per_s')} atom-steps/s)."]  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _conductivity(r: dict) -> list[str]:
+    c = r.get("conductivity") or {}
+    if not c:
+        return []
+    span = "extrapolated along the Arrhenius line" if c["extrapolated"] else "interpolated"
+    return [
+        "",
+        f"**Conductivity** at {c['T_K']:g} K ({span}): σ = {_g(c['sigma_S_cm'])} S/cm "
+        f"(ln σ ± {_g(c['ln_sigma_se'])}), Nernst-Einstein σ = n e² D / (k_B T H_R) with "
+        "the Haven ratio H_R = 1 assumed: tracer D taken as the charge D; correlated Li "
+        "hops (H_R < 1 in garnets) would raise σ.",
+    ]
+
+
+def _check(check: dict | None) -> list[str]:
+    if not check:
+        return []
+    lines = ["", f"**Reference check** ({check['reference']['name']}): {check['status']}"]
+    for row in check["checks"]:
+        lines.append(
+            f"- {row['quantity']}: {_g(row['value'])} vs {_g(row['reference'])} "
+            f"{row['unit']} -> {row['status']} {row['reason']}"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,10 +24,11 @@ from bundle.core import render
 from bundle.core.errors import EngineError, InputError
 from runbook import lammpslog, modelcard
 from runbook.config import Strict
-from runbook.engine import Context, write_commands, write_params
+from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import TYPE_IDS, garnet, potential
 from runbook.llzo.stages import LlzoStage
+from runbook.stage import Context
 from runbook.stages import analyze
 from runbook.stages.report import ReportResult
 

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 from bundle.core.errors import InputError
 from runbook import launchers, modelcard, stages
-from runbook.engine import Context, StageFailed, read_commands
+from runbook.files import read_commands
+from runbook.stage import Context, StageFailed
 from runbook.stages import dft, train
 
 TIMINGS = "timings.json"

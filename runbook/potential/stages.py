@@ -18,11 +18,12 @@ from pathlib import Path
 
 from bundle.core.errors import EngineError, InputError
 from runbook import modelcard
-from runbook.engine import Context, Stage, write_commands, write_params
+from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.potential import ENV_CLASSES, phases
 from runbook.potential.config import SampleConfig, SelectConfig, ValidateConfig
 from runbook.potential.profiled import ByProfile
+from runbook.stage import Context, Stage
 from runbook.stages.deploy import COMPILED, PACKAGED
 
 ASE_MODEL = "model.ase.nequip.pt2"

@@ -35,8 +35,9 @@ from bundle.core.errors import EngineError, InputError
 from runbook import modelcard
 from runbook.config import Strict
 from runbook.deepmd import logs
-from runbook.engine import Context, Stage, sha256_file, write_commands, write_params
+from runbook.files import sha256_file, write_commands, write_params
 from runbook.launchers import Command
+from runbook.stage import Context, Stage
 
 BACKENDS = {"cpu": ("tf", "model.pb"), "cuda": ("pt", "model.pth")}
 
