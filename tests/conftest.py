@@ -7,8 +7,11 @@ CI=true, where a missing component FAILS the test: CI must install everything.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,52 @@ from tests.deepmd_fixture import deepmd_run  # noqa: F401
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# `make test` runs the suite on two xdist workers (--dist loadgroup, no reorder). Each
+# module is one unit of work (its module fixtures run once); the tests that share a
+# machine-wide service are one unit each: docker (one image build per session) and slurm
+# (one cluster). Units start in the order below (the longest first, so the two workers
+# finish together), then the rest in collection order.
+SERVICE_GROUPS = {
+    "docker": ("test_images_build", "test_offline", "test_pack", "test_verify"),
+    "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
+              "test_slurm_templates"),
+}  # fmt: skip
+FIRST = ("docker", "test_potential_study", "slurm", "test_llzo_study", "test_deepmd",
+         "test_engines_lammps")  # fmt: skip
+
+
+def _unit(item: pytest.Item) -> str:
+    module = item.module.__name__.rpartition(".")[2] if item.module else item.nodeid
+    return next((g for g, mods in SERVICE_GROUPS.items() if module in mods), module)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into work units
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(_unit(item)))
+    rank = {u: k for k, u in enumerate(FIRST)}
+    items.sort(key=lambda it: rank.get(_group(it), len(FIRST)))  # stable: else as collected
+
+
+def _group(item: pytest.Item) -> str:
+    return next(item.iter_markers("xdist_group")).args[0]
+
+
+@contextlib.contextmanager
+def shared_dir(tmp_path_factory, name: str) -> Iterator[Path]:
+    """A folder every xdist worker of this session shares, held exclusively while open.
+
+    A session fixture runs once per worker; one that runs a study calls the engine here:
+    the first worker runs it, the next finds every stage complete and skips them."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder above the workers' own
+    with open(base / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        (base / name).mkdir(exist_ok=True)
+        yield base / name
 
 
 def assert_golden(path: Path, text: str) -> None:
@@ -72,10 +121,11 @@ def smoke_run(tmp_path_factory):
         engines.load_lammps()
     except MissingComponent as e:
         require(False, "nequip / lammps", str(e))
-    run_dir = os.environ.get("MLMD_SMOKE_RUN_DIR") or tmp_path_factory.mktemp("smoke") / "run"
     study = loader.load("smoke-li2o")
-    engine.run(study, Path(run_dir), echo=lambda line: print(f"smoke_run: {line}"))
-    return study, Path(run_dir).resolve()
+    with shared_dir(tmp_path_factory, "smoke") as shared:
+        run_dir = Path(os.environ.get("MLMD_SMOKE_RUN_DIR") or shared / "run")
+        engine.run(study, run_dir, echo=lambda line: print(f"smoke_run: {line}"))
+    return study, run_dir.resolve()
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +138,7 @@ def potential_run(tmp_path_factory):
     Needs the LLZO pseudopotentials of runbook/pseudo (skips, or fails under CI=true)."""
     from bundle.core import engines
     from bundle.core.errors import InputError, MissingComponent
-    from runbook import config, engine, stages
+    from runbook import engine, loader, stages
 
     require_program("pw.x")
     try:
@@ -96,14 +146,15 @@ def potential_run(tmp_path_factory):
         engines.load_lammps()
     except MissingComponent as e:
         require(False, "nequip / lammps", str(e))
-    study = config.load("llzo-potential")
+    study = loader.load("llzo-potential")
     try:
         stages.build(study, "dft").preflight(engine.Context(study, Path(".")))
     except InputError as e:
         require(False, "the LLZO pseudopotentials", str(e))
-    run_dir = os.environ.get("MLMD_POTENTIAL_RUN_DIR") or tmp_path_factory.mktemp("pot") / "run"
-    engine.run(study, Path(run_dir), echo=lambda line: print(f"potential_run: {line}"))
-    return study, Path(run_dir).resolve()
+    with shared_dir(tmp_path_factory, "potential") as shared:
+        run_dir = Path(os.environ.get("MLMD_POTENTIAL_RUN_DIR") or shared / "run")
+        engine.run(study, run_dir, echo=lambda line: print(f"potential_run: {line}"))
+    return study, run_dir.resolve()
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ def compose(smoke_study: Path, out: Path) -> Path:
 
 def run_deepmd(smoke_dir: Path, run_dir: Path, echo=print):
     """Copy the shared stages of a finished smoke run, then run the composed study."""
-    from runbook import config, engine
+    from runbook import config, engine, loader
 
     run_dir.mkdir(parents=True, exist_ok=True)
     for k, name in enumerate(SHARED, start=1):
@@ -47,7 +47,7 @@ def run_deepmd(smoke_dir: Path, run_dir: Path, echo=print):
         if not dst.exists():
             shutil.copytree(src, dst, symlinks=True)
     study_file = compose(config.resolve_path("smoke-li2o"), run_dir.parent / "smoke-deepmd.yaml")
-    study = config.load(study_file)
+    study = loader.load(study_file)
     engine.run(study, run_dir, echo=echo)
     return study, run_dir.resolve()
 
@@ -56,7 +56,7 @@ def run_deepmd(smoke_dir: Path, run_dir: Path, echo=print):
 def deepmd_run(smoke_run, tmp_path_factory):
     from bundle.core import engines
     from bundle.core.errors import MissingComponent
-    from tests.conftest import require
+    from tests.conftest import require, shared_dir
 
     try:
         engines.deepmd_libs()
@@ -65,5 +65,6 @@ def deepmd_run(smoke_run, tmp_path_factory):
         require(False, "deepmd-kit (dp, LAMMPS plugin)", str(e))
     _, smoke_dir = smoke_run
     base = os.environ.get("MLMD_DEEPMD_RUN_DIR")
-    run_dir = Path(base) / "run" if base else tmp_path_factory.mktemp("deepmd") / "run"
-    return run_deepmd(smoke_dir, run_dir, echo=lambda line: print(f"deepmd_run: {line}"))
+    with shared_dir(tmp_path_factory, "deepmd") as shared:
+        run_dir = Path(base) / "run" if base else shared / "run"
+        return run_deepmd(smoke_dir, run_dir, echo=lambda line: print(f"deepmd_run: {line}"))

@@ -16,7 +16,7 @@ import yaml
 
 from bundle.core import render
 from bundle.core.errors import InputError
-from runbook import config, engine, modelcard, stages
+from runbook import config, engine, files, loader, modelcard, stages
 from runbook.deepmd import md as deepmd_md
 from runbook.stages.train_deepmd import TrainDeepmdConfig
 from tests.conftest import assert_golden
@@ -78,7 +78,7 @@ def study(tmp_path: Path, edit=None, profile: str | None = None):
         doc = yaml.safe_load(path.read_text())
         edit(doc)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return config.load(path, profile=profile)
+    return loader.load(path, profile=profile)
 
 
 def preflight(s, run_dir: Path) -> None:
@@ -198,7 +198,7 @@ def test_gpu_profile_renders_lmp_with_the_plugin_one_rank_per_gpu(tmp_path):
     out = tmp_path / "stage"
     out.mkdir()
     stages.build(s, "md_deepmd").render(ctx, out)
-    (cmd,) = engine.read_commands(out)
+    (cmd,) = files.read_commands(out)
     assert cmd.argv == ("lmp", "-in", "in.lammps", "-log", "log.lammps") and cmd.mpi
     assert cmd.needs == ()
     setup = (out / "setup.lmp").read_text()

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from bundle.core.errors import InputError
-from runbook import config, engine, modelcard, stages
+from runbook import config, engine, files, loader, modelcard, stages
 from runbook.lidiff import analysis
-from runbook.sweep import KB_EV_PER_K, Stat, arrhenius
+from runbook.sweep.stats import KB_EV_PER_K, Stat, arrhenius
 
 
 def test_fit_diffusion_recovers_d_and_tells_diffusive_from_caged():
@@ -62,7 +62,7 @@ def _study(tmp_path: Path, edit=None):
     tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "li-diffusion.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
-    s = config.load(out)
+    s = loader.load(out)
     ctx = engine.Context(s, tmp_path / "run")
     for name in s.stages:
         stages.build(s, name).preflight(ctx)
@@ -120,7 +120,7 @@ def test_a_deepmd_model_renders_pair_deepmd_and_needs_the_plugin_env(tmp_path):
     setup = (out / "runs" / "T700_s1" / "setup.lmp").read_text()
     assert f"pair_style      deepmd {llzo.resolve()}" in setup
     assert "pair_coeff      * * Li La Zr O" in setup and "Every atom is integrated" in setup
-    cmds = engine.read_commands(out)
+    cmds = files.read_commands(out)
     assert len(cmds) == 6 and all(c.needs == ("deepmd",) for c in cmds)
 
 
@@ -130,7 +130,7 @@ def test_cpu_profile_end_to_end(lammps_module, tmp_path):
     """The shipped study, cpu profile, as CI runs it: 3 temperatures x 2 seeds of the
     framework-frozen garnet with the classical baseline; D(T), Ea ± error, sigma(300 K),
     the reference check and the report."""
-    s = config.load("li-diffusion")
+    s = loader.load("li-diffusion")
     summary = engine.run(s, tmp_path / "run", echo=print)
     assert summary.ran == s.stages
     r = json.loads((tmp_path / "run" / "03_analyze" / "results.json").read_text())

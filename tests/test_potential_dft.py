@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from bundle.cli import app
 from bundle.core import paths
 from bundle.core.errors import EXIT_BAD_INPUT, EngineError, InputError
-from runbook import config, engine, qe, stages
+from runbook import engine, loader, qe, stages
 from tests.conftest import require_program
 
 pytestmark = pytest.mark.engine
@@ -40,10 +40,10 @@ def li2o_study(tmp_path: Path, maxstep: int) -> Path:
 
 def test_a_frame_that_does_not_converge_is_recorded_and_excluded(tmp_path):
     require_program("pw.x")
-    good = config.load(li2o_study(tmp_path, 100))
+    good = loader.load(li2o_study(tmp_path, 100))
     engine.run(good, tmp_path / "good", echo=lambda _: None)
     # every SCF stopped after 2 iterations: pw.x exits 2, the stage fails with one line
-    bad = config.load(li2o_study(tmp_path, 2))
+    bad = loader.load(li2o_study(tmp_path, 2))
     with pytest.raises(EngineError, match="no frame converged") as e:
         engine.run(bad, tmp_path / "bad", echo=lambda _: None)
     assert "\n" not in str(e.value)
@@ -85,7 +85,7 @@ def test_a_missing_pseudopotential_is_one_line_before_anything_runs(tmp_path):
 
 
 def test_pseudo_path_is_searched_in_order_and_excludes_pseudo_dir(tmp_path):
-    study = config.load("smoke-li2o")
+    study = loader.load("smoke-li2o")
     dft = stages.build(study, "dft")
     ctx = engine.Context(study, tmp_path)
     dft.preflight(ctx)  # the default: [pseudo_dir]
@@ -97,6 +97,6 @@ def test_pseudo_path_is_searched_in_order_and_excludes_pseudo_dir(tmp_path):
     assert cfg.find_pseudo(li) == first / li
     assert cfg.find_pseudo(o) == Path("/usr/share/espresso/pseudo") / o
     assert cfg.find_pseudo("Xx.UPF") is None
-    both = config.load("smoke-li2o", overrides=["dft.pseudo_path=[/tmp]"])
+    both = loader.load("smoke-li2o", overrides=["dft.pseudo_path=[/tmp]"])
     with pytest.raises(InputError, match="both pseudo_dir and pseudo_path"):
         stages.build(both, "dft").preflight(engine.Context(both, tmp_path))

@@ -15,8 +15,10 @@ from ase.io import write
 
 from bundle.core import render
 from bundle.core.errors import InputError
-from runbook import config, engine, qe, slurm, stages, sweep
+from runbook import engine, loader, qe, slurm, stages
 from runbook.potential import cells, phases, profiled
+from runbook.sweep import plan as sweep_plan
+from runbook.sweep import slurm as sweep_slurm
 from tests.conftest import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -30,7 +32,7 @@ SPECIES = {
 
 
 def bound(name: str, profile: str, tmp_path: Path, overrides=()):
-    study = config.load("llzo-potential", overrides=list(overrides), profile=profile)
+    study = loader.load("llzo-potential", overrides=list(overrides), profile=profile)
     stage = stages.build(study, name)
     stage.bind(engine.Context(study, tmp_path))
     return study, stage
@@ -95,7 +97,8 @@ def _fake_dataset(run: Path) -> None:
         a.calc = SinglePointCalculator(a, energy=e, forces=np.zeros((len(a), 3)))
     write(d / "train.extxyz", frames, format="extxyz")
     split = {"train": 5, "val": 1, "test": 1}
-    (d / "manifest.json").write_text(json.dumps({"status": "complete", "result": {"split": split}}))
+    result = {"split": split, "energy_per_atom_ev": {}, "force_rms_ev_a": {}, "min_distance_a": 1.5}
+    (d / "manifest.json").write_text(json.dumps({"status": "complete", "result": result}))
 
 
 def test_golden_h200_training_is_data_parallel_with_ls_energy_shifts(tmp_path):
@@ -111,11 +114,11 @@ def test_golden_h200_training_is_data_parallel_with_ls_energy_shifts(tmp_path):
 
 
 def test_golden_h200_slurm_jobs_of_dft_and_train(tmp_path):
-    pl = sweep.plan("llzo-potential", tmp_path / "run", profile="h200")
-    cfg = config.load(pl.points[0].study_file)
+    pl = sweep_plan.plan("llzo-potential", tmp_path / "run", profile="h200")
+    cfg = loader.load(pl.points[0].study_file)
     py = "/opt/mlmd/venv/bin/python"
     for name in ("dft", "train"):
-        job = slurm.stage_job(pl, cfg, pl.stages.index(name), (0,), None, py)
+        job = sweep_slurm.stage_job(pl, cfg, pl.stages.index(name), (0,), None, py)
         text = slurm.render_batch(job).replace(str(pl.run_dir), "/scratch/runs/llzo-potential")
         assert_golden(GOLDEN / "slurm" / f"potential_h200_{name}.sbatch", text)
     dft = (GOLDEN / "slurm" / "potential_h200_dft.sbatch").read_text()
@@ -130,6 +133,6 @@ def test_golden_h200_slurm_jobs_of_dft_and_train(tmp_path):
 
 def test_the_effective_dft_settings_reach_the_model_manifest_rule(tmp_path):
     _, dft = bound("dft", "h200", tmp_path)
-    eff = profiled.effective("dft", dft.cfg, engine.Context(config.load("llzo-potential",
+    eff = profiled.effective("dft", dft.cfg, engine.Context(loader.load("llzo-potential",
                              profile="h200"), tmp_path))  # fmt: skip
     assert eff.ecutrho_ry == 480 and eff.by_profile == {}

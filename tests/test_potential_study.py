@@ -16,7 +16,7 @@ import pytest
 from ase.io import read
 
 from bundle.core.errors import InputError
-from runbook import config, engine, modelcard, qe, stages
+from runbook import engine, files, loader, modelcard, qe, stages
 from runbook.potential import ENV_CLASSES
 
 pytestmark = [pytest.mark.engine, pytest.mark.potential, pytest.mark.slow]
@@ -36,7 +36,7 @@ def test_every_stage_is_complete(potential_run):
         m = _m(run, name)
         assert m["status"] == "complete" and m["exit_status"] == 0, name
         d = run / f"{STAGES.index(name) + 1:02d}_{name}"
-        assert m["outputs"] == engine.hash_tree(d), f"{name}: outputs changed after completion"
+        assert m["outputs"] == files.hash_tree(d), f"{name}: outputs changed after completion"
     assert _m(run, "dft")["tools"]["probed"]["pw.x"].startswith("6.7")
 
 
@@ -128,7 +128,7 @@ def test_a_model_trained_on_li2o_only_fails_validation(potential_run, smoke_run,
     _, run = potential_run
     _, smoke = smoke_run
     model = smoke / "05_deploy" / "model.nequip.pt2"
-    study = config.load("llzo-potential", overrides=[f"validate.model={model}"])
+    study = loader.load("llzo-potential", overrides=[f"validate.model={model}"])
     copy = _copy(run, tmp_path / "run")
     engine.run(study, copy, start="validate", echo=lambda _: None)
     doc = json.loads((copy / "07_validate" / "validation.json").read_text())
@@ -145,7 +145,7 @@ def test_a_model_trained_on_li2o_only_fails_validation(potential_run, smoke_run,
 
 def test_a_model_species_without_training_frames_is_one_line(potential_run, tmp_path):
     _, run = potential_run
-    study = config.load("llzo-potential", overrides=["species=[Li, La, Zr, O, Al, Mg]"])
+    study = loader.load("llzo-potential", overrides=["species=[Li, La, Zr, O, Al, Mg]"])
     train = stages.build(study, "train")
     ctx = engine.Context(study, run)
     with pytest.raises(InputError) as e:

@@ -33,7 +33,7 @@ import numpy as np
 from checks import lammpsio
 from checks.msd import MSDAccumulator, fit_slope
 from checks.results import LIDIFF_SCHEMA
-from runbook.sweep import KB_EV_PER_K, Stat, arrhenius, mean_se
+from runbook.sweep.stats import KB_EV_PER_K, Stat, arrhenius, mean_se
 
 SCHEMA = LIDIFF_SCHEMA  # `bundle check` accepts it (checks.results.CHECKABLE)
 A2_PS_TO_CM2_S = 1e-4

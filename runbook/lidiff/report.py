@@ -10,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from runbook.sweep import KB_EV_PER_K
+from runbook.sweep.stats import KB_EV_PER_K
 
 
 def _g(x, spec: str = ".3g") -> str:

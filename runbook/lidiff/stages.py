@@ -66,7 +66,7 @@ class Build(LlzoStage):
     tools = ("ase", "numpy")
 
     def preflight(self, ctx: Context) -> None:
-        c = self.effective(ctx)
+        c = self.cfg
         if min(c.supercell) < 1:
             raise InputError(ctx.study.source, f"{self.name}.supercell", "each entry >= 1")
         if c.source != "garnet" and not Path(c.source).is_file():
@@ -76,7 +76,7 @@ class Build(LlzoStage):
             )  # fmt: skip
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
+        c = self.cfg
         src = c.source if c.source == "garnet" else str(Path(c.source).resolve())
         p = {"source": src, "supercell": c.supercell, "a_A": c.a_A, "seed": c.seed}
         cmd = Command(("python", "-m", "runbook.lidiff.steps", "build", "build.json"), "build.log")
@@ -140,7 +140,7 @@ class Md(LlzoStage):
         return n(c.equilibrate_ps), n(c.production_ps), max(1, n(c.dump_every_ps))
 
     def preflight(self, ctx: Context) -> None:
-        c, src = self.effective(ctx), ctx.study.source
+        c, src = self.cfg, ctx.study.source
         self.need(ctx, c.input, "input")
         if len(set(c.temperatures_K)) < 2 or min(c.temperatures_K) <= 0:
             raise InputError(src, f"{self.name}.temperatures_K", "two or more distinct T > 0")
@@ -159,7 +159,7 @@ class Md(LlzoStage):
         )
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
+        c = self.cfg
         equil, prod, every = self.steps(c)
         gpu = ctx.study.active.accelerator == "cuda"
         frozen = c.frozen_framework if c.frozen_framework is not None else c.potential == "baseline"
@@ -225,7 +225,7 @@ class Md(LlzoStage):
         return Command(argv, str(run / "md.log"), needs=needs)
 
     def collect(self, ctx: Context, stage_dir: Path) -> MdGridResult:
-        c = self.effective(ctx)
+        c = self.cfg
         runs, loop_s, steps = [], 0.0, 0
         for t in c.temperatures_K:
             for seed in c.seeds:
@@ -293,14 +293,14 @@ class Analyze(LlzoStage):
     tools = ("numpy",)
 
     def preflight(self, ctx: Context) -> None:
-        c = self.effective(ctx)
+        c = self.cfg
         self.need(ctx, c.build, "build")
         self.need(ctx, c.md, "md")
         if not 0 <= c.fit_window[0] < c.fit_window[1] <= 1:
             raise InputError(ctx.study.source, f"{self.name}.fit_window", "0 <= start < end <= 1")
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
+        c = self.cfg
         md = ctx.result(c.md)
         runs = [{**r, "dump": ctx.rel(c.md, r["dump"])} for r in md["runs"]]
         p = {
@@ -344,13 +344,13 @@ class Check(LlzoStage, analyze.Check):
     Config = CheckConfig
 
     def preflight(self, ctx: Context) -> None:
-        self.need(ctx, self.effective(ctx).analyze, "analyze")
+        self.need(ctx, self.cfg.analyze, "analyze")
 
     def results_path(self, ctx: Context) -> str:
-        return ctx.rel(self.effective(ctx).analyze, "results.json")
+        return ctx.rel(self.cfg.analyze, "results.json")
 
     def reference(self, ctx: Context) -> str:
-        return self.effective(ctx).reference
+        return self.cfg.reference
 
 
 class ReportConfig(Strict):
@@ -365,7 +365,7 @@ class Report(LlzoStage):
     tools = ("numpy",)
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
+        c = self.cfg
         p = {
             "study": ctx.study.name,
             "profile": ctx.study.profile,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from runbook import config, engine
+from runbook import engine, files, loader
 from runbook.potential import choose, descriptors, selection
 from runbook.potential.config import SelectConfig
 
@@ -33,7 +33,7 @@ MARK_KPOINTS = re.compile(r"number of k points=\s+(\d+)")
 
 
 def study_run(work: Path) -> tuple[dict, Path]:
-    study = config.load("llzo-potential")
+    study = loader.load("llzo-potential")
     reused = os.environ.get("MLMD_POTENTIAL_RUN_DIR")
     run = Path(reused or work / "potential")
     load0 = os.getloadavg()[0]
@@ -43,7 +43,7 @@ def study_run(work: Path) -> tuple[dict, Path]:
     ctx = engine.Context(study, run)
     stages = {}
     for name in study.stages:
-        m = engine.read_manifest(ctx.dir_of(name))
+        m = files.read_manifest(ctx.dir_of(name))
         stages[name] = {"wall_s": m["wall_s"], "cpu_s": m.get("cpu_s")}
     return {
         "total_wall_s": None if reused else round(total, 1),
@@ -103,7 +103,7 @@ def scf_cost(run: Path) -> dict:
 
 
 def selection_cost(run: Path) -> dict:
-    study = config.load("llzo-potential")
+    study = loader.load("llzo-potential")
     cfg = SelectConfig.model_validate(
         {k: v for k, v in study.blocks["select"].items() if k != "kind"}
     )
@@ -116,7 +116,7 @@ def selection_cost(run: Path) -> dict:
     selection.select(x, classes, cfg.quota, cfg.variance, cfg.max_components)
     t2 = time.perf_counter()
     atoms = sum(len(a) for a in frames)
-    recorded = engine.read_manifest(run / "02_select")["result"]["seconds"]
+    recorded = files.read_manifest(run / "02_select")["result"]["seconds"]
     return {
         "candidates": len(frames),
         "atoms": atoms,
