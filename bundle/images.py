@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
-from bundle.core import __version__, lock, paths
+from bundle.core import __version__, lock, paths, safeyaml
 from bundle.core.errors import CheckFailed, EngineError, InputError, MissingComponent
 
 FORMATS = ("docker", "apptainer")
@@ -180,7 +179,7 @@ def describe(flavor: str, lock_path: Path | None = None, root: Path | None = Non
     text = _jinja(root).get_template(name).render(**ctx)
     where = str(recipes_dir(root) / name)
     try:
-        doc = yaml.safe_load(text)
+        doc = safeyaml.loads(text, where)
         stages = tuple(
             Stage(
                 name=str(s["name"]),
@@ -201,7 +200,7 @@ def describe(flavor: str, lock_path: Path | None = None, root: Path | None = Non
             arg_labels={str(k): str(v) for k, v in doc["arg_labels"].items()},
             stages=stages,
         )
-    except (yaml.YAMLError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise InputError(where, "(description)", f"not a valid recipe description: {e!r}") from None
     _validate(recipe, where)
     return recipe

@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from bundle import manifest as mf
 from bundle import pack
-from bundle.core import __version__, lock, paths
+from bundle.core import __version__, lock, paths, safeyaml
 from bundle.core.errors import BundleError, CheckFailed, InputError
 
 SCHEMA = "bundle-verify/1"
@@ -174,14 +173,14 @@ class Context:
 def references() -> dict:
     path = pack.references_dir() / "engines.yaml"
     try:
-        return yaml.safe_load(path.read_text())
+        return safeyaml.load(path)
     except FileNotFoundError:
         raise InputError(path, "(file)", "engine references missing", "re-install") from None
 
 
 def profile_requirements(profile: str) -> dict:
     path = pack.references_dir() / "profiles.yaml"
-    doc = yaml.safe_load(path.read_text())
+    doc = safeyaml.load(path)
     if profile not in doc:
         raise InputError(path, profile, "no such profile", f"use one of {sorted(doc)}")
     return doc[profile]
@@ -997,7 +996,7 @@ def reference_replicas(reference: str) -> list[str]:
     """The runs a reference was made from (`made_by.replicas`, e.g. seed3), if it says."""
     from checks.reference import load_reference
 
-    doc = yaml.safe_load(load_reference(reference).file.read_text())
+    doc = safeyaml.load(load_reference(reference).file)
     return [str(r) for r in (doc.get("made_by") or {}).get("replicas", [])]
 
 

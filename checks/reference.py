@@ -30,9 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from bundle.core import __version__
+from bundle.core import __version__, safeyaml
 from bundle.core.errors import InputError
 from checks.results import get_path
 
@@ -99,10 +97,7 @@ def load_reference(name_or_file: str | Path) -> Reference:
                 f"shipped: {', '.join(available()) or 'none'}",
             )
         path = shipped
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", str(e).splitlines()[0], "fix the YAML") from None
+    doc = safeyaml.load(path)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(
             path, "schema", f"expected {SCHEMA!r}", f"start the file with schema: {SCHEMA}"

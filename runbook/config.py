@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bundle.core import safeyaml
 from bundle.core.errors import InputError
 
 SCHEMA = "study/1"
@@ -104,7 +104,7 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str], file: Path) -> di
             if not isinstance(node.get(part), dict):
                 raise InputError(file, key, f"`{part}` is not a block of the study")
             node = node[part]
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = safeyaml.loads(raw, "--set", field=key)
     return doc
 
 
@@ -129,10 +129,7 @@ def load(study: str | Path, overrides: list[str] | None = None, profile: str | N
     if not path.exists():
         shipped = sorted(p.stem for p in (Path(__file__).parent / "studies").glob("*.yaml"))
         raise InputError(path, "(file)", "no such study", f"shipped studies: {', '.join(shipped)}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", str(e).replace("\n", " ")) from None
+    doc = safeyaml.load(path)
     if not isinstance(doc, dict):
         raise InputError(path, "(top level)", "expected a mapping of study fields")
     doc.pop("sweep", None)  # a sweep's points are separate runs (runbook.sweep)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bundle.core import safeyaml
 from bundle.core.errors import EngineError, InputError
 
 SCHEMA = "sweep-report/1"
@@ -415,12 +416,7 @@ class Plan:
 
 
 def _read_doc(path: Path) -> dict:
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", str(e).replace("\n", " ")) from None
+    doc = safeyaml.load(path)
     if not isinstance(doc, dict):
         raise InputError(path, "(top level)", "expected a mapping of study fields")
     return doc

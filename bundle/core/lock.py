@@ -12,10 +12,9 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from bundle.core import paths
+from bundle.core import paths, safeyaml
 from bundle.core.errors import InputError
 
 # A version or other pinned token: a non-empty string. YAML numbers (3.10 -> 3.1)
@@ -195,13 +194,11 @@ def model(path: Path | None = None) -> StackLock:
     """The validated lock; InputError naming the key when it does not fit the schema."""
     path = path or paths.lock_file()
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safeyaml.load(path)
     except FileNotFoundError:
         raise InputError(
             path, "(file)", "the stack lock is missing", "restore it from git"
         ) from None
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", f"not valid YAML: {e}".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise InputError(path, "(top level)", "expected a mapping")
     try:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from bundle.core import paths
+from bundle.core import paths, safeyaml
 from bundle.core.errors import InputError, MissingComponent
 
 SCHEMA = "throughput/1"
@@ -133,11 +133,9 @@ def _need(doc: object, key: str, kind: type, path: Path, where: str):
 def load_table(path: Path) -> Table:
     """Read and validate a throughput table; errors name the file and the field."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = safeyaml.load(path)
     except FileNotFoundError:
         raise InputError(path, "(file)", "no such throughput table") from None
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", str(e).splitlines()[0]) from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(path, "schema", f"expected {SCHEMA!r}", "see runbook/sizing/defaults.yaml")
     prov = _need(doc, "provenance", str, path, "")
@@ -182,7 +180,7 @@ def record_point(device: str, model: str, r_max_A: float, point: Point, source: 
     """Add a measured point to the site table (replacing one of the same device, model, gpus,
     atoms). For `bundle verify --bench`; the table's provenance becomes site-measured."""
     path = site_table()
-    doc = yaml.safe_load(path.read_text()) if path.exists() else None
+    doc = safeyaml.load(path) if path.exists() else None
     doc = doc or {"schema": SCHEMA, "provenance": "site-measured", "devices": []}
     entry = next(
         (d for d in doc["devices"] if d["device"] == device and d.get("model") == model), None
