@@ -136,7 +136,9 @@ def analyze(
     Several dumps given in time order are one trajectory (a restart's repeated frame is
     dropped). Bad input (truncated frame, missing columns, tilted box, no Li, unknown
     excess ids, empty window, timesteps going backwards, bad --gb) is one error line and
-    exit 3; OUT/results.json is written whole at the end or not at all."""
+    exit 3. Everything is written in a staging folder beside OUT and moved into OUT only
+    when the analysis succeeded: a failure leaves OUT as it was."""
+    from bundle.core import atomic
     from checks import figures, metrics, results
     from checks.lammpsio import parse_type_map, read_data_types
 
@@ -147,6 +149,7 @@ def analyze(
     for d in dumps:
         if not d.is_file():
             raise InputError(d, "(file)", "not found", "give the path of a LAMMPS dump")
+    atomic.check_output(out, "--out", dumps)
     names = read_data_types(data) if data is not None else parse_type_map(type_map or "")
     params = metrics.Params(
         timestep_fs=timestep_fs,
@@ -171,21 +174,21 @@ def analyze(
         excess_ids_source=str(excess_ids) if excess_ids is not None else "--excess-ids",
         excess_above_id=excess_above_id,
     )
-    out.mkdir(parents=True, exist_ok=True)
     bar, tick = _progress(sum(d.stat().st_size for d in dumps))
-    with bar:
+    owned = (results.RESULTS, results.SUMMARY, *figures.FIGURES)
+    with atomic.output_dir(out, "--out", dumps, owned=owned) as staging, bar:
         doc = metrics.analyze(
             dumps,
             params,
             selection,
-            scratch=out,
+            scratch=staging,
             warn=lambda m: typer.echo(f"warning: {m}", err=True),
             progress=tick,
         )
-    figures.write_figures(out, doc)
-    path = results.write_results(out, doc)
+        figures.write_figures(staging, doc)
+        results.write_results(staging, doc)
     typer.echo(results.summary_md(doc))
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {out / results.RESULTS}")
 
 
 def _reflow(doc: str | None) -> str | None:

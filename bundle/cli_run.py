@@ -40,10 +40,13 @@ def run(
     """Run a study's stages into NN_<stage>/ folders. A stage whose manifest matches its
     inputs is skipped; a killed or failed stage is redone; a finished stage whose inputs
     changed is refused unless --force/--from name it. Exit 1 if a `check` stage FAILed."""
+    from bundle.core import atomic
     from runbook import config, engine, sweep
 
     if executor not in ("local", "slurm"):
         raise InputError("--executor", executor, "unknown executor", "allowed: local, slurm")
+    if run_dir is not None:
+        atomic.check_output(run_dir, "--run-dir")
     if executor == "slurm" or sweep.has_sweep(study):  # sweeps and Slurm: runbook.sweep/slurm
         if start or until or force:
             raise InputError("--from/--until/--force", executor, "not for sweeps or slurm runs")

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bundle.core import atomic
 from bundle.core.errors import InputError
 from checks.metrics import SCHEMA
 
@@ -27,9 +28,9 @@ def write_results(out_dir: Path, results: dict) -> Path:
     """DIR/results.json (atomically) and DIR/summary.md; returns the results path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / SUMMARY, summary_md(results))
+    atomic.write_file(out_dir / SUMMARY, summary_md(results))
     path = out_dir / RESULTS
-    write_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n")
+    atomic.write_file(path, atomic.strict_json(results, indent=1))
     return path
 
 

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bundle.core import atomic  # noqa: E402
 from runbook import lammpslog  # noqa: E402
 from runbook.steps import params  # noqa: E402
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         name, d = by_kind["check"]
         r = manifests[name]["result"]
         lines += ["## Reference check", "", f"`{r['reference']}`: **{r['verdict']}**", ""]
-    Path("report.md").write_text("\n".join(lines).rstrip() + "\n")
+    atomic.write_file(Path("report.md"), "\n".join(lines).rstrip() + "\n")
     print(f"wrote {Path('report.md').resolve()}")
     return 0
 
