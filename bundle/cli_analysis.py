@@ -214,18 +214,17 @@ def check(
     """Compare results.json with a reference: one line per quantity; exit 0 only if every
     judged quantity passes (1 otherwise, 3 if the parameters differ from the reference's)."""
     from checks import reference as ref
-    from checks.results import load_results, write_atomic
+    from checks.results import load_results
 
     doc = load_results(results_file)
     spec = ref.load_reference(reference)
+    if json_out is not None:
+        ref.check_report_path(json_out, results_file, spec)
     report = ref.compare(doc, spec, results_path=Path(results_file))
     for line in ref.console_lines(report):
         typer.echo(line)
     if json_out is not None:
-        import json
-
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(json_out, json.dumps(report, indent=1) + "\n")
+        ref.write_report(json_out, report)
         typer.echo(f"wrote {json_out}")
     if report["status"] != "PASS":
         s = report["summary"]

@@ -4,7 +4,6 @@ the short `summary.md` beside it. Computing it is `checks.metrics.analyze`."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,6 @@ from checks.metrics import SCHEMA
 RESULTS = "results.json"
 SUMMARY = "summary.md"
 _MISSING = object()
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write `path` through a temporary sibling and a rename: never a partial file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 def write_results(out_dir: Path, results: dict) -> Path:
@@ -51,6 +43,10 @@ def load_results(path: Path) -> dict:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(
             path, "schema", f"expected {SCHEMA!r}, got {got!r}", "give a `bundle analyze` results"
+        )
+    if not isinstance(doc.get("parameters", {}), dict | None):
+        raise InputError(
+            path, "parameters", "expected a mapping", "give the results.json of `bundle analyze`"
         )
     return doc
 
