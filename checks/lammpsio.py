@@ -39,6 +39,7 @@ POSITION_SETS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("xs", "ys", "zs", "ix", "iy", "iz"), "scaled+image"),
 )
 NEWLINE = b"\n"
+MAX_EXACT_ID = 2**53  # ids are parsed as float64: integers up to here are exact
 FIX_COLUMNS = "write the dump with `dump ID all custom N FILE id type xu yu zu`"
 
 
@@ -206,6 +207,8 @@ def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: 
     timestep = _number(f, path, index, "TIMESTEP")
     _item(f, "NUMBER OF ATOMS", path, index)
     n = _number(f, path, index, "NUMBER OF ATOMS")
+    if n <= 0:
+        _bad(path, index, f"NUMBER OF ATOMS is {n}")
     flags = _item(f, "BOX BOUNDS", path, index).split()
     if len(flags) > 3 or any(fl in (b"xy", b"xz", b"yz") for fl in flags):
         raise InputError(
@@ -256,6 +259,7 @@ def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: 
             "the dump is corrupted; regenerate it",
         )
     lo, hi = bounds[:, 0].copy(), bounds[:, 1].copy()
+    _check_numbers(path, f"frame {index} (TIMESTEP {timestep})", bounds, table, cols)
     return Frame(
         file=path,
         index=index,
@@ -266,6 +270,34 @@ def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: 
         types=table[:, cols.type].astype(np.int64),
         unwrapped=_unwrap(table, cols, lo, hi - lo),
     ), cols
+
+
+def _check_numbers(path: Path, where: str, bounds, table, cols: _Columns) -> None:
+    """Finite box with positive lengths, finite columns, integer ids and types."""
+    fix = "the dump is corrupted; regenerate it"
+    if not np.isfinite(bounds).all() or (bounds[:, 1] <= bounds[:, 0]).any():
+        d = int(np.argmax(~np.isfinite(bounds).all(axis=1) | (bounds[:, 1] <= bounds[:, 0])))
+        lo, hi = bounds[d]
+        raise InputError(
+            path, f"{where}: BOX BOUNDS", f"{'xyz'[d]} from {lo} to {hi}: not a box length > 0", fix
+        )
+    bad = ~np.isfinite(table)
+    if bad.any():
+        row, col = (int(x[0]) for x in np.nonzero(bad))
+        raise InputError(
+            path, f"{where}: atom line {row + 1}", f"{cols.names[col]} is {table[row, col]}", fix
+        )
+    for name, c in (("id", cols.id), ("type", cols.type)):
+        v = table[:, c]
+        wrong = (v != np.floor(v)) | (np.abs(v) >= MAX_EXACT_ID) | (v < (1 if name == "id" else 0))
+        if wrong.any():
+            row = int(np.argmax(wrong))
+            raise InputError(
+                path,
+                f"{where}: atom line {row + 1}",
+                f"{name} {float(v[row])!r} is not a valid {name}",
+                fix,
+            )
 
 
 def _bad(path: Path, index: int, problem: str):

@@ -41,53 +41,16 @@ import numpy as np
 from bundle.core.errors import InputError
 from checks.lammpsio import Frame, read_frames
 from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_slope
+from checks.params import EPS_A, Params, check_box, check_geometry, check_planes
+from checks.params import n_bins as bins_of
+
+__all__ = ["SCHEMA", "Params", "Selection", "analyze", "min_image"]
 
 SCHEMA = "gb-analysis/1"
-EPS_A = 1e-9  # Å: tolerance of the distance comparisons (see module doc)
 PER_A2_TO_PER_NM2 = 100.0
 A2_PER_PS_TO_CM2_PER_S = 1e-4
 N_GROUPS = 5
 CLI = "command line"
-
-
-@dataclass(frozen=True)
-class Params:
-    """Analysis parameters; lengths in Å, times in ps (timestep in fs)."""
-
-    timestep_fs: float
-    dz: float = 0.5
-    w: float = 2.0
-    d_bulk: float = 8.0
-    window_ps: tuple[float, float] | None = None  # analysis window; None = all frames
-    avg_window_ps: float = 50.0  # excess-Li averaging window: the last ... ps
-    n_blocks: int = 5
-    gb: tuple[float, float] | None = None  # GB planes; None = from the Li profile
-    w_start: float | None = None  # MSD "GB start" half-width; None = w
-    origin_every: int = 1  # MSD time-origin spacing, frames
-    fit_window_ps: tuple[float, float] | None = None  # MSD fit; None = 10 %..50 % of max lag
-    include_excess: bool = False  # count excess Li in the profile
-    drop_incomplete_frame: bool = False
-
-    def validate(self) -> None:
-        positive = {
-            "--timestep-fs": self.timestep_fs,
-            "--dz": self.dz,
-            "--w": self.w,
-            "--d-bulk": self.d_bulk,
-            "--avg-window-ps": self.avg_window_ps,
-        }
-        if self.w_start is not None:
-            positive["--w-start"] = self.w_start
-        for flag, value in positive.items():
-            if not (value > 0 and math.isfinite(value)):
-                raise InputError(CLI, flag, f"must be a positive number (got {value})")
-        if self.n_blocks < 2:
-            raise InputError(CLI, "--n-blocks", f"must be >= 2 (got {self.n_blocks})")
-        if self.origin_every < 1:
-            raise InputError(CLI, "--origin-every", f"must be >= 1 (got {self.origin_every})")
-        for flag, win in (("--window-ps", self.window_ps), ("--fit-window-ps", self.fit_window_ps)):
-            if win is not None and not (win[0] < win[1]):
-                raise InputError(CLI, flag, f"start must be before end (got {win[0]},{win[1]})")
 
 
 @dataclass(frozen=True)
@@ -180,8 +143,9 @@ def _stream(
                 lut[core_ids] = np.arange(len(core_ids))
                 lut[exc_ids] = len(core_ids) + np.arange(len(exc_ids))
                 n_sel = len(core_ids) + len(exc_ids)
+                first_box = fr.lengths
                 ref_ids, rows = None, None
-                n_bins = max(1, round(float(fr.lengths[2]) / params.dz))
+                n_bins = bins_of(params, float(fr.lengths[2]))
                 hist = np.zeros(n_bins, dtype=np.int64)
             elif interval is None:
                 interval = fr.timestep - steps[-1]
@@ -193,6 +157,7 @@ def _stream(
                     "steps; the time series and the MSD need a constant interval",
                     "dump at a fixed interval, or restrict the analysis with --window-ps",
                 )
+            check_box(fr.lengths, first_box, str(fr.file), f"frame {fr.index}: BOX BOUNDS")
             if ref_ids is None or not np.array_equal(fr.ids, ref_ids):
                 rows = _rows(fr, lut, n_sel)
                 ref_ids = fr.ids
@@ -312,6 +277,7 @@ def _profile(st: _Stream, p: Params) -> dict:
     dz = lz / n_bins
     rho = st.hist / n_frames / (lx * ly * dz)
     z = zlo + (np.arange(n_bins) + 0.5) * dz
+    check_planes(p, zlo, lz)
     if p.gb is not None:
         planes = [zlo + (g - zlo) % lz for g in p.gb]
     else:
@@ -321,24 +287,10 @@ def _profile(st: _Stream, p: Params) -> dict:
         shift = 0.5 * (ym - yp) / curv if curv < 0 else 0.0
         z0 = zlo + (z[i] + shift * dz - zlo) % lz
         planes = [z0, zlo + (z0 + lz / 2 - zlo) % lz]
+    check_geometry(p, planes, lz, z)
     d = [min_image(z - zk, lz) for zk in planes]
     bulk = (d[0] >= p.d_bulk - EPS_A) & (d[1] >= p.d_bulk - EPS_A)
-    if not bulk.any():
-        raise InputError(
-            CLI,
-            "--d-bulk",
-            f"no bin is {p.d_bulk} Å from both GB planes {planes[0]:.2f}, {planes[1]:.2f} "
-            f"(Lz = {lz:.2f} Å)",
-            f"use --d-bulk below {lz / 4:.2f} Å",
-        )
     band = (d[0] <= p.w + EPS_A) | (d[1] <= p.w + EPS_A)
-    if not band.any():
-        raise InputError(
-            CLI,
-            "--w",
-            f"no bin centre within w = {p.w} Å of a GB plane",
-            f"use --w >= {dz / 2:.3f} (half the bin width)",
-        )
     rho_bulk = float(rho[bulk].mean())
     rho_band = float(rho[band].mean())
     rho_peak = float(rho.max())
