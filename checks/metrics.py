@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from bundle.core.errors import InputError
-from checks.lammpsio import Frame, read_frames
+from checks.lammpsio import Frame, IdIndex, read_frames
 from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_slope
 from checks.params import EPS_A, Params, check_box, check_geometry, check_planes
 from checks.params import n_bins as bins_of
@@ -139,9 +139,7 @@ def _stream(
             if hist is None:
                 li_type = sel.li_type_number(str(fr.file))
                 core_ids, exc_ids, n_li_total = _select(fr, sel, li_type)
-                lut = np.full(int(fr.ids.max()) + 1, -1, dtype=np.int64)
-                lut[core_ids] = np.arange(len(core_ids))
-                lut[exc_ids] = len(core_ids) + np.arange(len(exc_ids))
+                index = IdIndex(np.concatenate([core_ids, exc_ids]))  # slot of each id
                 n_sel = len(core_ids) + len(exc_ids)
                 first_box = fr.lengths
                 ref_ids, rows = None, None
@@ -159,7 +157,7 @@ def _stream(
                 )
             check_box(fr.lengths, first_box, str(fr.file), f"frame {fr.index}: BOX BOUNDS")
             if ref_ids is None or not np.array_equal(fr.ids, ref_ids):
-                rows = _rows(fr, lut, n_sel)
+                rows = _rows(fr, index, n_sel)
                 ref_ids = fr.ids
             times.append(t)
             steps.append(fr.timestep)
@@ -243,11 +241,9 @@ def _select(fr: Frame, sel: Selection, li_type: int) -> tuple[np.ndarray, np.nda
     return np.setdiff1d(li_ids, exc), exc, len(li_ids)
 
 
-def _rows(fr: Frame, lut: np.ndarray, n_sel: int) -> np.ndarray:
+def _rows(fr: Frame, index: IdIndex, n_sel: int) -> np.ndarray:
     """Row of each selected atom in this frame, in slot order (atoms may come unsorted)."""
-    ids = fr.ids
-    ok = (ids >= 0) & (ids < len(lut))
-    slots = np.where(ok, lut[np.where(ok, ids, 0)], -1)
+    slots = index.slots(fr.ids)
     mine = np.nonzero(slots >= 0)[0]
     rows = np.full(n_sel, -1, dtype=np.int64)
     rows[slots[mine]] = mine
