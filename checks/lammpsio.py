@@ -158,20 +158,8 @@ def _columns(header: bytes, path: Path, k: int) -> _Columns:
     )
 
 
-def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: dict):
-    """One frame from `f`, or None at a clean end of file."""
-    first = f.readline()
-    while first and not first.strip():  # blank lines between frames or at the end
-        first = f.readline()
-    if not first:
-        return None
-    if not first.startswith(b"ITEM: TIMESTEP"):
-        _bad(path, index, f"expected 'ITEM: TIMESTEP', found {first[:60]!r}")
-    timestep = _number(f, path, index, "TIMESTEP")
-    _item(f, "NUMBER OF ATOMS", path, index)
-    n = _number(f, path, index, "NUMBER OF ATOMS")
-    if n <= 0:
-        _bad(path, index, f"NUMBER OF ATOMS is {n}")
+def _box(f, path: Path, index: int) -> np.ndarray:
+    """The (3, 2) `lo hi` bounds of an orthorhombic BOX BOUNDS item."""
     flags = _item(f, "BOX BOUNDS", path, index).split()
     if len(flags) > 3 or any(fl in (b"xy", b"xz", b"yz") for fl in flags):
         raise InputError(
@@ -198,6 +186,24 @@ def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: 
                 f"expected 'lo hi', found {line.strip()[:60]!r}",
                 "a tilted box writes 3 numbers per line; use an orthorhombic box",
             )
+    return bounds
+
+
+def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: dict):
+    """One frame from `f`, or None at a clean end of file."""
+    first = f.readline()
+    while first and not first.strip():  # blank lines between frames or at the end
+        first = f.readline()
+    if not first:
+        return None
+    if not first.startswith(b"ITEM: TIMESTEP"):
+        _bad(path, index, f"expected 'ITEM: TIMESTEP', found {first[:60]!r}")
+    timestep = _number(f, path, index, "TIMESTEP")
+    _item(f, "NUMBER OF ATOMS", path, index)
+    n = _number(f, path, index, "NUMBER OF ATOMS")
+    if n <= 0:
+        _bad(path, index, f"NUMBER OF ATOMS is {n}")
+    bounds = _box(f, path, index)
     header = _item(f, "ATOMS", path, index)
     if cols is None or header != header_cache.get("raw"):
         cols = _columns(header, path, index)

@@ -170,17 +170,7 @@ def _stream(
             core_f.write(np.ascontiguousarray(fr.unwrapped[rows[: len(core_ids)]]).tobytes())
             exc_f.write(frac[len(core_ids) :].tobytes())
     if hist is None:
-        where = (
-            f"--window-ps {params.window_ps[0]},{params.window_ps[1]}"
-            if params.window_ps
-            else "(file)"
-        )
-        raise InputError(
-            dumps[0],
-            where,
-            "no frame to analyse (empty trajectory or analysis window)",
-            "check the dump and the --window-ps bounds (ps = TIMESTEP x --timestep-fs / 1000)",
-        )
+        raise _no_frame(dumps[0], params)
     return _Stream(
         times_ps=np.array(times),
         timesteps=np.array(steps),
@@ -192,6 +182,16 @@ def _stream(
         n_li_total=n_li_total,
         core_file=tmp / "core.f64",
         exc_file=tmp / "exc.f64",
+    )
+
+
+def _no_frame(dump: Path, params: Params) -> InputError:
+    win = params.window_ps
+    return InputError(
+        dump,
+        f"--window-ps {win[0]},{win[1]}" if win else "(file)",
+        "no frame to analyse (empty trajectory or analysis window)",
+        "check the dump and the --window-ps bounds (ps = TIMESTEP x --timestep-fs / 1000)",
     )
 
 
