@@ -54,7 +54,10 @@ def _child(reply_fd: int, limit_mb: int) -> None:
         out.flush()
         if not capped:
             _, hard = resource.getrlimit(resource.RLIMIT_AS)
-            resource.setrlimit(resource.RLIMIT_AS, (_vm_bytes() + limit_mb * 2**20, hard))
+            soft = _vm_bytes() + limit_mb * 2**20
+            if hard != resource.RLIM_INFINITY:
+                soft = min(soft, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
             capped = True
 
 
