@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundle import manifest as mf
-from bundle.core import __version__, lock, paths, safeyaml
+from bundle.core import __version__, io, lock, paths
 from bundle.core.errors import EngineError, InputError, MissingComponent
 
 # Folders of the source tree that ship as data (relative to the root), and loose files.
@@ -143,7 +143,7 @@ def named_pseudos(stage: Path) -> dict[str, Path]:
     for y in sorted(
         [*stage.glob("runbook/studies/*.yaml"), *stage.glob("bundle/references/*.yaml")]
     ):
-        doc = safeyaml.load(y)
+        doc = io.read_yaml(y)
         for name in _upf_names(doc):
             named.setdefault(Path(name).name, y)
     return named

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundle.core import __version__, atomic, safeyaml
+from bundle.core import __version__, atomic, io
 from bundle.core.errors import InputError
 from checks.results import get_path
 
@@ -97,7 +97,7 @@ def load_reference(name_or_file: str | Path) -> Reference:
                 f"shipped: {', '.join(available()) or 'none'}",
             )
         path = shipped
-    doc = safeyaml.load(path)
+    doc = io.read_yaml(path, fix="fix the YAML")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(
             path, "schema", f"expected {SCHEMA!r}", f"start the file with schema: {SCHEMA}"
@@ -185,8 +185,31 @@ def check_parameters(results: dict, ref: Reference, results_path: Path) -> None:
         )
 
 
+def judge_value(value: object, q: Quantity) -> tuple[str, str]:
+    """One number against a quantity's limits: (PASS | FAIL | NOT-JUDGED, why). The judge
+    every acceptance shares (`bundle check`, `bundle verify`): value, lower, upper, unit."""
+    if value is None:
+        return "FAIL", "missing"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "FAIL", f"not a number: {type(value).__name__}"
+    limits = q.limits()
+    if not math.isfinite(value):
+        if limits is None:
+            return "NOT-JUDGED", f"{value}; no bounds"
+        return "FAIL", f"not a finite number: {value}"
+    if limits is None:
+        return "NOT-JUDGED", "the reference gives no bounds"
+    lo, hi = limits
+    if value < lo:
+        return "FAIL", f"below the lower limit {lo:.4g}"
+    if value > hi:
+        return "FAIL", f"above the upper limit {hi:.4g}"
+    return "PASS", ""
+
+
 def judge(results: dict, q: Quantity) -> dict:
     """One check: value, reference, limits, unit, status (PASS/FAIL/NOT-JUDGED), reason."""
+    limits = q.limits()
     row = {
         "quantity": q.key,
         "value": None,
@@ -194,13 +217,11 @@ def judge(results: dict, q: Quantity) -> dict:
         "lower": q.lower,
         "upper": q.upper,
         "bounds": q.bounds,
-        "limits": None,
+        "limits": list(limits) if limits else None,
         "unit": q.unit,
         "source": q.source,
     }
     value = get_path(results, q.key, None)
-    limits = q.limits()
-    row["limits"] = list(limits) if limits else None
     if value is None:
         section = q.key.split(".")[0]
         why = (
@@ -209,24 +230,12 @@ def judge(results: dict, q: Quantity) -> dict:
             else ""
         )
         return row | {"status": "FAIL", "reason": f"missing from the results{why}"}
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return row | {
-            "status": "FAIL",
-            "reason": f"not a number in the results: {type(value).__name__}",
-        }
+    status, reason = judge_value(value, q)
+    if reason.startswith("not a"):  # not a number / not a finite number
+        return row | {"status": status, "reason": reason.replace(":", " in the results:", 1)}
     if not math.isfinite(value):  # the report says so with an explicit null (strict JSON)
-        if limits is None:
-            return row | {"status": "NOT-JUDGED", "reason": f"{value} in the results; no bounds"}
-        return row | {"status": "FAIL", "reason": f"not a finite number in the results: {value}"}
-    row["value"] = value
-    if limits is None:
-        return row | {"status": "NOT-JUDGED", "reason": "the reference gives no bounds"}
-    lo, hi = limits
-    if value < lo:
-        return row | {"status": "FAIL", "reason": f"below the lower limit {lo:.4g}"}
-    if value > hi:
-        return row | {"status": "FAIL", "reason": f"above the upper limit {hi:.4g}"}
-    return row | {"status": "PASS", "reason": ""}
+        return row | {"status": status, "reason": reason.replace(";", " in the results;", 1)}
+    return row | {"value": value, "status": status, "reason": reason}
 
 
 def _sha256(path: Path) -> str:

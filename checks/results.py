@@ -3,11 +3,10 @@ the short `summary.md` beside it. Computing it is `checks.metrics.analyze`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from bundle.core import atomic
+from bundle.core import atomic, io
 from bundle.core.errors import InputError
 from checks.metrics import SCHEMA
 
@@ -31,14 +30,7 @@ def load_results(path: Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(
-            path, "(file)", "not found", "give the results.json of `bundle analyze`"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, "(syntax)", f"not JSON ({e})") from None
+    doc = io.read_json(path, fix="give the results.json of `bundle analyze`")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(

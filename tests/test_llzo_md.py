@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from bundle.core.errors import InputError
-from runbook import config, engine, lammpslog
+from runbook import config, engine, files, lammpslog, loader
 from runbook.config import stage_config
 from runbook.llzo import bicrystal, lmpdata, md, potential, stages
+from runbook.stage import Context
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_pppm_li_forces_match_a_tight_ewald_reference(lammps_module, bicrystal_d
 def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     """The h200 profile: >= 50,000 atoms, Allegro via Kokkos, one rank per GPU, 100 ps
     after insertion. The structure is built for real; the MD is rendered (no GPU here)."""
-    study = config.load("llzo-gb", profile="h200")
+    study = loader.load("llzo-gb", profile="h200")
     assert study.active.accelerator == "cuda" and study.active.gpus == 8
     # build for real with a study of the build stage alone (the full study's preflight
     # refuses to start without the compiled model, as it should on a machine without it)
@@ -99,9 +100,9 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     doc = {k: v for k, v in doc.items() if k in ("schema", "name", "species", "profile",
                                                  "profiles", "stages", "build")}  # fmt: skip
     (tmp_path / "build-only.yaml").write_text(yaml.safe_dump(doc))
-    engine.run(config.load(tmp_path / "build-only.yaml", profile="h200"), tmp_path / "run",
+    engine.run(loader.load(tmp_path / "build-only.yaml", profile="h200"), tmp_path / "run",
                echo=lambda s: None)  # fmt: skip
-    ctx = engine.Context(study, tmp_path / "run")
+    ctx = Context(study, tmp_path / "run")
     res = ctx.result("build")
     assert sum(res["counts"].values()) >= 50_000 and res["charge_e"] == 0
     assert 75 < res["box_A"][2] < 90  # Lz as in the published cell (about 80 Å)
@@ -118,7 +119,7 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     assert "pair_style allegro\n" in text
     assert "pair_coeff * * /opt/mlmd/models/llzo-allegro.nequip.pt2 Li La Zr O" in text
     assert "fix nvt li nvt temp 700.00" in text and "exclude group frame frame" not in text
-    (cmd,) = engine.read_commands(out)
+    (cmd,) = files.read_commands(out)
     assert cmd.mpi and cmd.argv[:8] == ("lmp", "-sf", "kk", "-k", "on", "g", "8", "-pk")
     for name in ("equilibrate", "production", "production_excess"):
         spec = study.active.launcher_for(name)

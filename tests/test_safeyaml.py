@@ -94,6 +94,25 @@ def test_ordinary_documents_load_as_before(tmp_path):
         safeyaml.load(tmp_path / "bin.yaml")
 
 
+def test_core_io_readers_are_the_bounded_loader(tmp_path):
+    """bundle.core.io (the one reader every module calls) parses YAML with safeyaml: the
+    same refusals, the caller's `missing` and `fix` in the line."""
+    from bundle.core import io
+
+    (tmp_path / "laughs.yaml").write_text(LAUGHS)
+    with pytest.raises(InputError, match=r"laughs\.yaml: \(aliases\): the document expands"):
+        io.read_mapping(tmp_path / "laughs.yaml")
+    with pytest.raises(InputError, match=r"--set: \(structure\): line 1"):
+        io.parse_yaml("[" * 65 + "]" * 65, "--set", "dft.x")
+    with pytest.raises(InputError, match=r"--set: dft\.x: line 1, "):
+        io.parse_yaml("[40,", "--set", "dft.x")
+    (tmp_path / "bad.yaml").write_text("a: [1, 2")
+    with pytest.raises(InputError, match=r"bad\.yaml: \(syntax\): line 1, .*; restore it"):
+        io.read_yaml(tmp_path / "bad.yaml", fix="restore it")
+    with pytest.raises(InputError, match=r"gone\.yaml: \(file\): no such table"):
+        io.read_yaml(tmp_path / "gone.yaml", missing="no such table")
+
+
 def test_no_yaml_is_read_around_the_safe_loader():
     """Every YAML read in the packages goes through bundle.core.safeyaml."""
     direct = re.compile(r"\byaml\.(safe_load|load|full_load|unsafe_load|load_all|safe_load_all)\(")

@@ -1,4 +1,5 @@
-"""The one YAML reader for user and bundle files: safe tags only, and bounded.
+"""The one YAML parser for user and bundle files: safe tags only, and bounded. Modules
+read YAML through bundle.core.io (read_yaml, read_mapping, parse_yaml), which calls here.
 
 `yaml.safe_load` refuses Python objects but not a small file that expands to a huge one:
 nested aliases ("billion laughs", `a: &a [x, x]`, `b: &b [*a, *a]`, ...) or merge keys
@@ -32,8 +33,9 @@ MAX_NODES = 200_000  # scalars + collections with aliases and merges expanded
 FIX = "fix the YAML"
 
 
-def load(path: Path | str, *, max_bytes: int = MAX_BYTES) -> Any:
-    """The document in the YAML file `path` (bounded, safe tags). FileNotFoundError passes."""
+def load(path: Path | str, *, max_bytes: int = MAX_BYTES, fix: str = FIX) -> Any:
+    """The document in the YAML file `path` (bounded, safe tags). FileNotFoundError passes;
+    `fix` is the advice on a syntax error (bundle.core.io passes its caller's)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -49,11 +51,11 @@ def load(path: Path | str, *, max_bytes: int = MAX_BYTES) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(path, "(encoding)", f"not UTF-8 text (byte {e.start})", FIX) from None
-    return loads(text, path)
+        raise InputError(path, "(encoding)", f"not UTF-8 text (byte {e.start})", fix) from None
+    return loads(text, path, fix=fix)
 
 
-def loads(text: str, source: object, *, field: str = "(syntax)") -> Any:
+def loads(text: str, source: object, *, field: str = "(syntax)", fix: str = FIX) -> Any:
     """The document in `text`; errors name `source` (a file, or an option like --set)."""
     if len(text) > MAX_BYTES:
         raise InputError(source, "(size)", f"{len(text)} characters; at most {MAX_BYTES}")
@@ -69,9 +71,9 @@ def loads(text: str, source: object, *, field: str = "(syntax)") -> Any:
         finally:
             loader.dispose()
     except yaml.YAMLError as e:
-        raise InputError(source, field, _one_line(e), FIX) from None
+        raise InputError(source, field, _one_line(e), fix) from None
     except RecursionError:  # cannot happen within MAX_DEPTH; kept as a last guard
-        raise InputError(source, field, "nested too deeply", FIX) from None
+        raise InputError(source, field, "nested too deeply", fix) from None
 
 
 def _one_line(e: yaml.YAMLError) -> str:

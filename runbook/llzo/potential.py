@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bundle.core import safeyaml
+from bundle.core import io
 from bundle.core.errors import InputError
 from runbook.llzo import TYPE_IDS
 
@@ -55,10 +55,7 @@ class PotentialSet:
 
 def load(path: Path = DEFAULT_FILE) -> PotentialSet:
     """Read and validate a potential file (errors name the file and the field)."""
-    try:
-        doc = safeyaml.load(path)
-    except FileNotFoundError:
-        raise InputError(path, "(file)", "no such potential file", "check the path") from None
+    doc = io.read_yaml(path, missing="no such potential file", fix="check the path")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(path, "schema", f"expected `schema: {SCHEMA}`")
     species = set(TYPE_IDS)
