@@ -3,12 +3,10 @@ the short `summary.md` beside it. Computing it is `checks.metrics.analyze`."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-from bundle.core import io
+from bundle.core import atomic, io
 from bundle.core.errors import InputError
 from checks.metrics import SCHEMA
 
@@ -21,20 +19,13 @@ LIDIFF_SCHEMA = "li-diffusion-results/1"
 CHECKABLE = (SCHEMA, LIDIFF_SCHEMA)
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write `path` through a temporary sibling and a rename: never a partial file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def write_results(out_dir: Path, results: dict) -> Path:
     """DIR/results.json (atomically) and DIR/summary.md; returns the results path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / SUMMARY, summary_md(results))
+    atomic.write_file(out_dir / SUMMARY, summary_md(results))
     path = out_dir / RESULTS
-    write_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n")
+    atomic.write_file(path, atomic.strict_json(results, indent=1))
     return path
 
 
@@ -51,6 +42,10 @@ def load_results(path: Path) -> dict:
             "schema",
             f"expected {' or '.join(map(repr, CHECKABLE))}, got {got!r}",
             "give a `bundle analyze` results",
+        )
+    if not isinstance(doc.get("parameters", {}), dict | None):
+        raise InputError(
+            path, "parameters", "expected a mapping", "give the results.json of `bundle analyze`"
         )
     return doc
 

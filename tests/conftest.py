@@ -69,9 +69,9 @@ def shared_dir(tmp_path_factory, name: str) -> Iterator[Path]:
 
 
 def assert_golden(path: Path, text: str) -> None:
-    """`text` equals the golden file `path`; UPDATE_GOLDEN=1 (re)writes it first, to be
-    reviewed in the diff."""
-    if os.environ.get("UPDATE_GOLDEN"):
+    """`text` equals the golden file `path`; UPDATE_GOLDEN=1 (exactly) (re)writes it first,
+    to be reviewed in the diff. Any other value (0, false, empty) only compares."""
+    if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     assert path.is_file(), f"no golden file {path}; run with UPDATE_GOLDEN=1 and review it"

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from bundle.core import atomic
+
 EXCESS_PARAMETERS = ("avg_window_ps", "n_blocks")
 
 
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("usage: python -m runbook.llzo.results PROFILE_DIR EXCESS_DIR OUT.json")
     p, e = Path(args[0]) / "results.json", Path(args[1]) / "results.json"
     doc = merge(json.loads(p.read_text()), json.loads(e.read_text()), str(p), str(e))
-    Path(args[2]).write_text(json.dumps(doc, indent=2) + "\n")
+    atomic.write_file(Path(args[2]), atomic.strict_json(doc, indent=2))
     print(f"wrote {args[2]}")
     return 0
 
