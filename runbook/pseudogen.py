@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from bundle.core import engines, paths
+from bundle.core import engines, io, paths
 from bundle.core.errors import BundleError, EngineError, InputError
 
 PSEUDO_DIR = paths.root() / "runbook" / "pseudo"  # also in an installed bundle (MLMD_BUNDLE_ROOT)
@@ -57,10 +57,7 @@ class Generated:
 
 def load_table(path: Path = TABLE_FILE) -> dict:
     """`pseudo.yaml`: per element the input, the UPF name, its SHA-256 and the validation."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(path, "(file)", f"cannot read: {e}".splitlines()[0]) from None
+    doc = io.read_yaml(path, fix="restore it from git")
     if not isinstance(doc, dict) or not isinstance(doc.get("generated"), dict):
         raise InputError(path, "generated", "missing", "restore it from git")
     return doc
