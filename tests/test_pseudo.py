@@ -204,7 +204,7 @@ def test_cheap_e_of_v_fit_of_cubic_zro2_is_within_tolerance_of_experiment(tmp_pa
 def test_a_broken_pseudo_yaml_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "pseudo.yaml"
     bad.write_text("generated: [\n")
-    with pytest.raises(InputError, match=r"pseudo.yaml: \(file\): cannot read"):
+    with pytest.raises(InputError, match=r"pseudo.yaml: \(syntax\): line 2, column 1"):
         pseudogen.load_table(bad)
     bad.write_text("schema: pseudo/1\n")
     monkeypatch.setattr(pseudogen, "TABLE_FILE", bad)
