@@ -4,10 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
-# Tests on 2 cores: two pytest workers (tests/conftest.py says how work is split);
+# Tests on 2 cores: three pytest workers (tests/conftest.py says how work is split);
 # engines get one rank and one thread unless a test asks.
 export OMP_NUM_THREADS ?= 1
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 .PHONY: setup demo test bench images pack lint format lock clean
 

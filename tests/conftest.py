@@ -21,18 +21,22 @@ from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-# `make test` runs the suite on two xdist workers (--dist loadgroup, no reorder). Each
-# module is one unit of work (its module fixtures run once); the tests that share a
-# machine-wide service are one unit each: docker (one image build per session) and slurm
-# (one cluster). Units start in the order below (the longest first, so the two workers
-# finish together), then the rest in collection order.
+# `make test` runs the suite on xdist workers (--dist loadgroup, no reorder; three on two
+# cores: the docker and slurm units wait on I/O and jobs much of the time). Each module is
+# one unit of work (its module fixtures run once); the tests that share a machine-wide
+# service are one unit each: docker (one image build per session) and slurm (one
+# cluster). Units start in the order below, the rest follow in collection order: the
+# three longest first, each worker's second unit a short one (xdist hands every worker
+# two units at the start), then the other long ones, so the workers finish together.
 SERVICE_GROUPS = {
     "docker": ("test_images_build", "test_offline", "test_pack", "test_verify"),
     "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
               "test_slurm_templates"),
 }  # fmt: skip
-FIRST = ("docker", "test_potential_study", "slurm", "test_llzo_study", "test_deepmd",
-         "test_engines_lammps")  # fmt: skip
+FIRST = ("docker", "test_potential_study", "slurm",
+         "test_golden_helper", "test_lock", "test_layers",
+         "test_llzo_study", "test_smoke", "test_deepmd", "test_engines_lammps",
+         "test_multirank", "test_resume", "test_li_diffusion")  # fmt: skip
 
 
 def _unit(item: pytest.Item) -> str:
