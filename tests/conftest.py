@@ -33,9 +33,9 @@ SERVICE_GROUPS = {
     "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
               "test_slurm_templates"),
 }  # fmt: skip
-FIRST = ("docker", "test_potential_study", "slurm",
+FIRST = ("docker", "slurm", "test_llzo_study",
          "test_golden_helper", "test_lock", "test_layers",
-         "test_llzo_study", "test_smoke", "test_deepmd", "test_engines_lammps",
+         "test_smoke", "test_deepmd", "test_engines_lammps",
          "test_multirank", "test_resume", "test_li_diffusion")  # fmt: skip
 
 
@@ -142,35 +142,6 @@ def smoke_run(tmp_path_factory):
     with shared_dir(tmp_path_factory, "smoke") as shared:
         run_dir = Path(os.environ.get("MLMD_SMOKE_RUN_DIR") or shared / "run")
         engine.run(study, run_dir, echo=lambda line: print(f"smoke_run: {line}"))
-    return study, run_dir.resolve()
-
-
-@pytest.fixture(scope="session")
-def potential_run(tmp_path_factory):
-    """The llzo-potential study (cpu profile) run ONCE per session, for real: sample ->
-    select -> pw.x labels -> Allegro -> compiled model -> validate. Returns (validated
-    study, run folder). Tests (and the grain-boundary, DeePMD and active-learning tests
-    that build on it) read it and never write into it: copy stages elsewhere to modify.
-    MLMD_POTENTIAL_RUN_DIR names a persistent run folder to reuse across sessions.
-    Needs the LLZO pseudopotentials of runbook/pseudo (skips, or fails under CI=true)."""
-    from bundle.core import engines
-    from bundle.core.errors import InputError, MissingComponent
-    from runbook import engine, loader, stages
-
-    require_program("pw.x")
-    try:
-        engines.venv_bin("nequip-train")
-        engines.load_lammps()
-    except MissingComponent as e:
-        require(False, "nequip / lammps", str(e))
-    study = loader.load("llzo-potential")
-    try:
-        stages.build(study, "dft").preflight(engine.Context(study, Path(".")))
-    except InputError as e:
-        require(False, "the LLZO pseudopotentials", str(e))
-    with shared_dir(tmp_path_factory, "potential") as shared:
-        run_dir = Path(os.environ.get("MLMD_POTENTIAL_RUN_DIR") or shared / "run")
-        engine.run(study, run_dir, echo=lambda line: print(f"potential_run: {line}"))
     return study, run_dir.resolve()
 
 
