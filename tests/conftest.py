@@ -25,18 +25,28 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # cores: the docker and slurm units wait on I/O and jobs much of the time). Each module is
 # one unit of work (its module fixtures run once); the tests that share a machine-wide
 # service are one unit each: docker (one image build per session) and slurm (one
-# cluster). Units start in the order below, the rest follow in collection order: the
-# three longest first, each worker's second unit a short one (xdist hands every worker
-# two units at the start), then the other long ones, so the workers finish together.
+# cluster). Order: the three longest units first, each worker's second unit a short one
+# (xdist hands every worker two units at the start), then the smoke study's own test
+# (it runs the shared smoke fixture), then every unit that needs no shared study, and
+# last the units that read the smoke run: a worker reaching one early would wait on the
+# fixture's lock instead of working (measured in the rehearsal: a worker idle ~15 min).
 SERVICE_GROUPS = {
     "docker": ("test_images_build", "test_offline", "test_pack", "test_verify"),
     "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
               "test_slurm_templates"),
 }  # fmt: skip
-FIRST = ("docker", "slurm", "test_llzo_study",
-         "test_golden_helper", "test_lock", "test_layers",
-         "test_smoke", "test_deepmd", "test_engines_lammps",
-         "test_multirank", "test_resume", "test_li_diffusion")  # fmt: skip
+FIRST = ("docker", "slurm", "test_llzo_study", "test_golden_helper", "test_lock",
+         "test_layers", "test_smoke")  # fmt: skip
+AFTER_SMOKE = ("test_deepmd", "test_engines_lammps", "test_multirank", "test_resume",
+               "test_runbook_config", "test_templates", "test_verify_engines",
+               "smoke_run")  # fmt: skip
+
+
+def _rank(item: pytest.Item) -> int:
+    g = _group(item)
+    if g in FIRST:
+        return FIRST.index(g)
+    return len(FIRST) + 1 + AFTER_SMOKE.index(g) if g in AFTER_SMOKE else len(FIRST)
 
 
 def _unit(item: pytest.Item) -> str:
@@ -51,8 +61,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(_unit(item)))
         if getattr(config.option, "loadgroup", False):
             _suffix_group(item)
-    rank = {u: k for k, u in enumerate(FIRST)}
-    items.sort(key=lambda it: rank.get(_group(it), len(FIRST)))  # stable: else as collected
+    items.sort(key=_rank)  # stable: within a rank as collected
 
 
 def _suffix_group(item: pytest.Item) -> None:
