@@ -83,8 +83,10 @@ def _group(item: pytest.Item) -> str:
 def shared_dir(tmp_path_factory, name: str) -> Iterator[Path]:
     """A folder every xdist worker of this session shares, held exclusively while open.
 
-    A session fixture runs once per worker; one that runs a study calls the engine here:
-    the first worker runs it, the next finds every stage complete and skips them."""
+    A session fixture runs once per worker; one that runs a study does it through
+    `run_once`: the first worker runs it, the others wait for it and then only read it
+    (a second engine pass, even one that skips every stage, rewrites study.json while
+    another worker's tests copy the folder)."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # the session's folder above the workers' own
@@ -92,6 +94,15 @@ def shared_dir(tmp_path_factory, name: str) -> Iterator[Path]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         (base / name).mkdir(exist_ok=True)
         yield base / name
+
+
+def run_once(shared: Path, run_dir: Path, run) -> None:
+    """Call `run()` unless an earlier worker finished it for this session's `shared`
+    folder (marked by `shared/done` after a run that returned; a raised error leaves no
+    mark, so the next worker tries again and fails the same way)."""
+    if not (shared / "done").exists():
+        run()
+        (shared / "done").write_text(str(run_dir))
 
 
 def assert_golden(path: Path, text: str) -> None:
@@ -150,8 +161,12 @@ def smoke_run(tmp_path_factory):
     study = loader.load("smoke-li2o")
     with shared_dir(tmp_path_factory, "smoke") as shared:
         run_dir = Path(os.environ.get("MLMD_SMOKE_RUN_DIR") or shared / "run")
-        engine.run(study, run_dir, echo=lambda line: print(f"smoke_run: {line}"))
+        run_once(shared, run_dir, lambda: engine.run(study, run_dir, echo=_echo("smoke_run")))
     return study, run_dir.resolve()
+
+
+def _echo(prefix: str):
+    return lambda line: print(f"{prefix}: {line}")
 
 
 @pytest.fixture(scope="session")
