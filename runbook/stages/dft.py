@@ -142,6 +142,14 @@ class Dft(Stage):
         files.append(write_commands(stage_dir, commands))
         return files
 
+    def accepts(self, code: int, cmd: Command, stage_dir: Path) -> bool:
+        """pw.x's exit status 2 passes only for an SCF that did not converge (collect
+        records and excludes the frame): pw.x also exits 2 on its own errors (a broken
+        pseudopotential), and those fail the stage naming the output."""
+        if code == qe.EXIT_NOT_CONVERGED:
+            return qe.MARK_NOT_CONVERGED in (stage_dir / cmd.log).read_text(errors="replace")
+        return code in cmd.ok_codes
+
     def _check_species(self, ctx: Context, frames) -> None:
         present = sorted({s for a in frames for s in a.get_chemical_symbols()})
         missing = [s for s in present if s not in ctx.study.species]
