@@ -7,7 +7,7 @@
 run.lmp, run.json), and one command per run; `analyze` turns the Li trajectories into
 D(T), Arrhenius and the Nernst-Einstein conductivity (runbook.lidiff.analysis); `check`
 is the built-in `bundle check` against a reference; `report` writes report.md with the MSD
-and Arrhenius figures. Blocks may carry `by_profile` overrides (runbook.llzo.stages).
+and Arrhenius figures. Blocks may carry `by_profile` overrides (merged by runbook.loader).
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from runbook.config import Strict
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import TYPE_IDS, garnet, potential
-from runbook.llzo.stages import LlzoStage
+from runbook.llzo.stages import Check, LlzoStage  # noqa: F401  (Check: the study's kind)
 from runbook.stage import Context
-from runbook.stages import analyze
 from runbook.stages.report import ReportResult
 
 TYPE_NAMES = [s for s, _ in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])]
@@ -48,7 +47,6 @@ class BuildConfig(Strict):
     supercell: list[int] = Field([1, 1, 1], min_length=3, max_length=3)
     a_A: float = Field(garnet.LATTICE_A, gt=0)
     seed: int = Field(1, ge=0, description="Li ordering of the garnet cell")
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,6 @@ class MdConfig(Strict):
     dump_every_ps: float = Field(gt=0)
     thermo_every: int = Field(500, ge=1)
     skin_A: float = Field(2.0, gt=0)
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 def run_name(t: float, seed: int) -> str:
@@ -278,7 +275,6 @@ class AnalyzeConfig(Strict):
     n_groups: int = Field(5, ge=2, description="atom groups for a run's own error of D")
     diffusive_min_slope: float = Field(0.85, gt=0, le=1.2, description="log-log MSD slope")
     conductivity_T_K: float = Field(300.0, gt=0)
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -308,7 +304,7 @@ class Analyze(LlzoStage):
             "build": ctx.result(c.build),
             "md": {k: md[k] for k in ("potential", "frozen_framework", "timestep_fs",
                                       "dump_every_ps", "production_ps", "cost")},
-            **c.model_dump(mode="json", exclude={"build", "md", "by_profile"}),
+            **c.model_dump(mode="json", exclude={"build", "md"}),
         }  # fmt: skip
         cmd = Command(("python", "-m", "runbook.lidiff.analysis", "analysis.json"), "analyze.log")
         return [write_params(stage_dir, "analysis.json", p), write_commands(stage_dir, [cmd])]
@@ -332,31 +328,9 @@ class Analyze(LlzoStage):
 # ------------------------------------------------------------------------ check, report
 
 
-class CheckConfig(Strict):
-    analyze: str = "analyze"
-    reference: str = Field(min_length=1)
-    by_profile: dict[str, dict[str, Any]] = {}
-
-
-class Check(LlzoStage, analyze.Check):
-    """`bundle check` of results.json against the reference (the built-in check stage)."""
-
-    Config = CheckConfig
-
-    def preflight(self, ctx: Context) -> None:
-        self.need(ctx, self.cfg.analyze, "analyze")
-
-    def results_path(self, ctx: Context) -> str:
-        return ctx.rel(self.cfg.analyze, "results.json")
-
-    def reference(self, ctx: Context) -> str:
-        return self.cfg.reference
-
-
 class ReportConfig(Strict):
     analyze: str = "analyze"
     check: str | None = "check"
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 class Report(LlzoStage):
