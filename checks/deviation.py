@@ -331,6 +331,33 @@ def left_domain(summary: dict, tolerance: float) -> str | None:
     )
 
 
+# `bundle check`: a run whose results carry a committee summary (results.json
+# `deviation`: trust_levels' output) FAILs when more than this fraction of a region's
+# atom-frames (of the frames, without a per-atom record) are `failed` (max force
+# deviation >= hi): the model was used outside the data it was trained on. A results
+# document may state a stricter or looser `deviation.domain_tolerance` itself.
+DOMAIN_TOLERANCE = 0.05
+
+
+def domain_row(results: dict) -> dict | None:
+    """The `bundle check` row of a results document's committee summary (None when the
+    results carry none): FAIL with the one-line reason when the run left the domain."""
+    summary = results.get("deviation")
+    if summary is None:
+        return None
+    tol = float(summary.get("domain_tolerance", DOMAIN_TOLERANCE))
+    regions = summary.get("regions") or {"frames": {"atom_frames": summary.get("frames", {})}}
+    worst = max((r["atom_frames"].get("failed") or 0.0 for r in regions.values()), default=0.0)
+    why = left_domain(summary, tol) if "frames" in summary else "no trust levels in `deviation`"
+    return {
+        "quantity": "deviation.trust_domain", "value": worst, "reference": tol,
+        "lower": None, "upper": None, "bounds": None, "limits": [0.0, tol], "unit": "1",
+        "source": f"committee trust levels (lo {summary.get('lo_ev_a')}, hi "
+        f"{summary.get('hi_ev_a')} eV/Å): largest failed atom-frame fraction of a region",
+        "status": "FAIL" if why else "PASS", "reason": why or "",
+    }  # fmt: skip
+
+
 def worst_frames(rec: DeviationRecord, k: int = 5) -> list[dict]:
     """The k frames with the largest max deviation: step, time, value, atom id."""
     order = np.argsort(rec.frame_max)[::-1][:k]
