@@ -115,6 +115,6 @@ def test_two_iterations_and_a_kill_during_labelling(deepmd_run, tmp_path):
     cpu = sum(cpu1[:4]) - sum(cpu0[:4])
     print("candidate fraction of boundary-band atom-frames per iteration (0, 1, 2):", fractions)
     print("per iteration:", json.dumps(rows))
-    print(f"loop: wall {wall:.0f} s, CPU {cpu:.0f} s (this process + children; "
-          "the killed first run's CPU not counted)")  # fmt: skip
+    print(f"loop: wall {wall:.0f} s, CPU {cpu:.0f} s (this process and its reaped "
+          "children, the killed first run included; the pw.x killed in flight not)")  # fmt: skip
     assert all(0.0 <= f <= 1.0 for f in fractions)
