@@ -125,3 +125,44 @@ def test_neighbour_statistics_and_learning_curve():
     curve = logs.read_lcurve(DATA / "lcurve.out")
     assert curve["step"][0] == 0 and curve["step"][-1] == 300
     assert {"rmse_e_val", "rmse_f_trn", "lr"} <= set(curve)
+
+
+def test_stage_steps_run_in_one_process_each_into_its_log(tmp_path):
+    """`python -m runbook.deepmd.steps` (the train_deepmd stage's one command) on its data
+    step, no TensorFlow: each step's output (file descriptors 1 and 2) lands in its own
+    log, a failing step stops the rest with a line naming its log, timings.json has each
+    step."""
+    import json
+    import subprocess
+    import sys
+
+    write(tmp_path / "train.extxyz", frames(), format="extxyz")
+    good = {"type_map": TYPE_MAP, "splits": {"train": "train.extxyz", "val": None}}
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    (tmp_path / "bad.json").write_text(json.dumps({**good, "type_map": ["Li"]}))
+    spec = {
+        "steps": [
+            {"name": "data", "log": "data.log", "argv": ["deepmd_data", "good.json"]},
+            {"name": "bad", "log": "bad.log", "argv": ["deepmd_data", "bad.json"]},
+            {"name": "never", "log": "never.log", "argv": ["deepmd_data", "good.json"]},
+        ]
+    }
+    (tmp_path / "steps.json").write_text(json.dumps(spec))
+    argv = [sys.executable, "-m", "runbook.deepmd.steps", "steps.json"]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0].startswith("data: done in") and out[0].endswith("(data.log)")
+    assert out[1].startswith("bad: failed after") and out[1].endswith("see bad.log")
+    assert len(out) == 2 and not (tmp_path / "never.log").exists()
+    data_log = (tmp_path / "data.log").read_text().splitlines()
+    assert data_log[0].startswith("# deepmd_data good.json  (in-process")
+    assert json.loads(data_log[1]) == {"train": {"Li3O2": 3, "Li2O1": 2, "Li4O3": 2}}
+    assert (
+        "train.extxyz: frame 0: species ['O'] are not in the type map"
+        in (tmp_path / "bad.log").read_text()
+    )
+    assert npy.find_systems(tmp_path / "data" / "train")
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert set(timings) == {"data", "bad", "process"}
+    assert all(t["wall_s"] >= 0 and t["cpu_s"] >= 0 for k, t in timings.items() if k != "process")

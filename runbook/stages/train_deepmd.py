@@ -2,14 +2,20 @@
 on the same dataset split as the Allegro `train` stage, frozen, and tested on the
 held-out frames.
 
-Commands (one stage folder):
-1. `python -m runbook.steps.deepmd_data`: the dataset stage's extxyz -> deepmd/npy
-   systems under data/{train,val,test}/ (runbook.deepmd.npy; type_map = study species);
-2. `dp --tf train input.json` (input.json rendered from templates/deepmd/input.json.j2,
-   every number from the study block) for `numb_steps` steps;
-3. `dp --tf freeze -o model.pb`;
-4. `dp --tf test -m model.pb -s data/test` (the validation split when there is no test
-   split), parsed by runbook.deepmd.logs.
+One command, `python -m runbook.deepmd.steps deepmd_steps.json` (log `deepmd.log`,
+per-step wall/CPU seconds in `timings.json`), runs these steps in one Python process so
+TensorFlow and deepmd-kit are imported once (runbook.deepmd.steps), each step with its
+own log:
+1. `deepmd_data` (runbook.steps.deepmd_data, data.log): the dataset stage's extxyz ->
+   deepmd/npy systems under data/{train,val,test}/ (runbook.deepmd.npy; type_map = study
+   species);
+2. `dp --tf train input.json` (train.log; input.json rendered from
+   templates/deepmd/input.json.j2, every number from the study block) for `numb_steps`
+   steps;
+3. `dp --tf freeze -o model.pb` (freeze.log);
+4. `dp --tf test -m model.pb -s data/test` (test.log; the validation split when there is
+   no test split), parsed by runbook.deepmd.logs.
+The `dp` steps call deepmd-kit's own command-line entry point (`deepmd.main.main`).
 
 Backend: TensorFlow on CPU (deepmd-kit's PyPI wheel; its PyTorch backend is built for
 another torch than the lock's). On a CUDA profile the same input trains with `dp --pt`
@@ -40,6 +46,7 @@ from runbook.launchers import Command
 from runbook.stage import Context, Stage
 
 BACKENDS = {"cpu": ("tf", "model.pb"), "cuda": ("pt", "model.pth")}
+STEPS = "deepmd_steps.json"  # runbook.deepmd.steps
 
 
 class Descriptor(Strict):
@@ -168,23 +175,29 @@ class TrainDeepmd(Stage):
             data={"train": "data/train", "val": "data/val"},
         )
         b, model = self.backend(ctx)
-        dp = ("deepmd",)
-        cmds = [
-            Command(("python", "-m", "runbook.steps.deepmd_data", data.name), "data.log"),
-            Command(("dp", f"--{b}", "train", "input.json"), "train.log", needs=dp),
-            Command(("dp", f"--{b}", "freeze", "-o", model), "freeze.log", needs=dp),
-            Command(
-                ("dp", f"--{b}", "test", "-m", model, "-s", f"data/{held_out}", "-n", "0"),
-                "test.log",
-                needs=dp,
-            ),
+        test = ("dp", f"--{b}", "test", "-m", model, "-s", f"data/{held_out}", "-n", "0")
+        steps = [
+            ("data", ("deepmd_data", data.name)),
+            ("train", ("dp", f"--{b}", "train", "input.json")),
+            ("freeze", ("dp", f"--{b}", "freeze", "-o", model)),
+            ("test", test),
         ]
-        return [data, text, write_commands(stage_dir, cmds)]
+        spec = write_params(
+            stage_dir,
+            STEPS,
+            {"steps": [{"name": n, "log": f"{n}.log", "argv": list(a)} for n, a in steps]},
+        )
+        one = Command(
+            ("python", "-m", "runbook.deepmd.steps", STEPS), "deepmd.log", needs=("deepmd",)
+        )
+        return [data, text, spec, write_commands(stage_dir, [one])]
 
     def collect(self, ctx: Context, stage_dir: Path) -> TrainDeepmdResult:
         b, model = self.backend(ctx)
         if not (stage_dir / model).exists():
-            raise EngineError(f"{stage_dir / model} not written; see train.log and freeze.log")
+            raise EngineError(
+                f"{stage_dir / model} not written; see deepmd.log, train.log and freeze.log"
+            )
         try:
             test = logs.parse_dp_test((stage_dir / "test.log").read_text(errors="replace"))
         except ValueError as e:
