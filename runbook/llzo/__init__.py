@@ -9,12 +9,15 @@ Modules, in the order the study uses them:
 - `contacts`  the charge-neutral removal of close contacts across a boundary
 - `scan`      the rigid-body translation scan (each point minimised, lowest energy kept)
 - `refs`      bulk references (garnet per formula unit, binary oxides) and the boundary energy
-- `relax`     after the relax stage: boundary energy, residual forces, coordination, sites
-- `lmpdata`   LAMMPS data files (types 1 Li, 2 La, 3 Zr, 4 O) + the JSON beside them
-- `insert`    +N excess Li away from both GB planes and from every atom
+- `relax`     the relax stage's input (minimise, anneal, quench; every atom mobile) and its
+              post step: boundary energy, residual forces, coordination, sites
+- `lmpdata`   LAMMPS data files (types 1 Li, 2 La, 3 Zr, 4 O, 5 Al, ...) + JSON beside them
+- `insert`    +N excess Li (placement away/near/uniform; compensation none/reduce/neutral)
 - `potential` the literature Buckingham + Coulomb set (data file `buckingham.yaml`)
-- `md`        the LAMMPS driver: minimise/anneal, MD with the framework frozen or mobile
-- `stages`    the study's stages (build, equilibrate, production, insert, ...)
+- `md`        the LAMMPS driver: MD with the framework frozen (Li only) or mobile
+- `minimize`  in-process 0 K minimisation (the scan, the oxide references)
+- `stages`    the study's stages (build, equilibrate, production, insert, ...);
+              `relaxstage` the relax stage
 
 Units: Angstrom, eV, ps/fs as named, K (LAMMPS `units metal`).
 """
