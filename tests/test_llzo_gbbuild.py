@@ -13,9 +13,11 @@ from functools import cache
 
 import numpy as np
 import pytest
+import yaml
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
+from bundle.core.errors import InputError
 from runbook.llzo import (
     FORMAL_CHARGE,
     bicrystal,
@@ -292,3 +294,46 @@ def test_oxide_reference_cells_are_neutral_stoichiometric_and_orthorhombic():
         assert min(at.cell.lengths()) > 11.0
         i, j, d = neighbor_list("ijd", at, 1.5)
         assert len(d) == 0  # no overlapping atoms from the orthogonalisation
+
+
+# --------------------------------------------------------------------- bad study input
+
+
+def _ctx(tmp_path, **blocks):
+    from runbook import config, engine
+
+    doc = {
+        "schema": "study/1", "name": "t", "species": ["Li"], "profile": "cpu",
+        "profiles": {"cpu": {"accelerator": "cpu"}}, "stages": list(blocks), **blocks,
+    }  # fmt: skip
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(doc))
+    study = config.load(tmp_path / "t.yaml")
+    return study, engine.Context(study, tmp_path / "run")
+
+
+def test_study_errors_name_the_field(tmp_path):
+    from runbook.config import stage_config
+    from runbook.llzo import stages
+
+    study, ctx = _ctx(tmp_path, build={"kind": "runbook.llzo.stages:Build", "dopant": "Ga",
+                                       "dopant_level": 0.25})  # fmt: skip
+    b = stages.Build("build", stage_config(study, "build", stages.Build.Config))
+    with pytest.raises(InputError) as e:  # no verified Ga-O parameters in the shipped file
+        b.preflight(ctx)
+    assert e.value.field == "build.dopant" and "Ga-O" in str(e.value)
+    study, ctx = _ctx(tmp_path, build={"kind": "runbook.llzo.stages:Build", "dopant": "Al",
+                                       "dopant_level": 3.0})  # fmt: skip
+    b = stages.Build("build", stage_config(study, "build", stages.Build.Config))
+    with pytest.raises(InputError) as e:
+        b.preflight(ctx)
+    assert e.value.field == "build.dopant_level"
+    study, ctx = _ctx(
+        tmp_path,
+        build={"kind": "runbook.llzo.stages:Build"},
+        md={"kind": "runbook.llzo.stages:Md", "input": "build", "time_ps": 1.0,
+            "barostat_z": True},
+    )  # fmt: skip
+    m = stages.Md("md", stage_config(study, "md", stages.Md.Config))
+    with pytest.raises(InputError) as e:
+        m.preflight(ctx)
+    assert e.value.field == "md.barostat_z"

@@ -110,9 +110,9 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
         termination=scan["termination"][0], gap_A=scan["gap_A"][1]
     )
     (tmp_path / "build-only.yaml").write_text(yaml.safe_dump(doc))
-    engine.run(config.load(tmp_path / "build-only.yaml", profile="h200"), tmp_path / "run",
-               echo=lambda s: None)  # fmt: skip
-    ctx = engine.Context(study, tmp_path / "run")
+    build_only = config.load(tmp_path / "build-only.yaml", profile="h200")
+    engine.run(build_only, tmp_path / "run", echo=lambda s: None)
+    ctx = engine.Context(build_only, tmp_path / "run")  # the later stages read it as input
     res = ctx.result("build")
     assert sum(res["counts"].values()) >= 50_000 and res["charge_e"] == 0
     assert 75 < res["box_A"][2] < 90  # Lz as in the published cell (about 80 Å)
@@ -124,15 +124,19 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     p = stage("production_excess").params(ctx)
     assert p.engine == "allegro" and p.steps * p.timestep_fs / 1000 == pytest.approx(100.0)
     # the relax stage on this profile: Allegro minimises and anneals the big cell
-    rx = relaxstage.Relax("relax", stage_config(study, "relax", relaxstage.Relax.Config))
-    (tmp_path / "relax").mkdir()
-    rx.render(ctx, tmp_path / "relax")
-    rtext = (tmp_path / "relax" / "in.lammps").read_text()
+    rcfg = stage_config(study, "relax", relaxstage.Relax.Config).model_copy(
+        update={"reference": None}  # the control is not built here
+    )
+    rx = relaxstage.Relax("relax", rcfg)
+    rdir = tmp_path / "run" / "relax"  # a sibling of the build's folder: reads ../01_build
+    rdir.mkdir()
+    rx.render(ctx, rdir)
+    rtext = (rdir / "in.lammps").read_text()
     assert "pair_style allegro\n" in rtext and "fix boxz all box/relax z 0.0" in rtext
     assert "fix anneal all npt temp 1000.00 1000.00" in rtext and "run 10000" in rtext
-    (run_cmd, post_cmd) = engine.read_commands(tmp_path / "relax")
+    (run_cmd, post_cmd) = engine.read_commands(rdir)
     assert run_cmd.mpi and run_cmd.argv[:2] == ("lmp", "-sf") and "relax_post.json" in post_cmd.argv
-    out = tmp_path / "render"
+    out = tmp_path / "run" / "render"
     out.mkdir()
     stage("equilibrate", input="build").render(ctx, out)  # reads the built structure
     text = (out / "in.lammps").read_text()
@@ -148,4 +152,4 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     assert params["engine"] == "allegro" and params["gpus"] == 8
     # without the compiled model on this machine the stage refuses before running
     with pytest.raises(InputError, match="does not exist"):
-        stage("equilibrate").preflight(ctx)
+        stage("equilibrate").preflight(engine.Context(study, tmp_path / "run"))
