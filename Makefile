@@ -35,7 +35,7 @@ pack: setup
 	$(BIN)/bundle pack --flavor cpu --out dist/mlmd-bundle-cpu --force
 
 lint:
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -7,12 +7,12 @@ by an older doctor) still prints its reason.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from bundle import verify as v
-from bundle.core import paths
+from bundle.core import io, paths
 from bundle.core.errors import InputError
+from bundle.verify import common as v
+from bundle.verify import last_report
 
 ADVICE: dict[str, str] = {
     v.E_RECORD: "The install record does not match this prefix. Re-run "
@@ -76,17 +76,14 @@ ADVICE: dict[str, str] = {
 
 
 def load_report(path: Path | None) -> tuple[Path, dict]:
-    path = path or v.last_report()
+    path = path or last_report()
     if path is None:
         raise InputError(
             paths.root(), "reports", "no verify report found", "run `bundle verify` first"
         )
     if path.is_dir():
         path = path / "report.json"
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(path, "(file)", f"unreadable: {e}", "pass a report.json") from None
+    doc = io.read_mapping(path, fix="pass a report.json")
     if doc.get("schema") != v.SCHEMA:
         raise InputError(path, "schema", f"{doc.get('schema')!r} is not {v.SCHEMA!r}")
     return path, doc

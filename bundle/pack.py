@@ -27,10 +27,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from bundle import manifest as mf
-from bundle.core import __version__, lock, paths
+from bundle.core import __version__, io, lock, paths
 from bundle.core.errors import EngineError, InputError, MissingComponent
 
 # Folders of the source tree that ship as data (relative to the root), and loose files.
@@ -145,10 +143,7 @@ def named_pseudos(stage: Path) -> dict[str, Path]:
     for y in sorted(
         [*stage.glob("runbook/studies/*.yaml"), *stage.glob("bundle/references/*.yaml")]
     ):
-        try:
-            doc = yaml.safe_load(y.read_text())
-        except yaml.YAMLError as e:
-            raise InputError(y, "(syntax)", f"not valid YAML: {e}".splitlines()[0]) from None
+        doc = io.read_yaml(y)
         for name in _upf_names(doc):
             named.setdefault(Path(name).name, y)
     return named

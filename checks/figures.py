@@ -31,7 +31,15 @@ def write_figures(out_dir: Path, r: dict) -> list[Path]:
     """profile.png always; excess_ngb.png and msd.png when those sections exist."""
     plt = _plt()
     out_dir = Path(out_dir)
-    written = []
+    written = [_profile_figure(plt, out_dir / PROFILE, r)]
+    if r.get("excess"):
+        written.append(_excess_figure(plt, out_dir / EXCESS, r["excess"]))
+    if r.get("diffusion"):
+        written.append(_msd_figure(plt, out_dir / MSD, r["diffusion"]))
+    return written
+
+
+def _profile_figure(plt, path: Path, r: dict) -> Path:
     p = r["parameters"]
     z = np.array(r["profile"]["z_A"])
     rho = np.array(r["profile"]["rho_li_per_A3"])
@@ -61,52 +69,51 @@ def write_figures(out_dir: Path, r: dict) -> list[Path]:
         f"Γ = {_g(r['gamma_per_nm2']['mean'])} Li/nm²"
     )
     ax.legend(fontsize=7, loc="upper right")
-    _save(fig, out_dir / PROFILE)
+    return _finish(plt, fig, path)
+
+
+def _excess_figure(plt, path: Path, e: dict) -> Path:
+    s = e["series"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(s["t_ps"], s["n_gb"], color="k", lw=0.8, label="n_gb(t)")
+    ax.axhline(
+        e["uniform_expected"],
+        color="tab:blue",
+        ls="--",
+        label=f"uniform {e['uniform_expected']:.2f}",
+    )
+    ax.axvspan(*e["window_ps"], color="tab:orange", alpha=0.15, lw=0, label="averaging window")
+    ax.hlines(
+        e["gb_mean"],
+        *e["window_ps"],
+        color="tab:orange",
+        label=f"mean {e['gb_mean']:.2f} (enrichment {e['enrichment']:.2f})",
+    )
+    ax.set_xlabel("t (ps)")
+    ax.set_ylabel("excess Li in GB bands")
+    ax.legend(fontsize=7)
+    return _finish(plt, fig, path)
+
+
+def _msd_figure(plt, path: Path, d: dict) -> Path:
+    m = d["msd_A2"]
+    lag = np.array(m["lag_ps"], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, color in (("all", "k"), ("gb_start", "tab:red"), ("bulk_start", "tab:blue")):
+        y = np.array([np.nan if v is None else v for v in m[name]], dtype=float)
+        dv = d["D_cm2_s"][name]
+        ax.plot(lag, y, color=color, lw=1, label=f"{name}: D = {_g(dv, '.3e')} cm²/s")
+    ax.axvspan(*d["fit_window_ps"], color="0.85", lw=0, label="fit window", zorder=0)
+    ax.set_xlabel("lag (ps)")
+    ax.set_ylabel("MSD (Å²)")
+    ax.legend(fontsize=7)
+    return _finish(plt, fig, path)
+
+
+def _finish(plt, fig, path: Path) -> Path:
+    _save(fig, path)
     plt.close(fig)
-    written.append(out_dir / PROFILE)
-
-    e = r.get("excess")
-    if e:
-        s = e["series"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.plot(s["t_ps"], s["n_gb"], color="k", lw=0.8, label="n_gb(t)")
-        ax.axhline(
-            e["uniform_expected"],
-            color="tab:blue",
-            ls="--",
-            label=f"uniform {e['uniform_expected']:.2f}",
-        )
-        ax.axvspan(*e["window_ps"], color="tab:orange", alpha=0.15, lw=0, label="averaging window")
-        ax.hlines(
-            e["gb_mean"],
-            *e["window_ps"],
-            color="tab:orange",
-            label=f"mean {e['gb_mean']:.2f} (enrichment {e['enrichment']:.2f})",
-        )
-        ax.set_xlabel("t (ps)")
-        ax.set_ylabel("excess Li in GB bands")
-        ax.legend(fontsize=7)
-        _save(fig, out_dir / EXCESS)
-        plt.close(fig)
-        written.append(out_dir / EXCESS)
-
-    d = r.get("diffusion")
-    if d:
-        m = d["msd_A2"]
-        lag = np.array(m["lag_ps"], dtype=float)
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        for name, color in (("all", "k"), ("gb_start", "tab:red"), ("bulk_start", "tab:blue")):
-            y = np.array([np.nan if v is None else v for v in m[name]], dtype=float)
-            dv = d["D_cm2_s"][name]
-            ax.plot(lag, y, color=color, lw=1, label=f"{name}: D = {_g(dv, '.3e')} cm²/s")
-        ax.axvspan(*d["fit_window_ps"], color="0.85", lw=0, label="fit window", zorder=0)
-        ax.set_xlabel("lag (ps)")
-        ax.set_ylabel("MSD (Å²)")
-        ax.legend(fontsize=7)
-        _save(fig, out_dir / MSD)
-        plt.close(fig)
-        written.append(out_dir / MSD)
-    return written
+    return path
 
 
 def _g(x, spec: str = ".3g") -> str:

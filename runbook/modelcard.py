@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bundle.core import io
 from bundle.core.errors import InputError
 
 SCHEMA = "model-manifest/1"
@@ -59,17 +60,11 @@ def write(path: Path, manifest: ModelManifest) -> Path:
 
 
 def load(path: Path) -> ModelManifest:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(
-            path,
-            "(file)",
-            "the model has no manifest beside it",
-            "deploy models with `bundle run` (its train stage writes model_manifest.json)",
-        ) from None
-    except json.JSONDecodeError as e:
-        raise InputError(path, "(syntax)", f"not JSON: {e}") from None
+    doc = io.read_mapping(
+        path,
+        missing="the model has no manifest beside it",
+        fix="deploy models with `bundle run` (its train stage writes model_manifest.json)",
+    )
     if doc.get("schema") != SCHEMA:
         raise InputError(path, "schema", f"expected {SCHEMA!r}, got {doc.get('schema')!r}")
     doc["schema_"] = doc.pop("schema")

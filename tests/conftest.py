@@ -63,7 +63,7 @@ def smoke_run(tmp_path_factory):
     names a persistent run folder to reuse across sessions (finished stages are skipped)."""
     from bundle.core import engines
     from bundle.core.errors import MissingComponent
-    from runbook import config, engine
+    from runbook import engine, loader
 
     require_program("pw.x")
     try:
@@ -72,7 +72,7 @@ def smoke_run(tmp_path_factory):
     except MissingComponent as e:
         require(False, "nequip / lammps", str(e))
     run_dir = os.environ.get("MLMD_SMOKE_RUN_DIR") or tmp_path_factory.mktemp("smoke") / "run"
-    study = config.load("smoke-li2o")
+    study = loader.load("smoke-li2o")
     engine.run(study, Path(run_dir), echo=lambda line: print(f"smoke_run: {line}"))
     return study, Path(run_dir).resolve()
 

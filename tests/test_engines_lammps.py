@@ -154,17 +154,17 @@ def test_classical_baseline_runs_through_the_md_stage(lammps_module, tmp_path):
     """The classical template for real: Buckingham + PPPM Coulomb Li2O stays a crystal."""
     import yaml
 
-    from runbook import config, engine
+    from runbook import engine, files, loader
 
     study = tmp_path / "baseline.yaml"
     study.write_text(yaml.safe_dump(BASELINE_STUDY, sort_keys=False))
-    summary = engine.run(config.load(study), tmp_path / "run", echo=lambda s: None)
+    summary = engine.run(loader.load(study), tmp_path / "run", echo=lambda s: None)
     assert summary.ran == ["md"]
     d = tmp_path / "run" / "01_md"
     setup = (d / "setup.lmp").read_text()
     assert "pair_style      buck/coul/long 8.0000" in setup and "kspace_style    pppm" in setup
     th = lammpslog.read_log(d / "log.lammps")[-1]
-    r = engine.read_manifest(d)["result"]
+    r = files.read_manifest(d)["result"]
     assert r["n_atoms"] == 96 and r["model_fraction_of_step"] is None
     assert 150 < th["Temp"][len(th["Temp"]) // 2 :].mean() < 450  # thermostatted near 300 K
     assert th["PotEng"].max() < 0  # ionic crystal: bound, Coulomb-dominated

@@ -19,6 +19,7 @@ from bundle import images
 from bundle.cli import app
 from bundle.core import lock, paths
 from bundle.core.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING
+from bundle.images import daemon
 
 pytestmark = [pytest.mark.engine]
 runner = CliRunner()
@@ -284,12 +285,12 @@ def test_a_superseded_image_is_removed_only_when_nothing_names_it(docker_engine)
     try:
         first = tiny("1")
         second = tiny("2")  # `tag` moves: the first image is dangling now
-        assert first in images._stale_stages(docker_engine, ns, "9999-12-31T00:00:00")
-        assert first not in images._stale_stages(docker_engine, ns, "2000-01-01T00:00:00")
+        assert first in daemon._stale_stages(docker_engine, ns, "9999-12-31T00:00:00")
+        assert first not in daemon._stale_stages(docker_engine, ns, "2000-01-01T00:00:00")
         assert images.remove_superseded(docker_engine, [first], [first[:19]], said.append) == 0
         assert images.remove_superseded(docker_engine, [first], [], said.append) == 1
         assert said == [f"removed superseded image {first[:19]}"]
-        assert images._image_or_none(docker_engine, first) is None
+        assert daemon._image_or_none(docker_engine, first) is None
         docker_engine.images.get(second).tag(keep)
         third = tiny("3")  # `tag` moves again, but `keep` still names the second image
         assert images.remove_superseded(docker_engine, [second, third], [], said.append) == 0
@@ -297,5 +298,5 @@ def test_a_superseded_image_is_removed_only_when_nothing_names_it(docker_engine)
         assert docker_engine.images.get(tag).id == third and len(said) == 1
     finally:
         for ref in (tag, keep):
-            if images._image_or_none(docker_engine, ref) is not None:
+            if daemon._image_or_none(docker_engine, ref) is not None:
                 docker_engine.images.remove(ref, force=True)

@@ -17,6 +17,7 @@ from bundle import images
 from bundle.cli import app
 from bundle.core import lock, paths
 from bundle.core.errors import EXIT_BAD_INPUT, EXIT_MISSING
+from bundle.images import recipe
 from tests.conftest import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "containers"
@@ -179,8 +180,8 @@ def test_apptainer_rendering_bootstraps_debootstrap_and_passes_build_args():
 
 def test_run_steps_keep_continuations_and_join_commands():
     script = "echo a\ncmake -S x \\\n  -DFOO=ON\necho b\n"
-    assert images._commands(script) == [["echo a"], ["cmake -S x \\", "  -DFOO=ON"], ["echo b"]]
-    assert images._docker_run(script) == (
+    assert recipe._commands(script) == [["echo a"], ["cmake -S x \\", "  -DFOO=ON"], ["echo b"]]
+    assert recipe._docker_run(script) == (
         "RUN set -eu; \\\n    echo a; \\\n    cmake -S x \\\n      -DFOO=ON; \\\n    echo b"
     )
 

@@ -300,15 +300,16 @@ def test_oxide_reference_cells_are_neutral_stoichiometric_and_orthorhombic():
 
 
 def _ctx(tmp_path, **blocks):
-    from runbook import config, engine
+    from runbook import loader
+    from runbook.stage import Context
 
     doc = {
         "schema": "study/1", "name": "t", "species": ["Li"], "profile": "cpu",
         "profiles": {"cpu": {"accelerator": "cpu"}}, "stages": list(blocks), **blocks,
     }  # fmt: skip
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(doc))
-    study = config.load(tmp_path / "t.yaml")
-    return study, engine.Context(study, tmp_path / "run")
+    study = loader.load(tmp_path / "t.yaml")
+    return study, Context(study, tmp_path / "run")
 
 
 def test_study_errors_name_the_field(tmp_path):

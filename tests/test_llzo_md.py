@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from bundle.core.errors import InputError
-from runbook import config, engine, lammpslog
+from runbook import config, engine, files, lammpslog, loader
 from runbook.config import stage_config
 from runbook.llzo import bicrystal, lmpdata, md, potential, relaxstage, stages
+from runbook.stage import Context
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_pppm_li_forces_match_a_tight_ewald_reference(lammps_module, bicrystal_d
 def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     """The h200 profile: >= 50,000 atoms, Allegro via Kokkos, one rank per GPU, 100 ps
     after insertion. The structure is built for real; the MD is rendered (no GPU here)."""
-    study = config.load("llzo-gb", profile="h200")
+    study = loader.load("llzo-gb", profile="h200")
     assert study.active.accelerator == "cuda" and study.active.gpus == 8
     # build for real with a study of the build stage alone (the full study's preflight
     # refuses to start without the compiled model, as it should on a machine without it)
@@ -110,12 +111,12 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
         termination=scan["termination"][0], gap_A=scan["gap_A"][1]
     )
     (tmp_path / "build-only.yaml").write_text(yaml.safe_dump(doc))
-    build_only = config.load(tmp_path / "build-only.yaml", profile="h200")
+    build_only = loader.load(tmp_path / "build-only.yaml", profile="h200")
     engine.run(build_only, tmp_path / "run", echo=lambda s: None)
-    ctx = engine.Context(build_only, tmp_path / "run")  # the later stages read it as input
-    res = ctx.result("build")
-    assert sum(res["counts"].values()) >= 50_000 and res["charge_e"] == 0
-    assert 75 < res["box_A"][2] < 90  # Lz as in the published cell (about 80 Å)
+    ctx = Context(build_only, tmp_path / "run")  # the later stages read it as input
+    res = ctx.result("build", stages.BuildResult)
+    assert sum(res.counts.values()) >= 50_000 and res.charge_e == 0
+    assert 75 < res.box_A[2] < 90  # Lz as in the published cell (about 80 Å)
 
     def stage(name: str, **over) -> stages.Md:
         cfg = stage_config(study, name, stages.Md.Config)
@@ -134,7 +135,7 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     rtext = (rdir / "in.lammps").read_text()
     assert "pair_style allegro\n" in rtext and "fix boxz all box/relax z 0.0" in rtext
     assert "fix anneal all npt temp 1000.00 1000.00" in rtext and "run 10000" in rtext
-    (run_cmd, post_cmd) = engine.read_commands(rdir)
+    (run_cmd, post_cmd) = files.read_commands(rdir)
     assert run_cmd.mpi and run_cmd.argv[:2] == ("lmp", "-sf") and "relax_post.json" in post_cmd.argv
     out = tmp_path / "run" / "render"
     out.mkdir()
@@ -143,7 +144,7 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     assert "pair_style allegro\n" in text
     assert "pair_coeff * * /opt/mlmd/models/llzo-allegro.nequip.pt2 Li La Zr O" in text
     assert "fix nvt li nvt temp 700.00" in text and "exclude group frame frame" not in text
-    (cmd,) = engine.read_commands(out)
+    (cmd,) = files.read_commands(out)
     assert cmd.mpi and cmd.argv[:8] == ("lmp", "-sf", "kk", "-k", "on", "g", "8", "-pk")
     for name in ("equilibrate", "production", "production_excess"):
         spec = study.active.launcher_for(name)
@@ -152,4 +153,4 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     assert params["engine"] == "allegro" and params["gpus"] == 8
     # without the compiled model on this machine the stage refuses before running
     with pytest.raises(InputError, match="does not exist"):
-        stage("equilibrate").preflight(engine.Context(study, tmp_path / "run"))
+        stage("equilibrate").preflight(Context(study, tmp_path / "run"))

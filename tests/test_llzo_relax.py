@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from runbook import config, engine
+from runbook import config, engine, loader
 
 STAGES = ["build_control", "relax_control", "build", "relax", "equilibrate_control"]
 
@@ -38,7 +38,7 @@ def relaxed(tmp_path_factory, lammps_module) -> Path:
     root = tmp_path_factory.mktemp("llzo_relax")
     (root / "study.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     run = root / "run"
-    engine.run(config.load(root / "study.yaml"), run, echo=lambda line: print(f"relax: {line}"))
+    engine.run(loader.load(root / "study.yaml"), run, echo=lambda line: print(f"relax: {line}"))
     return run
 
 

@@ -13,8 +13,9 @@ from scipy import stats
 
 from bundle.core.errors import InputError
 from checks.reference import load_reference
-from runbook import config, engine, stages
+from runbook import loader, stages
 from runbook.llzo import mkref, results
+from runbook.stage import Context
 
 
 def analysis(d_all: float, gb_mean: float | None = None, w: float = 2.0) -> dict:
@@ -100,8 +101,8 @@ def test_mkref_refuses_replicas_that_disagree():
 )
 def test_bad_study_values_name_the_file_and_field(override, field):
     with pytest.raises(InputError) as e:
-        study = config.load("llzo-gb", overrides=[override])
-        ctx = engine.Context(study, Path("/nonexistent"))
+        study = loader.load("llzo-gb", overrides=[override])
+        ctx = Context(study, Path("/nonexistent"))
         for name in study.stages:
             stages.build(study, name).preflight(ctx)
     assert e.value.field == field and "llzo-gb.yaml" in e.value.file

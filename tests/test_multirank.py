@@ -232,11 +232,11 @@ def test_model_driven_path_agrees_on_1_and_2_ranks(lammps_module, tmp_path):
 @pytest.mark.slow
 def test_compiled_allegro_model_agrees_on_1_and_2_ranks(smoke_run, tmp_path):
     """The same with the smoke loop's AOTInductor-compiled Allegro model (Li2O)."""
-    from runbook import engine, stages
+    from runbook.stage import Context
 
     study, run_dir = smoke_run
-    ctx = engine.Context(study, run_dir)
-    deploy = next(n for n in study.stages if stages.kind_of(study, n) == "deploy")
+    ctx = Context(study, run_dir)
+    deploy = next(n for n in study.stages if study.kinds[n] == "deploy")
     model = ctx.dir_of(deploy) / "model.nequip.pt2"
     assert model.exists(), f"the smoke run's deploy stage left no {model.name}"
     assert_model_ranks_agree(tmp_path, str(model), 20, "compiled Allegro model via fix external")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import engine
+from runbook import files
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ def _snapshot(run: Path) -> dict[str, tuple[str, int]]:
     for stage in FINISHED:
         for p in sorted((run / stage).rglob("*")):
             if p.is_file():
-                out[p.relative_to(run).as_posix()] = (engine.sha256_file(p), p.stat().st_mtime_ns)
+                out[p.relative_to(run).as_posix()] = (files.sha256_file(p), p.stat().st_mtime_ns)
     return out
 
 

@@ -42,9 +42,9 @@ def assert_one_line_error(res, lines, study: Path, run: Path, *needles: str) -> 
 
 
 def test_the_shipped_smoke_study_is_valid():
-    from runbook import config
+    from runbook import loader
 
-    cfg = config.load("smoke-li2o")
+    cfg = loader.load("smoke-li2o")
     assert cfg.stages == [
         "structure",
         "dft",
@@ -197,9 +197,9 @@ def test_missing_study_lists_the_shipped_ones():
 
 
 def test_overrides_reach_the_stage_config(tmp_path):
-    from runbook import config, stages
+    from runbook import loader, stages
 
-    cfg = config.load(SMOKE, overrides=["md.temperature_k=700", "md.seed=9"], profile="h200")
+    cfg = loader.load(SMOKE, overrides=["md.temperature_k=700", "md.seed=9"], profile="h200")
     md = stages.build(cfg, "md")
     assert md.cfg.temperature_k == 700 and md.cfg.seed == 9 and cfg.active.gpus == 8
     doc = copy.deepcopy(smoke_doc())

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from bundle.cli import app
 from bundle.core.errors import EngineError, InputError
-from runbook import config, engine
+from runbook import engine, files, loader
 from tests.conftest import require_program
 
 STUDY = {
@@ -49,14 +49,14 @@ def _write(tmp_path: Path, doc: dict, name: str = "mini.yaml") -> Path:
 
 def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     return {
-        p.relative_to(folder).as_posix(): (engine.sha256_file(p), p.stat().st_mtime_ns)
+        p.relative_to(folder).as_posix(): (files.sha256_file(p), p.stat().st_mtime_ns)
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
 
 
 def _run(path: Path, run: Path, **kw) -> engine.RunSummary:
-    return engine.run(config.load(path), run, echo=lambda s: None, **kw)
+    return engine.run(loader.load(path), run, echo=lambda s: None, **kw)
 
 
 def test_manifest_skip_and_no_rewrite(tmp_path):
@@ -104,7 +104,7 @@ def test_incomplete_stage_is_wiped_and_redone_until_and_from(tmp_path):
     (run / "02_dataset_like").mkdir()
     (run / "02_dataset_like" / "partial.txt").write_text("half")
     lines: list[str] = []
-    s = engine.run(config.load(study), run, echo=lines.append)
+    s = engine.run(loader.load(study), run, echo=lines.append)
     assert s.skipped == ["structure"] and s.ran == ["dataset_like"]
     assert not (run / "02_dataset_like" / "partial.txt").exists()
     assert any("removing previous folder (incomplete)" in ln for ln in lines)

@@ -19,7 +19,11 @@ import yaml
 from typer.testing import CliRunner
 
 from bundle.cli import app
-from runbook import slurm, sweep
+from bundle.core.errors import EXIT_CHECK_FAILED
+from runbook import slurm
+from runbook.sweep import plan as sweep_plan
+from runbook.sweep import slurm as sweep_slurm
+from tests.test_sweep_runs import tiny_sets, unmeetable_reference
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -142,9 +146,9 @@ def test_scancel_then_rerun_resubmits_only_the_unfinished(slurm_cluster, tmp_pat
     point = first["production"]["points"][first["production"]["tasks"].index(victim.task)]
     slurm_cluster.run("scancel", f"{victim.job}_{victim.task}")
     # the cancelled task's later stages can never start (aftercorr), nor the collect job
-    pl = sweep.load_plan(run)
-    _wait(lambda: not slurm.progress(pl).active, 240, "the queue to drain", slurm_cluster)
-    states = slurm.progress(pl).stages
+    pl = sweep_plan.load_plan(run)
+    _wait(lambda: not sweep_slurm.progress(pl).active, 240, "the queue to drain", slurm_cluster)
+    states = sweep_slurm.progress(pl).stages
     assert states[point][:2] == ["complete", "complete"]  # build, equilibrate
     assert states[point][2] in ("incomplete", "pending")  # production: killed mid-run
     other = next(n for n in states if n != point)
@@ -177,17 +181,39 @@ def test_a_failing_stage_is_named_with_its_log(slurm_cluster, tmp_path, monkeypa
     r = bundle_run(study, run, "--wait", "--set", "insert.n=100000")
     assert r.exit_code == 4, r.output
     assert "seed1_T700K:insert" in r.output and "logs in" in r.output
-    states = slurm.progress(sweep.load_plan(run)).stages["seed1_T700K"]
+    states = sweep_slurm.progress(sweep_plan.load_plan(run)).stages["seed1_T700K"]
     assert states[:3] == ["complete"] * 3 and states[3] == "failed"
     assert states[4:] == ["pending", "pending"]
+
+
+def test_a_failing_check_of_the_shipped_sweep_exits_1_after_wait(
+    slurm_cluster, tmp_path, monkeypatch
+):
+    """The shipped llzo-gb sweep (one seed, MD cut short) with its check stage given a
+    reference no run meets: --wait sees the jobs end, the report lists the point's FAIL
+    and `bundle run` exits 1 (the verdict of the check, not a failed job)."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    ref = unmeetable_reference(tmp_path)
+    run = tmp_path / "run"
+    sets = tiny_sets("sweep.seeds=[1]", f"check.reference={ref}")
+    r = runner.invoke(app, ["run", "llzo-gb", "--run-dir", str(run), "--executor", "slurm",
+                            "--wait", *sets])  # fmt: skip
+    assert r.exit_code == EXIT_CHECK_FAILED, r.output
+    assert "seed1:check" in r.output and "FAILED" in r.output
+    report = (run / "sweep" / "report" / "report.md").read_text()
+    assert "| seed1 | check | FAIL |" in report
+    # every stage completed: the check FAILed as a verdict, no job failed
+    assert set(sweep_slurm.progress(sweep_plan.load_plan(run)).stages["seed1"]) == {"complete"}
 
 
 def test_executor_bad_input_and_missing_slurm(tmp_path, monkeypatch):
     study = tiny_llzo(tmp_path / "tiny.yaml", [1], [700.0], production_ps=0.2)
     r = runner.invoke(app, ["run", str(study), "--executor", "pbs"])
     assert r.exit_code == 3 and "allowed: local, slurm" in r.output
-    r = bundle_run(study, tmp_path / "run", "--until", "build")
-    assert r.exit_code == 3 and "not for sweeps" in r.output
+    # partial runs of a sweep work (--point, --until; tests/test_sweep_local.py); redoing
+    # stages (--from, --force) is for local runs
+    r = bundle_run(study, tmp_path / "run", "--from", "build")
+    assert r.exit_code == 3 and "not for slurm runs" in r.output
     r = bundle_run(study, tmp_path / "run", "--set", "sweep.seeds=[1,1]")
     assert r.exit_code == 3 and "sweep.seeds" in r.output
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here

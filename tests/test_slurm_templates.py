@@ -196,10 +196,12 @@ def test_gpu_binding_under_real_srun(slurm_cluster, tmp_path):
 def test_golden_llzo_h200_sweep_stage(tmp_path):
     """The job array the executor submits for the shipped llzo-gb's production stage on
     the h200 profile: 8 GPUs, one rank each, 3 seeds; and the collect job after it."""
-    from runbook import config, slurm, sweep
+    from runbook import loader
+    from runbook.sweep import slurm
+    from runbook.sweep.plan import plan
 
-    pl = sweep.plan("llzo-gb", tmp_path / "run", profile="h200")
-    cfg = config.load(pl.points[0].study_file)
+    pl = plan("llzo-gb", tmp_path / "run", profile="h200")
+    cfg = loader.load(pl.points[0].study_file)
     k = pl.stages.index("production")
     py = "/opt/mlmd/venv/bin/python"
     texts = {

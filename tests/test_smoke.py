@@ -13,7 +13,7 @@ from ase.io import read
 from typer.testing import CliRunner
 
 from bundle.cli import app
-from runbook import engine
+from runbook import engine, files
 
 pytestmark = pytest.mark.engine
 
@@ -32,7 +32,7 @@ def test_every_stage_is_complete_with_a_truthful_manifest(smoke_run):
         assert m["status"] == "complete" and m["exit_status"] == 0, name
         assert m["wall_s"] > 0 and len(m["input_hash"]) == 64 and m["commands"], name
         d = run / f"{i:02d}_{name}"
-        assert m["outputs"] == engine.hash_tree(d), f"{name}: outputs changed after completion"
+        assert m["outputs"] == files.hash_tree(d), f"{name}: outputs changed after completion"
     dft = _m(run, 2, "dft")
     assert dft["tools"]["locked"]["qe"] == "6.7" and dft["tools"]["probed"]["pw.x"].startswith(
         "6.7"
@@ -71,10 +71,10 @@ def test_model_manifest_carries_units_types_and_provenance(smoke_run):
     assert card["data"]["dft_output_hash"] == _m(run, 2, "dft")["output_hash"]
     li = "/usr/share/espresso/pseudo/Li.pbesol-s-rrkjus_psl.0.2.1.UPF"
     assert card["data"]["pseudopotentials_sha256"]["Li.pbesol-s-rrkjus_psl.0.2.1.UPF"] == (
-        engine.sha256_file(__import__("pathlib").Path(li))
+        files.sha256_file(__import__("pathlib").Path(li))
     )
     compiled = run / "05_deploy" / "model.nequip.pt2"
-    assert card["artifacts"]["compiled"]["sha256"] == engine.sha256_file(compiled)
+    assert card["artifacts"]["compiled"]["sha256"] == files.sha256_file(compiled)
     assert card["artifacts"]["compiled"]["target"] == "ase"
 
 

@@ -228,19 +228,20 @@ def test_container_command_lines():
 
 def test_the_h200_profile_renders_pair_allegro_with_kokkos(smoke_run, tmp_path):
     """The same study under --profile h200: md inputs for `lmp` + Kokkos on 8 GPUs."""
-    from runbook import config, engine, stages
+    from runbook import files, loader, stages
+    from runbook.stage import Context
 
     study, run = smoke_run
-    h200 = config.load("smoke-li2o", profile="h200")
+    h200 = loader.load("smoke-li2o", profile="h200")
     md = stages.build(h200, "md")
     out = tmp_path / "md"
     out.mkdir()
-    md.render(engine.Context(h200, run), out)
+    md.render(Context(h200, run), out)
     setup = (out / "setup.lmp").read_text()
     assert "pair_style      allegro" in setup
     assert "pair_coeff      * * ../05_deploy/model.nequip.pt2 Li O" in setup
     assert "units           metal" in setup and "fix" not in setup
-    (cmd,) = engine.read_commands(out)
+    (cmd,) = files.read_commands(out)
     assert cmd.mpi and cmd.argv[:9] == ("lmp", "-k", "on", "g", "8", "-sf", "kk", "-pk", "kokkos")
     assert "newton" in cmd.argv and "full" in cmd.argv
     assert launchers.from_spec(h200.active.launcher_for("md")) == launchers.Mpi(np=8, threads=1)
@@ -252,6 +253,6 @@ def test_the_h200_profile_renders_pair_allegro_with_kokkos(smoke_run, tmp_path):
     cpu_md = stages.build(study, "md")
     out2 = tmp_path / "md-cpu"
     out2.mkdir()
-    cpu_md.render(engine.Context(study, run), out2)
+    cpu_md.render(Context(study, run), out2)
     assert "external pf/callback" in (out2 / "setup.lmp").read_text()
-    assert engine.read_commands(out2)[0].argv[:3] == ("python", "-m", "runbook.steps.md")
+    assert files.read_commands(out2)[0].argv[:3] == ("python", "-m", "runbook.steps.md")

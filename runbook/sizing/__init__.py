@@ -46,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from bundle.core import paths
+from bundle.core import io, paths
 from bundle.core.errors import InputError, MissingComponent
 
 SCHEMA = "throughput/1"
@@ -132,12 +132,7 @@ def _need(doc: object, key: str, kind: type, path: Path, where: str):
 
 def load_table(path: Path) -> Table:
     """Read and validate a throughput table; errors name the file and the field."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "(file)", "no such throughput table") from None
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", str(e).splitlines()[0]) from None
+    doc = io.read_yaml(path, missing="no such throughput table")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(path, "schema", f"expected {SCHEMA!r}", "see runbook/sizing/defaults.yaml")
     prov = _need(doc, "provenance", str, path, "")
@@ -182,7 +177,7 @@ def record_point(device: str, model: str, r_max_A: float, point: Point, source: 
     """Add a measured point to the site table (replacing one of the same device, model, gpus,
     atoms). For `bundle verify --bench`; the table's provenance becomes site-measured."""
     path = site_table()
-    doc = yaml.safe_load(path.read_text()) if path.exists() else None
+    doc = io.read_yaml(path) if path.exists() else None
     doc = doc or {"schema": SCHEMA, "provenance": "site-measured", "devices": []}
     entry = next(
         (d for d in doc["devices"] if d["device"] == device and d.get("model") == model), None
@@ -314,6 +309,25 @@ def size(
             )
         )
     ok = [o.gpus for o in opts if o.meets]
+    assumptions = _assumptions(table, dev, m, atoms, opts, timestep_fs, density)
+    return Sizing(
+        atoms=atoms,
+        target_ns_day=target_ns_day,
+        timestep_fs=timestep_fs,
+        device=dev.device,
+        model=dev.model,
+        table=str(table.path),
+        provenance=table.provenance,
+        source=dev.source,
+        fit={"t0_s": m.t0_s, "rate_atom_steps_per_s": m.rate, "halo_s_per_atom": m.halo_s_per_atom},
+        options=opts,
+        recommended=min(ok) if ok else None,
+        assumptions=assumptions,
+    )
+
+
+def _assumptions(table, dev, m, atoms: int, opts: list, timestep_fs: float, density: float):
+    """What an answer of `size` rests on, in words (the CLI prints them)."""
     measured_sizes = sorted({p.atoms for p in dev.points if p.gpus == 1})
     origin = (
         "given with --rate"
@@ -339,20 +353,7 @@ def size(
         assumptions.append("extrapolated far beyond the measured system sizes")
     if table.provenance == "shipped-default":
         assumptions.insert(0, "SHIPPED DEFAULTS, not measured on this site")
-    return Sizing(
-        atoms=atoms,
-        target_ns_day=target_ns_day,
-        timestep_fs=timestep_fs,
-        device=dev.device,
-        model=dev.model,
-        table=str(table.path),
-        provenance=table.provenance,
-        source=dev.source,
-        fit={"t0_s": m.t0_s, "rate_atom_steps_per_s": m.rate, "halo_s_per_atom": m.halo_s_per_atom},
-        options=opts,
-        recommended=min(ok) if ok else None,
-        assumptions=assumptions,
-    )
+    return assumptions
 
 
 def explicit_rate_table(rate: float, device: str, r_max_A: float) -> Table:

@@ -1,8 +1,9 @@
-"""The stage kinds and how a study's stage names map to them.
+"""The stage kinds and how a study's stage names map to them (the registry).
 
 A study lists stage *names*; a name's block may set `kind:` (default: the name itself).
 Built-in kinds are below; a plug-in kind is `package.module:ClassName` (a subclass of
-runbook.engine.Stage), e.g. the LLZO study's stages in `runbook.llzo`.
+runbook.stage.Stage), e.g. the LLZO study's stages in `runbook.llzo.stages`. The loader
+(runbook.loader) resolves every name when it reads the study; the engine builds them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from bundle.core.errors import InputError
 from runbook.config import Study, stage_config
-from runbook.engine import Stage
+from runbook.stage import Stage
 from runbook.stages.analyze import Analyze, Check
 from runbook.stages.dataset import Dataset
 from runbook.stages.deploy import Deploy
@@ -31,12 +32,8 @@ def _kind(name: str, block: dict) -> str:
     return str(block.get("kind", name)) if isinstance(block, dict) else name
 
 
-def kind_of(study: Study, name: str) -> str:
-    """The stage's role (`md`, `check`, `report`, ...): a plug-in class declares its own."""
-    return stage_class(name, study.blocks.get(name, {}), study.source).kind
-
-
 def stage_class(name: str, block: dict, source: Path | str) -> type[Stage]:
+    """The class of stage `name` whose study block is `block`; errors name `source`."""
     kind = _kind(name, block)
     if kind in KINDS:
         return KINDS[kind]
@@ -59,5 +56,6 @@ def stage_class(name: str, block: dict, source: Path | str) -> type[Stage]:
 
 
 def build(study: Study, name: str) -> Stage:
+    """Stage `name` of a loaded study, with its validated configuration."""
     cls = stage_class(name, study.blocks.get(name, {}), study.source)
     return cls(name, stage_config(study, name, cls.Config))

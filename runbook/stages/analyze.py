@@ -1,23 +1,74 @@
-"""Stages `analyze` (`bundle analyze` on the MD dump) and `check` (`bundle check` of the
-results against a reference). Both run the `bundle` CLI as a process through the
-launcher, with the command-line contract of issue 2."""
+"""Stages `analyze` (grain-boundary metrics of the MD dump) and `check` (the results
+against a reference). Both call the analysis library, not the `bundle` CLI: render writes
+the typed request (checks.request) as JSON, execute runs `python -m checks analyze|check
+REQUEST.json` through the launcher, collect reads what it wrote. A check's verdict is the
+value its report states (PASS/FAIL); a check that crashed, or wrote no report, is a
+failed stage (an engine error), never a FAIL.
+
+`AnalysisStage` is what a sweep needs of an analysis: its results and a re-analysis at
+another band half-width `w` (the same request, one parameter changed).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from bundle.core.errors import EngineError
+from checks import request
+from checks.results import load_results
+from checks.schema import Results
 from runbook import launchers
 from runbook.config import Strict
-from runbook.engine import Context, Stage, StageFailed, read_commands, read_json, write_commands
+from runbook.files import read_commands, read_json, write_commands, write_params
 from runbook.launchers import Command
+from runbook.stage import Context, Stage, StageFailed
+from runbook.stages.md import MdResult
 
 OUT = "analysis"
+REQUEST = "analyze.json"
+
+
+def fmt6(x: float) -> float:
+    """A length or time as rendered into inputs (6 significant digits)."""
+    return float(f"{x:.6g}")
+
+
+def analysis_command(request_file: str, log: str) -> Command:
+    return Command(("python", "-m", "checks", "analyze", request_file), log)
+
+
+class AnalysisStage(Stage):
+    """A stage whose output is a gb-analysis/1 results.json; `requests` are the analyses it
+    ran (name -> request, each run in the stage folder)."""
+
+    results_file: ClassVar[str]
+
+    def results(self, stage_dir: Path) -> dict:
+        return load_results(stage_dir / self.results_file)
+
+    def requests(self, stage_dir: Path) -> dict[str, request.AnalysisRequest]:
+        raise NotImplementedError
+
+    def rerun(self, stage_dir: Path, out: Path, **change: Any) -> dict[str, dict]:
+        """Every analysis of the stage again in `out`, with `change`d parameters (e.g.
+        `w=1.5`); the stage's input files are read where they are."""
+        docs = {}
+        for name, req in self.requests(stage_dir).items():
+            moved = req.absolute(stage_dir)
+            again = dataclasses.replace(moved, out=str(out / Path(req.out).name), **change)
+            docs[name] = request.analyze(again)[1]
+        return docs
+
+    def reanalyse(self, stage_dir: Path, w: float, out: Path) -> dict:
+        """The stage's results.json as it would be with band half-width `w`."""
+        (doc,) = self.rerun(stage_dir, out, w=w).values()
+        return doc
 
 
 class AnalyzeConfig(Strict):
@@ -42,68 +93,63 @@ class AnalyzeResult:
     numbers: dict[str, Any]
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.6g}"
-
-
-class Analyze(Stage):
+class Analyze(AnalysisStage):
     kind = "analyze"
     Config = AnalyzeConfig
     tools = ("numpy",)
+    results_file = f"{OUT}/results.json"
 
-    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+    def request(self, ctx: Context) -> request.AnalysisRequest:
         c: AnalyzeConfig = self.cfg  # type: ignore[assignment]
         md = ctx.upstream_of_kind("md", self.name)
-        mdr = ctx.result(md)
-        type_map = ",".join(
-            f"{t}:{s}" for t, s in sorted(mdr["type_map"].items(), key=lambda x: int(x[0]))
-        )
-        argv = [
-            "bundle",
-            "analyze",
-            ctx.rel(md, mdr["dump"]),
-            "--timestep-fs",
-            _fmt(mdr["timestep_fs"]),
-            "--type-map",
-            type_map,
-            "--li-type",
-            c.li_type,
-            "--dz",
-            _fmt(c.dz),
-            "--w",
-            _fmt(c.w),
-            "--d-bulk",
-            _fmt(c.d_bulk),
-        ]
+        mdr = ctx.result(md, MdResult)
         planes = None
         if c.gb_fractions:
-            lz = mdr["box_angstrom"][2]
-            planes = [f * lz for f in c.gb_fractions]
+            planes = [f * mdr.box_angstrom[2] for f in c.gb_fractions]
         elif c.gb != "auto":
             planes = list(c.gb)
-        if planes:
-            argv += ["--gb", ",".join(_fmt(z) for z in planes)]
-        if c.window_ps:
-            argv += ["--window-ps", ",".join(_fmt(t) for t in c.window_ps)]
-        if c.avg_window_ps:
-            argv += ["--avg-window-ps", _fmt(c.avg_window_ps)]
-        if c.excess_above_id is not None:
-            argv += ["--excess-above-id", str(c.excess_above_id)]
-        argv += ["--out", OUT]
-        return [write_commands(stage_dir, [Command(tuple(argv), "analyze.log")])]
+        return request.AnalysisRequest(
+            dumps=(ctx.rel(md, mdr.dump),),
+            timestep_fs=fmt6(mdr.timestep_fs),
+            out=OUT,
+            type_map=",".join(f"{t}:{s}" for t, s in sorted(mdr.type_map.items(), key=_int)),
+            li_type=c.li_type,
+            excess_above_id=c.excess_above_id,
+            gb=tuple(fmt6(z) for z in planes) if planes else None,  # type: ignore[arg-type]
+            dz=fmt6(c.dz),
+            w=fmt6(c.w),
+            d_bulk=fmt6(c.d_bulk),
+            window_ps=tuple(fmt6(t) for t in c.window_ps) if c.window_ps else None,  # type: ignore[arg-type]
+            avg_window_ps=fmt6(c.avg_window_ps) if c.avg_window_ps else 50.0,
+        )
+
+    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+        return [
+            write_params(stage_dir, REQUEST, self.request(ctx).to_json()),
+            write_commands(stage_dir, [analysis_command(REQUEST, "analyze.log")]),
+        ]
+
+    def requests(self, stage_dir: Path) -> dict[str, request.AnalysisRequest]:
+        return {"analysis": request.AnalysisRequest.from_json(read_json(stage_dir / REQUEST))}
 
     def collect(self, ctx: Context, stage_dir: Path) -> AnalyzeResult:
-        path = stage_dir / OUT / "results.json"
+        path = stage_dir / self.results_file
         if not path.exists():
             raise EngineError(f"{path} not written; see {stage_dir / 'analyze.log'}")
-        r = read_json(path)
-        keys = ("rho_bulk_per_A3", "rho_peak_per_A3", "peak_ratio", "band_ratio")
-        numbers: dict[str, Any] = {k: r.get(k) for k in keys}
-        numbers["gamma_per_nm2"] = (r.get("gamma_per_nm2") or {}).get("mean")
-        numbers["D_cm2_s"] = (r.get("diffusion") or {}).get("D_cm2_s")
-        return AnalyzeResult(
-            f"{OUT}/results.json", r.get("gb_planes_A", []), r.get("n_frames", 0), numbers
-        )
+        r = Results.of(self.results(stage_dir), path)
+        numbers: dict[str, Any] = {
+            "rho_bulk_per_A3": r.rho_bulk_per_A3,
+            "rho_peak_per_A3": r.rho_peak_per_A3,
+            "peak_ratio": r.peak_ratio,
+            "band_ratio": r.band_ratio,
+            "gamma_per_nm2": r.gamma_per_nm2.mean,
+            "D_cm2_s": r.diffusion.D_cm2_s if r.diffusion else None,
+        }
+        return AnalyzeResult(self.results_file, r.gb_planes_A, int(r.n_frames), numbers)
+
+
+def _int(item: tuple[str, str]) -> int:
+    return int(item[0])
 
 
 class CheckConfig(Strict):
@@ -113,14 +159,19 @@ class CheckConfig(Strict):
 @dataclass(frozen=True)
 class CheckResult:
     reference: str
-    verdict: str  # PASS | FAIL
+    verdict: str  # PASS | FAIL: the report's status
     exit_status: int
     report: str
 
 
+CHECK_REQUEST = "check_request.json"
+REPORT = "check.json"
+
+
 class Check(Stage):
-    """`bundle check` exits 1 on a FAIL verdict: a result, not an engine failure. The stage
-    completes and records the verdict; `bundle run` then exits 1."""
+    """The results judged against a reference by `python -m checks check`. Its exit status
+    1 is a FAIL verdict, not a failure: the stage completes and records the report's
+    verdict; `bundle run` then exits 1."""
 
     kind = "check"
     Config = CheckConfig
@@ -133,16 +184,12 @@ class Check(Stage):
         return self.cfg.reference  # type: ignore[attr-defined]
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        argv = (
-            "bundle",
-            "check",
-            self.results_path(ctx),
-            "--reference",
-            self.reference(ctx),
-            "--json",
-            "check.json",
-        )
-        return [write_commands(stage_dir, [Command(argv, "check.log", ok_codes=(0, 1))])]
+        req = request.CheckRequest(self.results_path(ctx), self.reference(ctx), REPORT)
+        argv = ("python", "-m", "checks", "check", CHECK_REQUEST)
+        return [
+            write_params(stage_dir, CHECK_REQUEST, dataclasses.asdict(req)),
+            write_commands(stage_dir, [Command(argv, "check.log", ok_codes=(0, 1))]),
+        ]
 
     def execute(self, launcher: launchers.Launcher, stage_dir: Path) -> list[list[str]]:
         (cmd,) = read_commands(stage_dir)
@@ -154,5 +201,14 @@ class Check(Stage):
 
     def collect(self, ctx: Context, stage_dir: Path) -> CheckResult:
         code = read_json(stage_dir / "verdict.json")["exit_status"]
-        verdict = "PASS" if code == 0 else "FAIL"
-        return CheckResult(self.reference(ctx), verdict, code, "check.json")
+        if not (stage_dir / REPORT).is_file():  # exit 1 without a report: it crashed
+            raise EngineError(
+                f"the check wrote no report (exit {code}); see {stage_dir / 'check.log'}"
+            )
+        verdict = read_json(stage_dir / REPORT)["status"]
+        if (verdict, code) not in (("PASS", 0), ("FAIL", 1)):
+            raise EngineError(
+                f"the check's report says {verdict} but it exited {code}; see "
+                f"{stage_dir / 'check.log'}"
+            )
+        return CheckResult(self.reference(ctx), verdict, code, REPORT)

@@ -14,8 +14,10 @@ from typing import Literal
 from bundle.core.errors import EngineError
 from runbook import modelcard
 from runbook.config import Strict
-from runbook.engine import Context, Stage, python_step, sha256_file, write_commands, write_params
+from runbook.files import python_step, sha256_file, write_commands, write_params
 from runbook.launchers import Command
+from runbook.stage import Context, Stage
+from runbook.stages.dataset import DatasetResult
 
 PACKAGED = "model.nequip.zip"
 COMPILED = "model.nequip.pt2"
@@ -72,7 +74,7 @@ class Deploy(Stage):
         files = []
         if c.evaluate and target == "ase":
             ds = ctx.upstream_of_kind("dataset", train)
-            split = ctx.result(ds)["split"]
+            split = ctx.result(ds, DatasetResult).split
             held = "test.extxyz" if split.get("test") else "val.extxyz"
             files.append(
                 write_params(

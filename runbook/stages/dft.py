@@ -20,8 +20,9 @@ from bundle.core import render
 from bundle.core.errors import InputError
 from runbook import qe
 from runbook.config import Strict
-from runbook.engine import Context, Stage, write_commands
+from runbook.files import write_commands
 from runbook.launchers import Command
+from runbook.stage import Context, Stage
 
 
 class DftConfig(Strict):

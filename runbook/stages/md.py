@@ -22,16 +22,9 @@ from bundle.core import render
 from bundle.core.errors import EngineError, InputError
 from runbook import crystal, lammpslog, modelcard
 from runbook.config import Strict
-from runbook.engine import (
-    Context,
-    Stage,
-    python_step,
-    read_json,
-    sha256_file,
-    write_commands,
-    write_params,
-)
+from runbook.files import python_step, read_json, sha256_file, write_commands, write_params
 from runbook.launchers import Command
+from runbook.stage import Context, Stage
 from runbook.stages.deploy import COMPILED
 
 DUMP = "dump.lammpstrj"
@@ -54,6 +47,19 @@ def write_data(path: Path, atoms, type_map: dict[int, str], style: str, title: s
             (type_of[s], *p)
             for s, p in zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True)
         ],
+    )
+
+
+def render_fix_external(stage_dir: Path, units: str, data_file: str, r_max: float) -> Path:
+    """The CPU model path's LAMMPS setup, `setup.lmp` (templates/lammps/
+    setup-fix-external.lmp.j2): the model drives the forces through `fix external`.
+    `bundle verify` renders it through this same function (bundle.verify.worker)."""
+    return render.render_to(
+        stage_dir / "setup.lmp",
+        "lammps/setup-fix-external.lmp.j2",
+        units=units,
+        data_file=data_file,
+        r_max=r_max,
     )
 
 
@@ -157,10 +163,7 @@ class Md(Stage):
             self.check_model(ctx)  # an outside model can be checked before anything runs
 
     def structure(self, ctx: Context):
-        from runbook import stages
-
-        before = ctx.study.stages[: ctx.study.stages.index(self.name)]
-        found = [n for n in before if stages.kind_of(ctx.study, n) == "structure"]
+        found = [n for n in ctx.before(self.name) if ctx.kind_of(n) == "structure"]
         blk = ctx.study.blocks.get(found[-1], {}) if found else {}
         a = self.c.a_angstrom or blk.get("a_angstrom")
         if a is None:
@@ -180,18 +183,9 @@ class Md(Stage):
         box = np.diag(atoms.cell).tolist()
         style = "charge" if c.potential == "baseline" else "atomic"
         files = [write_data(stage_dir / "data.lmp", atoms, c.type_map, style, str(c.supercell))]
-        run_ctx = dict(
-            ensemble=c.ensemble,
-            temperature_k=c.temperature_k,
-            tdamp_ps=c.tdamp_fs / 1000.0,
-            timestep_ps=c.timestep_fs / 1000.0,
-            seed=c.seed,
-            thermo_every=c.thermo_every,
-            dump_every=c.dump_every,
-            dump_file=DUMP,
-            n_steps=c.n_steps,
+        files.append(
+            render.render_to(stage_dir / "run.lmp", "lammps/run-md.lmp.j2", **self._run_context())
         )
-        files.append(render.render_to(stage_dir / "run.lmp", "lammps/run-md.lmp.j2", **run_ctx))
         params = {
             "setup": "setup.lmp",
             "run": "run.lmp",
@@ -204,42 +198,52 @@ class Md(Stage):
             files.append(self._render_baseline(stage_dir, box))
             cmd = python_step("md", "md.json", "md.log")
         else:
-            rel, model, card = self.check_model(ctx)
-            params.update(model=rel, model_manifest=str(Path(rel).parent / modelcard.FILENAME))
-            if self.c.model:  # outside the run: hash its bytes, since no manifest covers it
-                params["model_sha256"] = sha256_file(model)
-            names = [c.type_map[t] for t in sorted(c.type_map)]
-            if ctx.study.active.accelerator == "cuda":
-                cmd = self._gpu_command(ctx)
-                line = " ".join(["mpirun -np", str(ctx.study.active.gpus), *cmd.argv])
-                files += [
-                    render.render_to(
-                        stage_dir / "setup.lmp",
-                        "lammps/setup-allegro-kokkos.lmp.j2",
-                        units=c.units,
-                        data_file="data.lmp",
-                        model=rel,
-                        type_names=names,
-                        command_line=line,
-                    ),
-                    render.render_to(
-                        stage_dir / "in.lammps", "lammps/in-gpu.lmp.j2", command_line=line
-                    ),
-                ]
-            else:
-                files.append(
-                    render.render_to(
-                        stage_dir / "setup.lmp",
-                        "lammps/setup-fix-external.lmp.j2",
-                        units=c.units,
-                        data_file="data.lmp",
-                        r_max=card.r_max_angstrom,
-                    )
-                )
-                cmd = python_step("md", "md.json", "md.log")
+            cmd = self._render_model(ctx, stage_dir, params, files)
         files.append(write_params(stage_dir, "md.json", params))
         files.append(write_commands(stage_dir, [cmd]))
         return files
+
+    def _run_context(self) -> dict:
+        c = self.c
+        return dict(
+            ensemble=c.ensemble,
+            temperature_k=c.temperature_k,
+            tdamp_ps=c.tdamp_fs / 1000.0,
+            timestep_ps=c.timestep_fs / 1000.0,
+            seed=c.seed,
+            thermo_every=c.thermo_every,
+            dump_every=c.dump_every,
+            dump_file=DUMP,
+            n_steps=c.n_steps,
+        )
+
+    def _render_model(self, ctx: Context, stage_dir: Path, params: dict, files: list) -> Command:
+        """The model's engine variant: Kokkos `pair_style allegro` on a CUDA profile, the
+        CPU `fix external` coupling otherwise. Adds to `params` and `files`."""
+        c = self.c
+        rel, model, card = self.check_model(ctx)
+        params.update(model=rel, model_manifest=str(Path(rel).parent / modelcard.FILENAME))
+        if self.c.model:  # outside the run: hash its bytes, since no manifest covers it
+            params["model_sha256"] = sha256_file(model)
+        if ctx.study.active.accelerator != "cuda":
+            files.append(render_fix_external(stage_dir, c.units, "data.lmp", card.r_max_angstrom))
+            return python_step("md", "md.json", "md.log")
+        names = [c.type_map[t] for t in sorted(c.type_map)]
+        cmd = self._gpu_command(ctx)
+        line = " ".join(["mpirun -np", str(ctx.study.active.gpus), *cmd.argv])
+        files += [
+            render.render_to(
+                stage_dir / "setup.lmp",
+                "lammps/setup-allegro-kokkos.lmp.j2",
+                units=c.units,
+                data_file="data.lmp",
+                model=rel,
+                type_names=names,
+                command_line=line,
+            ),
+            render.render_to(stage_dir / "in.lammps", "lammps/in-gpu.lmp.j2", command_line=line),
+        ]
+        return cmd
 
     def _gpu_command(self, ctx: Context) -> Command:
         g = str(max(1, ctx.study.active.gpus))

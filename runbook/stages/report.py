@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bundle.core.errors import EngineError
-from runbook import stages as _stages
 from runbook.config import Strict
-from runbook.engine import Context, Stage, python_step, write_commands, write_params
+from runbook.files import python_step, write_commands, write_params
+from runbook.stage import Context, Stage
 
 
 class ReportConfig(Strict):
@@ -27,14 +27,13 @@ class Report(Stage):
     tools = ("numpy",)
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        before = ctx.study.stages[: ctx.study.stages.index(self.name)]
         p = {
             "study": ctx.study.name,
             "description": ctx.study.description,
             "profile": ctx.study.profile,
             "stages": [
-                {"name": n, "kind": _stages.kind_of(ctx.study, n), "dir": ctx.rel(n)}
-                for n in before
+                {"name": n, "kind": ctx.kind_of(n), "dir": ctx.rel(n)}
+                for n in ctx.before(self.name)
             ],
         }
         return [

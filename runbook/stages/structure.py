@@ -11,7 +11,8 @@ from pydantic import Field
 
 from bundle.core.errors import EngineError, InputError
 from runbook.config import Strict
-from runbook.engine import Context, Stage, python_step, write_commands, write_params
+from runbook.files import python_step, write_commands, write_params
+from runbook.stage import Context, Stage
 
 
 class FrameSet(Strict):

@@ -18,8 +18,11 @@ from bundle.core import lock, render
 from bundle.core.errors import EngineError
 from runbook import modelcard
 from runbook.config import Strict
-from runbook.engine import Context, Stage, sha256_file, write_commands
+from runbook.files import sha256_file, write_commands
 from runbook.launchers import STAGE_DIR, Command
+from runbook.stage import Context, Stage
+from runbook.stages.dataset import DatasetResult
+from runbook.stages.dft import DftResult
 
 
 class LossCoeffs(Strict):
@@ -87,7 +90,7 @@ class Train(Stage):
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c: TrainConfig = self.cfg  # type: ignore[assignment]
         ds = ctx.upstream_of_kind("dataset", self.name)
-        split = ctx.result(ds)["split"]
+        split = ctx.result(ds, DatasetResult).split
         pins = lock.python_pins()
         text = render.render_to(
             stage_dir / "train.yaml",
@@ -140,7 +143,7 @@ class Train(Stage):
                 "study": ctx.study.name,
                 "dataset_stage": ds,
                 "dataset_output_hash": ctx.manifest(ds)["output_hash"],
-                "split": ctx.result(ds)["split"],
+                "split": ctx.result(ds, DatasetResult).split,
                 "dft_stage": dft,
                 "dft_output_hash": dft_manifest["output_hash"],
                 "dft_settings": ctx.study.blocks.get(dft, {}),
@@ -149,7 +152,7 @@ class Train(Stage):
                     for k, v in dft_manifest["inputs"].items()
                     if k.startswith("pseudo/")
                 },
-                "pw_version": dft_manifest["result"]["pw_version"],
+                "pw_version": ctx.result(dft, DftResult).pw_version,
             },
             training={
                 "architecture": "allegro.model.AllegroModel",

@@ -28,7 +28,8 @@ import yaml
 from ase.calculators.calculator import all_changes
 
 from bundle.core import engines, paths, render
-from runbook import config, crystal, engine, lammpslog, mdcoupling, qe
+from runbook import crystal, engine, files, lammpslog, loader, mdcoupling, qe
+from runbook.stage import Context
 from runbook.stages.dft import DftConfig
 from runbook.stages.md import write_data
 
@@ -38,7 +39,7 @@ TYPE_MAP = {1: "Li", 2: "O"}
 
 def smoke_loop(work: Path) -> tuple[dict, Path]:
     """A fresh run (MLMD_SMOKE_RUN_DIR reuses a finished one: its recorded stage times)."""
-    study = config.load("smoke-li2o")
+    study = loader.load("smoke-li2o")
     reused = os.environ.get("MLMD_SMOKE_RUN_DIR")
     run = Path(reused or work / "smoke")
     t0 = time.perf_counter()
@@ -46,7 +47,7 @@ def smoke_loop(work: Path) -> tuple[dict, Path]:
     total = time.perf_counter() - t0
     stages = {}
     for name in study.stages:
-        m = engine.read_manifest(engine.Context(study, run).dir_of(name))
+        m = files.read_manifest(Context(study, run).dir_of(name))
         stages[name] = {"wall_s": m["wall_s"], "cpu_s": m.get("cpu_s")}
     doc = {
         "total_wall_s": round(total, 1) if not reused else None,

@@ -125,44 +125,52 @@ def _reexec_installed(prefix: Path) -> None:
     os.execv(str(wrapper), [str(wrapper), *args])
 
 
+VProfile = Annotated[str, typer.Option("--profile", help="cpu or h200.")]
+Quick = Annotated[bool, typer.Option("--quick", help="Skip the study run (the report says so).")]
+Prefix = Annotated[Path | None, typer.Option("--prefix", help="Verify the installation at P.")]
+Results = Annotated[
+    Path | None,
+    typer.Option("--results", help="Judge this study results.json instead of running it."),
+]
+Reference = Annotated[
+    str | None,
+    typer.Option("--reference", help="Judge the study against this reference (NAME|FILE)."),
+]
+ReportOut = Annotated[Path | None, typer.Option("--out", help="Report folder.")]
+NoRedact = Annotated[
+    bool, typer.Option("--no-redact", help="Keep host and user names in the proofpack.")
+]
+SiteKey = Annotated[
+    Path | None, typer.Option("--key", help="Proofpack signing key (default: site key).")
+]
+AlsoTrust = Annotated[
+    list[str] | None, typer.Option("--trust", help="Also require this signer (.pub/sha256:).")
+]
+EnginesIn = Annotated[
+    str, typer.Option("--engines-in", help="host, image or auto (cpu: host, h200: image).")
+]
+Only = Annotated[
+    str | None,
+    typer.Option("--only", help="Comma-separated phases to run (a re-check, not an acceptance)."),
+]
+Bench = Annotated[
+    bool, typer.Option("--bench", help="Also time model-driven MD for `bundle size`.")
+]
+
+
 def verify(
-    profile: Annotated[str, typer.Option("--profile", help="cpu or h200.")] = "cpu",
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Skip the study run (the report says so).")
-    ] = False,
-    prefix: Annotated[
-        Path | None, typer.Option("--prefix", help="Verify the installation at P.")
-    ] = None,
-    results: Annotated[
-        Path | None,
-        typer.Option("--results", help="Judge this study results.json instead of running it."),
-    ] = None,
-    reference: Annotated[
-        str | None,
-        typer.Option("--reference", help="Judge the study against this reference (NAME|FILE)."),
-    ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder.")] = None,
-    no_redact: Annotated[
-        bool, typer.Option("--no-redact", help="Keep host and user names in the proofpack.")
-    ] = False,
-    key: Annotated[
-        Path | None, typer.Option("--key", help="Proofpack signing key (default: site key).")
-    ] = None,
-    trust: Annotated[
-        list[str] | None, typer.Option("--trust", help="Also require this signer (.pub/sha256:).")
-    ] = None,
-    engines_in: Annotated[
-        str, typer.Option("--engines-in", help="host, image or auto (cpu: host, h200: image).")
-    ] = "auto",
-    only: Annotated[
-        str | None,
-        typer.Option(
-            "--only", help="Comma-separated phases to run (a re-check, not an acceptance)."
-        ),
-    ] = None,
-    bench: Annotated[
-        bool, typer.Option("--bench", help="Also time model-driven MD for `bundle size`.")
-    ] = False,
+    profile: VProfile = "cpu",
+    quick: Quick = False,
+    prefix: Prefix = None,
+    results: Results = None,
+    reference: Reference = None,
+    out: ReportOut = None,
+    no_redact: NoRedact = False,
+    key: SiteKey = None,
+    trust: AlsoTrust = None,
+    engines_in: EnginesIn = "auto",
+    only: Only = None,
+    bench: Bench = False,
 ) -> None:
     """Acceptance test: integrity, host, images, engines, reproducibility, report
     (JSON, markdown, signed proofpack). Exit 0 only if every check passes."""

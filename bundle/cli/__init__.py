@@ -1,4 +1,7 @@
-"""The `bundle` command: one module per area, composed here explicitly.
+"""The `bundle` command: one module per area (bundle/cli/*.py), composed here explicitly.
+
+The CLI is the top layer: it imports delivery (bundle.*), runbook and checks; nothing
+imports it (tests/test_layers.py).
 
 Domain errors (bundle.core.errors) become one line on stderr and their exit code;
 `bundle --debug ...` shows the traceback instead.
@@ -11,6 +14,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
+from bundle.cli import analysis, delivery, images, run, size
 from bundle.core import __version__
 from bundle.core.errors import EXIT_INTERRUPTED, BundleError
 
@@ -58,36 +62,19 @@ def _root(
     5 component missing, 130 interrupted (see bundle/core/errors.py)."""
 
 
-def _compose() -> None:
-    # Each area is one module; imported here so `bundle --help` lists them all.
-    from bundle import cli_analysis
-
-    app.command("analyze")(cli_analysis.analyze)
-    app.command("check")(cli_analysis.check)
-
-    from bundle import cli_run
-
-    app.command("run")(cli_run.run)
-    app.command("status")(cli_run.status)
-
-    from bundle import cli_images
-
-    app.add_typer(cli_images.app, name="images")
-
-    from bundle import cli_size
-
-    app.command("size")(cli_size.size)
-
-    from bundle import cli_bundle
-
-    app.command("pack")(cli_bundle.pack)
-    app.command("install")(cli_bundle.install)
-    app.command("verify")(cli_bundle.verify)
-    app.command("doctor")(cli_bundle.doctor)
-    app.add_typer(cli_bundle.keys_app, name="keys")
-
-
-_compose()
+# Each area is one module (bundle/cli/<area>.py); composed here so `bundle --help` lists
+# them all.
+app.command("analyze")(analysis.analyze)
+app.command("check")(analysis.check)
+app.command("run")(run.run)
+app.command("status")(run.status)
+app.add_typer(images.app, name="images")
+app.command("size")(size.size)
+app.command("pack")(delivery.pack)
+app.command("install")(delivery.install)
+app.command("verify")(delivery.verify)
+app.command("doctor")(delivery.doctor)
+app.add_typer(delivery.keys_app, name="keys")
 
 
 def main() -> None:
