@@ -119,6 +119,22 @@ def analyze(
     include_excess: Annotated[
         bool, typer.Option("--include-excess", help="Count excess Li in the profile.")
     ] = False,
+    temperature_k: Annotated[
+        float | None,
+        typer.Option(
+            "--temperature-K",
+            help="Thermostat target of the run (K), recorded in the results for `bundle "
+            "check`: a reference made at one temperature refuses results from another.",
+        ),
+    ] = None,
+    li_sites: Annotated[
+        Path | None,
+        typer.Option("--li-sites", help="li_sites.npz of the build: 24d/96h occupancies."),
+    ] = None,
+    site_a: Annotated[
+        float, typer.Option("--site-A", help="Site assignment radius for --li-sites, Å.")
+    ] = 1.0,
+    hop_a: Annotated[float, typer.Option("--hop-A", help="Hop distance, Å.")] = 1.5,
     drop_incomplete_frame: Annotated[
         bool,
         typer.Option(
@@ -162,6 +178,10 @@ def analyze(
         fit_window_ps=_pair(fit_window_ps, "--fit-window-ps", "2,10"),
         include_excess=include_excess,
         drop_incomplete_frame=drop_incomplete_frame,
+        temperature_K=temperature_k,
+        li_sites=li_sites,
+        site_A=site_a,
+        hop_A=hop_a,
     )
     params.validate()
     selection = metrics.Selection(
