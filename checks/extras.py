@@ -54,6 +54,11 @@ class ExtraParams:
     gls_max_lags: int = diffusion.MAX_LAGS
     short_lag_ps: float = SHORT_LAG_PS
 
+    def validate(self) -> None:
+        """Bad inputs fail before the pass over the trajectory."""
+        if self.li_sites is not None:
+            load_sites(self.li_sites)
+
     def parameters(self) -> dict:
         """The new keys of results.json `parameters`."""
         sites = load_sites(self.li_sites).sha256 if self.li_sites else None

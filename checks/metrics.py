@@ -100,6 +100,7 @@ class Params:
         for flag, win in (("--window-ps", self.window_ps), ("--fit-window-ps", self.fit_window_ps)):
             if win is not None and not (win[0] < win[1]):
                 raise InputError(CLI, flag, f"start must be before end (got {win[0]},{win[1]})")
+        self.extra().validate()
 
 
 @dataclass(frozen=True)
