@@ -357,7 +357,8 @@ class Analyze(LlzoStage):
             if not r.get("dump"):
                 raise InputError(ctx.study.source, f"{src}.dump_every_ps", "no trajectory")
             argv = ["bundle", "analyze", ctx.rel(src, r["dump"]), "--timestep-fs",
-                    _f(r["timestep_fs"]), *common, *extra, "--out", out]  # fmt: skip
+                    _f(r["timestep_fs"]), "--temperature-K", _f(r["temperature_K"]), *common,
+                    *extra, "--out", out]  # fmt: skip
             cmds.append(Command(tuple(argv), f"analyze_{out}.log"))
         cmds.append(Command(("python", "-m", "runbook.llzo.results", "profile", "excess",
                              "results.json"), "merge.log"))  # fmt: skip
