@@ -415,6 +415,8 @@ class ReportConfig(Strict):
     check: str | None = "check"
     md_stages: list[str] = ["equilibrate", "production", "production_excess"]
     published: str = "llzo-gb-700K-published"
+    control: str | None = None  # a stage whose folder holds the control run's results.json
+    crystal: str | None = None  # ... the single crystal's
     by_profile: dict[str, dict[str, Any]] = {}
 
 
@@ -433,6 +435,8 @@ class Report(LlzoStage):
             "check": ctx.rel(c.check) if c.check else None,
             "md": {n: ctx.rel(n) for n in c.md_stages},
             "published": c.published,
+            "control": ctx.rel(c.control) if c.control else None,
+            "crystal": ctx.rel(c.crystal) if c.crystal else None,
         }
         cmd = Command(("python", "-m", "runbook.llzo.report", "report.json"), "report.log")
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]
