@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
-from runbook.llzo import reading, report
+from checks.extras import REFERENCE_RUNS
+from runbook.llzo import reading, report, results
 from tests.test_gb_crystal import heights, make_doc
 
 
@@ -88,3 +90,15 @@ def test_report_shows_control_and_boundary_side_by_side(tmp_path):
     p["control"] = None
     text = report.render_report(p, tmp_path)
     assert "No boundary-free control run" in text and "**Not decided:**" in text
+
+
+def test_merge_step_adds_reference_runs_only_when_they_exist():
+    rng = np.random.default_rng(4)
+    doc = make_doc(heights(rng, 60, 400, extra_at_planes=20))
+    sc = make_doc(heights(rng, 60, 400))
+    assert results.with_reference_runs(doc, None, None) is doc
+    out = results.with_reference_runs(doc, sc, sc)
+    runs = out[REFERENCE_RUNS]
+    assert {r["quantity"] for r in runs["control_table"]} >= {"band_ratio", "gamma_per_nm2.mean"}
+    assert runs["gamma"]["mean"]["vs_crystal"]["se"] > 0
+    assert runs["interior_vs_crystal"]["rho_sc"]["value"] == pytest.approx(400 / 4000)
