@@ -62,7 +62,8 @@ def replica(rng, d_all=8e-6, msd=0.82, peak=2.75, band=0.556, temperature=700.0)
     doc["band_ratio"] = band * (1 + 0.012 * rng.normal())
     doc["diffusion_gls"] = {
         "msd_short_A2": {"all": msd * (1 + 0.02 * rng.normal()), "lag_ps": 1.0},
-        "classes": {c: {"xyz": {"D_cm2_s": d_all * (1 + 0.1 * rng.normal())}}
+        "classes": {c: {"xyz": {"D_cm2_s": d_all * (1 + 0.1 * rng.normal()),
+                                "se_cm2_s": 0.05 * d_all}}
                     for c in ("all", "gb_start", "bulk_start")},
     }  # fmt: skip
     doc["hops"] = {"regions": {r: {"rate_per_li_ps": 0.1} for r in ("gb", "bulk")}}
@@ -86,6 +87,8 @@ def test_mkref_bounds_are_a_simultaneous_prediction_interval(tmp_path):
     assert q["value"] + q["upper"] == pytest.approx(math.exp(x.mean() + half), rel=1e-5)
     assert 0 <= fw["bootstrap_rate"]["value"] <= 0.02 and "of 10 replicas" in fw["leave_one_out"]
     assert ref["parameters"]["temperature_K"] == 700.0
+    # seeds scatter by 10 %, one run's SE says 5 %: the reference says so
+    assert ref["made_by"]["run_se_vs_seed_scatter"]["all"]["ratio"] == pytest.approx(2, rel=0.6)
     for key in ("n_excess", "excess.gb_mean", "gamma_per_nm2.mean", "rho_bulk_per_A3"):
         assert "lower" not in ref["quantities"].get(key, {})  # fixed, floored or redundant
     path = tmp_path / "ref.yaml"

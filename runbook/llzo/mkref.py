@@ -117,6 +117,7 @@ def make(docs: list[dict], names: list[str], name: str, command: str,
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "replicas": names,
             "family_wise": family_wise(X, alpha_fw, method, c, names, rng),
+            "run_se_vs_seed_scatter": run_se_check(docs),
         },
         "parameters": params,
         "quantities": q,
@@ -158,6 +159,20 @@ def family_wise(X, alpha_fw: float, method: str, c: float, names: list[str], rng
         + (": " + "; ".join(failed) if failed else ""),
         "bootstrap_rate": {"value": round(rate, 4), "se": round(se, 4)},
     }
+
+
+def run_se_check(docs: list[dict]) -> dict:
+    """Does one run's GLS standard error of D describe the scatter between seeds? The
+    ratio std(D over seeds) / mean(per-run SE): ~1 when it does; above 1 the seeds differ
+    by more than trajectory noise (starting structure, correlated Li motion)."""
+    out = {}
+    for name in ("all", "bulk_start"):
+        d = values(docs, f"{GLS}.{name}.xyz.D_cm2_s")
+        se = values(docs, f"{GLS}.{name}.xyz.se_cm2_s")
+        if np.isfinite(d).all() and np.isfinite(se).all() and se.mean() > 0:
+            out[name] = {"seed_std_cm2_s": _r(d.std(ddof=1)), "mean_run_se_cm2_s": _r(se.mean()),
+                         "ratio": _r(d.std(ddof=1) / se.mean())}  # fmt: skip
+    return out
 
 
 def discrimination(ref_docs: list[dict], probes: dict[str, list[dict]], alpha_fw: float,
