@@ -432,27 +432,19 @@ def _diffusion(
     acc = MSDAccumulator(n_frames, ("all", "gb_start", "bulk_start"), N_GROUPS)
     origins = (np.arange(n_frames) % p.origin_every == 0)[:, None]
     per_chunk = max(1, int(memory_mb * 2**20 / (BYTES_PER_ATOM_FRAME * n_frames)))
-    buf = np.empty((n_frames, min(per_chunk, st.n_core), 3))
     fit_frames = np.flatnonzero(fit)
     extras.start((fit_frames[0], fit_frames[-1]), acc.classes, -(-st.n_core // per_chunk))
-    with open(st.core_file, "rb") as f:
-        for a in range(0, st.n_core, per_chunk):
-            m = min(per_chunk, st.n_core - a)
-            r = buf[:, :m]
-            for t in range(n_frames):  # one strided read per frame keeps RSS at the chunk
-                f.seek((t * st.n_core + a) * 24)
-                f.readinto(memoryview(r[t]).cast("B"))
-            frac = (r[:, :, 2] - st.lo[:, 2, None]) / st.lengths[:, 2, None]
-            dmin = np.minimum(
-                *(min_image(frac - s, 1.0) * st.lengths[:, 2, None] for s in frac_planes)
-            )
-            weights = {
-                "all": np.broadcast_to(origins, (n_frames, m)),
-                "gb_start": origins & (dmin <= w_start + EPS_A),
-                "bulk_start": origins & (dmin >= p.d_bulk - EPS_A),
-            }
-            acc.add(r, weights, (a + np.arange(m)) % N_GROUPS)
-            extras.add(r, frac, dmin, weights)
+    for a, r in _atom_chunks(st, per_chunk):
+        m = r.shape[1]
+        frac = (r[:, :, 2] - st.lo[:, 2, None]) / st.lengths[:, 2, None]
+        dmin = np.minimum(*(min_image(frac - s, 1.0) * st.lengths[:, 2, None] for s in frac_planes))
+        weights = {
+            "all": np.broadcast_to(origins, (n_frames, m)),
+            "gb_start": origins & (dmin <= w_start + EPS_A),
+            "bulk_start": origins & (dmin >= p.d_bulk - EPS_A),
+        }
+        acc.add(r, weights, (a + np.arange(m)) % N_GROUPS)
+        extras.add(r, frac, dmin, weights)
     d_cm2, d_se, msd = {}, {}, {"lag_ps": lags}
     for name in acc.classes:
         curve, npairs = acc.msd(name)
@@ -485,6 +477,19 @@ def _diffusion(
         "msd_A2": _thin(msd, 1000),
     }
     return diffusion
+
+
+def _atom_chunks(st: _Stream, per_chunk: int):
+    """(first slot, (F, m, 3) unwrapped positions) of consecutive atom chunks; one buffer."""
+    n_frames = len(st.times_ps)
+    buf = np.empty((n_frames, min(per_chunk, st.n_core), 3))
+    with open(st.core_file, "rb") as f:
+        for a in range(0, st.n_core, per_chunk):
+            r = buf[:, : min(per_chunk, st.n_core - a)]
+            for t in range(n_frames):  # one strided read per frame keeps RSS at the chunk
+                f.seek((t * st.n_core + a) * 24)
+                f.readinto(memoryview(r[t]).cast("B"))
+            yield a, r
 
 
 def _thin(curves: dict[str, np.ndarray], at_most: int) -> dict[str, list]:
