@@ -165,6 +165,11 @@ def paragraph(res: dict, control: dict | None = None, crystal: dict | None = Non
     parts = [f"**{labels[v]}:** " + "; ".join(t) + "." for v, t in groups.items() if t]
     rule = (
         f"(Seen: beyond {K_SE:g} standard errors, or 95 % intervals apart; generated from "
-        "this run's numbers.)"
+        "this run's numbers."
     )
-    return " ".join(parts) + " " + rule
+    if cx.estimate(res, "band_ratio").source.startswith("blocks"):
+        rule += (
+            " The profile standard errors come from blocks of one trajectory: they miss the "
+            "scatter between starting structures, which the seeds of a sweep measure."
+        )
+    return " ".join(parts) + " " + rule + ")"
