@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -38,6 +39,51 @@ LI_SITES = "li_sites"
 REFERENCE_RUNS = "reference_runs"
 SECTIONS = (DIFFUSION_GLS, HOPS, PROFILE_SE, LI_SITES)  # written by `bundle analyze`
 SHORT_LAG_PS = 1.0
+
+
+# --- the shapes of the new sections (for the typed results schema) --------------------
+
+
+class GlsFit(TypedDict, total=False):  # diffusion_gls.classes.<class>.<xyz|xy|z>
+    D_cm2_s: float | None
+    se_cm2_s: float
+    ci95_cm2_s: list[float]  # [lo, hi], flat prior D >= 0
+    intercept_A2: float
+    intercept_se_A2: float
+    loglog_slope: float | None
+    loglog_slope_se: float | None
+    msd_end_A2: float
+    kappa: float  # non-Gaussian scale of the covariance
+    n_lags: int
+    ols: dict  # D_cm2_s, se_naive_cm2_s, se_model_cm2_s (same lags)
+    flags: list[str]
+    usable: bool
+
+
+class HopRegion(TypedDict):  # hops.regions.<gb|bulk|other>
+    hops: int
+    li_ps: float
+    rate_per_li_ps: float | None
+    rate_ci95_per_li_ps: list[float] | None
+    mean_hop_length_A: float | None
+    D_jump_cm2_s: float | None
+
+
+class ProfileSe(TypedDict):  # profile_se
+    method: str
+    n_blocks: int
+    frames_per_block: list[int]
+    rho_li_per_A3: list[list[float]]  # per block
+    values: dict[str, list[float]]  # per METRICS key (checks.blocks.METRICS), per block
+    se: dict[str, float | None]
+    rho_cell_per_A3: float
+    rho_cell_se_per_A3: float | None
+    gamma_unit: str
+
+
+class SiteRegion(TypedDict):  # li_sites.regions.<all|boundary|between|interior>
+    occupancy: dict[str, float | None]  # per label (24d, 96h)
+    n_sites: dict[str, int]
 
 
 @dataclass(frozen=True)
