@@ -124,17 +124,20 @@ def fitted_normal(X: np.ndarray, shrink: float = 0.1) -> tuple[np.ndarray, np.nd
 
 def bootstrap_rate(
     X: np.ndarray, alpha_fw: float, method: str, rng, n_boot: int = 2000,
-    shift: np.ndarray | None = None,
+    shift: np.ndarray | None = None, n_ref: int | None = None,
 ) -> tuple[float, float]:  # fmt: skip
     """P(a new run FAILs any quantity) and its Monte-Carlo SE: references of n replicas and
-    a new run drawn from the fitted normal (the new run displaced by `shift`: power)."""
-    n, m = X.shape
+    a new run drawn from the fitted normal (the new run displaced by `shift`: power).
+    `n_ref`: the size of the simulated references (default: as many as X has), to
+    project how many seeds a reference needs."""
+    m = X.shape[1]
+    n = n_ref or len(X)
     mean, cov = fitted_normal(X)
     chol = np.linalg.cholesky(cov + 1e-12 * np.diag(np.diag(cov)))
     ref = mean + rng.standard_normal((n_boot, n, m)) @ chol.T
     new = mean + (0 if shift is None else shift) + rng.standard_normal((n_boot, m)) @ chol.T
     if method == "sidak":
-        c = np.full(n_boot, factor(X, alpha_fw, method, rng))
+        c = np.full(n_boot, factor(ref[0], alpha_fw, method, rng))  # depends on n, m only
     else:
         c = np.array([maxstat_c(n, shrunk_correlation(r), alpha_fw, rng, 1000) for r in ref])
     half = c[:, None] * ref.std(axis=1, ddof=1) * math.sqrt(1 + 1 / n)
@@ -145,11 +148,11 @@ def bootstrap_rate(
 
 
 def power(X: np.ndarray, probe: np.ndarray, alpha_fw: float, method: str, rng,
-          n_boot: int = 2000) -> dict:  # fmt: skip
+          n_boot: int = 2000, n_ref: int | None = None) -> dict:  # fmt: skip
     """Probability that a run of the probe's population FAILs: the probe runs (k, m) give
     the shift of the population mean; the seed scatter is the reference's."""
     shift = np.nanmean(probe, axis=0) - X.mean(axis=0)
-    p, se = bootstrap_rate(X, alpha_fw, method, rng, n_boot, shift)
+    p, se = bootstrap_rate(X, alpha_fw, method, rng, n_boot, shift, n_ref)
     s = X.std(axis=0, ddof=1)
     return {"p_fail": p, "p_fail_se": se, "shift_in_s": [float(v) for v in shift / s]}
 

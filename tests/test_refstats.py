@@ -63,3 +63,12 @@ def test_screen_refuses_fixed_floored_and_duplicated_quantities():
     assert any("D and gamma" in p and "judged twice" in p for p in problems)
     assert not any(p.startswith("ok") for p in problems)
     assert rs.screen(X[:, [0, 4]], [judged[0], judged[4]]) == []
+
+
+def test_more_seeds_in_the_reference_raise_the_power():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(6, 2))
+    probe = (X.mean(axis=0) + 5 * X.std(axis=0, ddof=1))[None, :]
+    few = rs.power(X, probe, 0.01, "sidak", rng, 3000)["p_fail"]
+    many = rs.power(X, probe, 0.01, "sidak", rng, 3000, n_ref=30)["p_fail"]
+    assert many > few + 0.1 and many > 0.9
