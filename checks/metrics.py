@@ -39,15 +39,15 @@ from pathlib import Path
 import numpy as np
 
 from bundle.core.errors import InputError
+from checks.extras import ExtraParams, Extras
 from checks.lammpsio import Frame, read_frames
 from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_slope
+from checks.profile import CLI, EPS_A, PER_A2_TO_PER_NM2, min_image, profile_numbers
 
 SCHEMA = "gb-analysis/1"
-EPS_A = 1e-9  # Å: tolerance of the distance comparisons (see module doc)
-PER_A2_TO_PER_NM2 = 100.0
 A2_PER_PS_TO_CM2_PER_S = 1e-4
 N_GROUPS = 5
-CLI = "command line"
+__all__ = ["EPS_A", "PER_A2_TO_PER_NM2", "min_image", "profile_numbers"]  # re-exported
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,15 @@ class Params:
     fit_window_ps: tuple[float, float] | None = None  # MSD fit; None = 10 %..50 % of max lag
     include_excess: bool = False  # count excess Li in the profile
     drop_incomplete_frame: bool = False
+    temperature_K: float | None = None  # thermostat target, recorded (checks.extras)
+    li_sites: Path | None = None  # candidate Li sites for occupancies (checks.sites)
+    site_A: float = 1.0  # site assignment radius
+    hop_A: float = 1.5  # hop distance (checks.hops)
+
+    def extra(self) -> ExtraParams:
+        w_start = self.w_start if self.w_start is not None else self.w
+        return ExtraParams(self.w, w_start, self.d_bulk, self.n_blocks, self.include_excess,
+                           self.temperature_K, self.li_sites, self.site_A, self.hop_A)  # fmt: skip
 
     def validate(self) -> None:
         positive = {
@@ -78,6 +87,9 @@ class Params:
         }
         if self.w_start is not None:
             positive["--w-start"] = self.w_start
+        if self.temperature_K is not None:
+            positive["--temperature-K"] = self.temperature_K
+        positive |= {"--site-A": self.site_A, "--hop-A": self.hop_A}
         for flag, value in positive.items():
             if not (value > 0 and math.isfinite(value)):
                 raise InputError(CLI, flag, f"must be a positive number (got {value})")
@@ -88,6 +100,7 @@ class Params:
         for flag, win in (("--window-ps", self.window_ps), ("--fit-window-ps", self.fit_window_ps)):
             if win is not None and not (win[0] < win[1]):
                 raise InputError(CLI, flag, f"start must be before end (got {win[0]},{win[1]})")
+        self.extra().validate()
 
 
 @dataclass(frozen=True)
@@ -151,8 +164,10 @@ def analyze(
         prof = _profile(st, params)
         frac_planes = [(z - st.lo[:, 2].mean()) / st.lengths[:, 2].mean() for z in prof["planes"]]
         excess = _excess(st, frac_planes, params, warn) if st.n_exc else None
-        diffusion = _diffusion(st, frac_planes, params, memory_mb, warn)
-    return _document(st, params, prof, excess, diffusion)
+        extras = Extras(params.extra(), st.times_ps, st.lo, st.lengths, prof["planes"],
+                        frac_planes, len(st.hist))  # fmt: skip
+        diffusion = _diffusion(st, frac_planes, params, memory_mb, warn, extras)
+    return _document(st, params, prof, excess, diffusion) | extras.sections()
 
 
 # --- the streaming pass -----------------------------------------------------------
@@ -299,11 +314,6 @@ def _rows(fr: Frame, lut: np.ndarray, n_sel: int) -> np.ndarray:
 # --- the profile (検証A) ---------------------------------------------------------
 
 
-def min_image(dz: np.ndarray, length: float | np.ndarray) -> np.ndarray:
-    """|dz| under the minimum-image convention along a periodic axis of `length`."""
-    return np.abs((dz + 0.5 * length) % length - 0.5 * length)
-
-
 def _profile(st: _Stream, p: Params) -> dict:
     n_frames = len(st.times_ps)
     lx, ly, lz = st.lengths.mean(axis=0)
@@ -321,45 +331,8 @@ def _profile(st: _Stream, p: Params) -> dict:
         shift = 0.5 * (ym - yp) / curv if curv < 0 else 0.0
         z0 = zlo + (z[i] + shift * dz - zlo) % lz
         planes = [z0, zlo + (z0 + lz / 2 - zlo) % lz]
-    d = [min_image(z - zk, lz) for zk in planes]
-    bulk = (d[0] >= p.d_bulk - EPS_A) & (d[1] >= p.d_bulk - EPS_A)
-    if not bulk.any():
-        raise InputError(
-            CLI,
-            "--d-bulk",
-            f"no bin is {p.d_bulk} Å from both GB planes {planes[0]:.2f}, {planes[1]:.2f} "
-            f"(Lz = {lz:.2f} Å)",
-            f"use --d-bulk below {lz / 4:.2f} Å",
-        )
-    band = (d[0] <= p.w + EPS_A) | (d[1] <= p.w + EPS_A)
-    if not band.any():
-        raise InputError(
-            CLI,
-            "--w",
-            f"no bin centre within w = {p.w} Å of a GB plane",
-            f"use --w >= {dz / 2:.3f} (half the bin width)",
-        )
-    rho_bulk = float(rho[bulk].mean())
-    rho_band = float(rho[band].mean())
-    rho_peak = float(rho.max())
-    gammas = []
-    for k in (0, 1):
-        near = (d[k] < d[1 - k]) & (d[k] < p.d_bulk - EPS_A)
-        gammas.append(float((rho[near] - rho_bulk).sum() * dz * PER_A2_TO_PER_NM2))
-    ratio = (lambda x: x / rho_bulk) if rho_bulk > 0 else (lambda x: None)
-    return {
-        "planes": [float(x) for x in planes],
-        "box": [float(lx), float(ly), float(lz)],
-        "z": z,
-        "rho": rho,
-        "dz": float(dz),
-        "rho_bulk": rho_bulk,
-        "rho_peak": rho_peak,
-        "rho_band": rho_band,
-        "peak_ratio": ratio(rho_peak),
-        "band_ratio": ratio(rho_band),
-        "gammas": gammas,
-    }
+    numbers = profile_numbers(rho, z, float(lz), [float(x) for x in planes], p.w, p.d_bulk)
+    return {"box": [float(lx), float(ly), float(lz)], "z": z, "rho": rho, "dz": float(dz)} | numbers
 
 
 # --- excess Li in the bands (検証B) -------------------------------------------------
@@ -434,7 +407,9 @@ def _excess(st: _Stream, frac_planes: list[float], p: Params, warn) -> dict:
 # --- diffusion from the MSD --------------------------------------------------------
 
 
-def _diffusion(st: _Stream, frac_planes: list[float], p: Params, memory_mb: float, warn):
+def _diffusion(
+    st: _Stream, frac_planes: list[float], p: Params, memory_mb: float, warn, extras: Extras
+):
     n_frames = len(st.times_ps)
     if n_frames < 3 or st.n_core == 0:
         return None
@@ -457,24 +432,19 @@ def _diffusion(st: _Stream, frac_planes: list[float], p: Params, memory_mb: floa
     acc = MSDAccumulator(n_frames, ("all", "gb_start", "bulk_start"), N_GROUPS)
     origins = (np.arange(n_frames) % p.origin_every == 0)[:, None]
     per_chunk = max(1, int(memory_mb * 2**20 / (BYTES_PER_ATOM_FRAME * n_frames)))
-    buf = np.empty((n_frames, min(per_chunk, st.n_core), 3))
-    with open(st.core_file, "rb") as f:
-        for a in range(0, st.n_core, per_chunk):
-            m = min(per_chunk, st.n_core - a)
-            r = buf[:, :m]
-            for t in range(n_frames):  # one strided read per frame keeps RSS at the chunk
-                f.seek((t * st.n_core + a) * 24)
-                f.readinto(memoryview(r[t]).cast("B"))
-            frac = (r[:, :, 2] - st.lo[:, 2, None]) / st.lengths[:, 2, None]
-            dmin = np.minimum(
-                *(min_image(frac - s, 1.0) * st.lengths[:, 2, None] for s in frac_planes)
-            )
-            weights = {
-                "all": np.broadcast_to(origins, (n_frames, m)),
-                "gb_start": origins & (dmin <= w_start + EPS_A),
-                "bulk_start": origins & (dmin >= p.d_bulk - EPS_A),
-            }
-            acc.add(r, weights, (a + np.arange(m)) % N_GROUPS)
+    fit_frames = np.flatnonzero(fit)
+    extras.start((fit_frames[0], fit_frames[-1]), acc.classes, -(-st.n_core // per_chunk))
+    for a, r in _atom_chunks(st, per_chunk):
+        m = r.shape[1]
+        frac = (r[:, :, 2] - st.lo[:, 2, None]) / st.lengths[:, 2, None]
+        dmin = np.minimum(*(min_image(frac - s, 1.0) * st.lengths[:, 2, None] for s in frac_planes))
+        weights = {
+            "all": np.broadcast_to(origins, (n_frames, m)),
+            "gb_start": origins & (dmin <= w_start + EPS_A),
+            "bulk_start": origins & (dmin >= p.d_bulk - EPS_A),
+        }
+        acc.add(r, weights, (a + np.arange(m)) % N_GROUPS)
+        extras.add(r, frac, dmin, weights)
     d_cm2, d_se, msd = {}, {}, {"lag_ps": lags}
     for name in acc.classes:
         curve, npairs = acc.msd(name)
@@ -495,6 +465,7 @@ def _diffusion(st: _Stream, frac_planes: list[float], p: Params, memory_mb: floa
             if len(per_group) == N_GROUPS
             else None
         )
+    extras.finish(msd)
     gb, bulk = d_cm2["gb_start"], d_cm2["bulk_start"]
     diffusion = {
         "fit_window_ps": [float(lags[fit][0]), float(lags[fit][-1])],
@@ -506,6 +477,19 @@ def _diffusion(st: _Stream, frac_planes: list[float], p: Params, memory_mb: floa
         "msd_A2": _thin(msd, 1000),
     }
     return diffusion
+
+
+def _atom_chunks(st: _Stream, per_chunk: int):
+    """(first slot, (F, m, 3) unwrapped positions) of consecutive atom chunks; one buffer."""
+    n_frames = len(st.times_ps)
+    buf = np.empty((n_frames, min(per_chunk, st.n_core), 3))
+    with open(st.core_file, "rb") as f:
+        for a in range(0, st.n_core, per_chunk):
+            r = buf[:, : min(per_chunk, st.n_core - a)]
+            for t in range(n_frames):  # one strided read per frame keeps RSS at the chunk
+                f.seek((t * st.n_core + a) * 24)
+                f.readinto(memoryview(r[t]).cast("B"))
+            yield a, r
 
 
 def _thin(curves: dict[str, np.ndarray], at_most: int) -> dict[str, list]:
@@ -535,7 +519,8 @@ def _document(st: _Stream, p: Params, prof: dict, excess, diffusion) -> dict:
             "fit_window_ps": list(p.fit_window_ps) if p.fit_window_ps else None,
             "include_excess": p.include_excess,
             "gb_planes_given": p.gb is not None,
-        },
+        }
+        | p.extra().parameters(),
         "box_A": prof["box"],
         "n_frames": int(len(t)),
         "n_li": st.n_core,

@@ -314,23 +314,23 @@ def _ctx(tmp_path, **blocks):
 
 def test_study_errors_name_the_field(tmp_path):
     from runbook.config import stage_config
-    from runbook.llzo import stages
+    from runbook.llzo import buildstage, stages
 
-    study, ctx = _ctx(tmp_path, build={"kind": "runbook.llzo.stages:Build", "dopant": "Ga",
+    study, ctx = _ctx(tmp_path, build={"kind": "runbook.llzo.buildstage:Build", "dopant": "Ga",
                                        "dopant_level": 0.25})  # fmt: skip
-    b = stages.Build("build", stage_config(study, "build", stages.Build.Config))
+    b = buildstage.Build("build", stage_config(study, "build", buildstage.Build.Config))
     with pytest.raises(InputError) as e:  # no verified Ga-O parameters in the shipped file
         b.preflight(ctx)
     assert e.value.field == "build.dopant" and "Ga-O" in str(e.value)
-    study, ctx = _ctx(tmp_path, build={"kind": "runbook.llzo.stages:Build", "dopant": "Al",
+    study, ctx = _ctx(tmp_path, build={"kind": "runbook.llzo.buildstage:Build", "dopant": "Al",
                                        "dopant_level": 3.0})  # fmt: skip
-    b = stages.Build("build", stage_config(study, "build", stages.Build.Config))
+    b = buildstage.Build("build", stage_config(study, "build", buildstage.Build.Config))
     with pytest.raises(InputError) as e:
         b.preflight(ctx)
     assert e.value.field == "build.dopant_level"
     study, ctx = _ctx(
         tmp_path,
-        build={"kind": "runbook.llzo.stages:Build"},
+        build={"kind": "runbook.llzo.buildstage:Build"},
         md={"kind": "runbook.llzo.stages:Md", "input": "build", "time_ps": 1.0,
             "barostat_z": True},
     )  # fmt: skip

@@ -13,7 +13,7 @@ import yaml
 from bundle.core.errors import InputError
 from runbook import config, engine, files, lammpslog, loader
 from runbook.config import stage_config
-from runbook.llzo import bicrystal, lmpdata, md, potential, relaxstage, stages
+from runbook.llzo import bicrystal, buildstage, lmpdata, md, potential, relaxstage, stages
 from runbook.stage import Context
 
 
@@ -114,7 +114,7 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     build_only = loader.load(tmp_path / "build-only.yaml", profile="h200")
     engine.run(build_only, tmp_path / "run", echo=lambda s: None)
     ctx = Context(build_only, tmp_path / "run")  # the later stages read it as input
-    res = ctx.result("build", stages.BuildResult)
+    res = ctx.result("build", buildstage.BuildResult)
     assert sum(res.counts.values()) >= 50_000 and res.charge_e == 0
     assert 75 < res.box_A[2] < 90  # Lz as in the published cell (about 80 Å)
 

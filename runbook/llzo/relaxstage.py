@@ -22,7 +22,8 @@ from runbook.config import Strict
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import potential, relax
-from runbook.llzo.stages import Build, LlzoStage
+from runbook.llzo.buildstage import Build
+from runbook.llzo.stages import LlzoStage
 from runbook.stage import Context
 
 

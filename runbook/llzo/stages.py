@@ -1,5 +1,5 @@
 """The stages of the `llzo-gb` study (plug-in kinds `runbook.llzo.stages:<Class>`, and
-`runbook.llzo.relaxstage:Relax`).
+`runbook.llzo.buildstage:Build`, `runbook.llzo.relaxstage:Relax`).
 
     build (translation scan) -> relax (minimise, anneal, minimise) -> equilibrate
           -> production -> insert -> production_excess -> analyze -> check -> report
@@ -13,7 +13,7 @@ the wiring is explicit in the study file.
 Profiles: every block may carry `by_profile: {<profile>: {field: value}}`, applied by
 the study loader (runbook.loader) when that profile is active (e.g. the h200 profile's
 larger cell, the Allegro engine and its longer runs), so `self.cfg` is already the
-profile's configuration. Results are read typed (`ctx.result(name, BuildResult)`).
+profile's configuration. Results are read typed (`ctx.result(name, WithPlanes)`).
 The MD engine follows the profile's accelerator: `cpu` runs the classical baseline
 through the LAMMPS Python module, `cuda` runs `lmp` with `pair_style allegro` and
 Kokkos, one MPI rank per GPU.
@@ -35,7 +35,7 @@ from runbook import modelcard
 from runbook.config import Strict
 from runbook.files import read_json, write_commands, write_params
 from runbook.launchers import Command
-from runbook.llzo import TYPE_IDS, garnet, md, potential, results
+from runbook.llzo import TYPE_IDS, md, potential, results
 from runbook.stage import Context, Stage
 from runbook.stages import analyze
 from runbook.stages.analyze import fmt6
@@ -68,102 +68,11 @@ class WithDataFile:
 
 @dataclass(frozen=True)
 class WithPlanes:
-    """What a stage that needs the boundary planes reads of a build or relax result."""
+    """What a stage that needs the boundary planes reads of a build or relax result (and
+    the Li candidate sites carried with it, for the occupancies)."""
 
     gb_planes_A: list[float]
-
-
-# ------------------------------------------------------------------------------- build
-
-
-class ScanConfig(Strict):
-    """The translation grid (runbook.llzo.scan): every combination is built and minimised."""
-
-    termination: list[int] = Field([1], min_length=1)
-    shift_x_A: list[float] = Field([0.0], min_length=1)
-    shift_y_A: list[float] = Field([0.0], min_length=1)
-    gap_A: list[float] = Field([0.0], min_length=1)
-    repeat: list[int] | None = Field(None, min_length=3, max_length=3, description="scan cell")
-    seed: int = Field(1, ge=0, description="Li ordering of every scan point (not swept)")
-
-
-class BuildConfig(Strict):
-    plane: list[int] = Field([2, 1], min_length=2, max_length=2)
-    repeat: list[int] = Field([1, 1, 1], min_length=3, max_length=3)
-    termination: int = Field(1, ge=0)
-    a_A: float = Field(12.9682, gt=0)
-    gap_A: float = Field(0.0, ge=0)
-    shift_A: list[float] = Field([0.0, 0.0], min_length=2, max_length=2)
-    control: bool = False  # grain A stacked onto itself: the boundary-free control
-    dopant: Literal["Al", "Ga", "Ta"] | None = None
-    dopant_level: float = Field(0.0, ge=0, description="x per formula unit Li7La3Zr2O12")
-    removal: Literal["neutral", "single"] = "neutral"
-    scan: ScanConfig | None = None  # None: build at the translation given
-    potential_file: str | None = None  # the scan's energies (default: buckingham.yaml)
-    seed: int = Field(1, ge=0)
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    data_file: str
-    box_A: list[float]
-    gb_planes_A: list[float]
-    counts: dict[str, int]
-    charge_e: int
-    sigma: int
-    control: bool = False
-    composition: str = ""
-    li_sites: str = "li_sites.npz"
-    scan_best: dict | None = None
-
-
-class Build(LlzoStage):
-    kind = "llzo-build"
-    Config = BuildConfig
-    tools = ("ase", "numpy", "lammps")
-
-    def preflight(self, ctx: Context) -> None:
-        c = self.cfg
-        try:
-            garnet.Composition(c.dopant, c.dopant_level)
-        except ValueError as e:
-            raise InputError(ctx.study.source, f"{self.name}.dopant_level", str(e)) from None
-        if c.scan is not None or ctx.study.active.accelerator == "cpu":
-            pset = potential.load(Path(c.potential_file or potential.DEFAULT_FILE))
-            species = {"Li", "La", "Zr"} | ({c.dopant} if c.dopant else set())
-            potential.check_species(pset, species, ctx.study.source, f"{self.name}.dopant")
-        if min(c.repeat) < 1:
-            raise InputError(ctx.study.source, f"{self.name}.repeat", f"{c.repeat}: each >= 1")
-        if min(c.plane) < 0 or max(c.plane) < 1:
-            raise InputError(
-                ctx.study.source, f"{self.name}.plane", f"{c.plane}: expected h, k >= 0, not both 0"
-            )
-
-    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.cfg
-        p = {"plane": c.plane, "repeat": c.repeat, "termination": c.termination,
-             "a_A": c.a_A, "gap_A": c.gap_A, "shift_A": c.shift_A, "control": c.control,
-             "dopant": c.dopant, "dopant_level": c.dopant_level, "removal": c.removal,
-             "potential_file": c.potential_file, "seed": c.seed}  # fmt: skip
-        if c.scan is not None:
-            grid = c.scan.model_dump(mode="python")
-            p.update(scan={k: grid[k] for k in ("termination", "shift_x_A", "shift_y_A", "gap_A")},
-                     scan_repeat=grid["repeat"], scan_seed=grid["seed"])  # fmt: skip
-        cmd = Command(("python", "-m", "runbook.llzo.steps", "build", "build.json"), "build.log")
-        return [write_params(stage_dir, "build.json", p), write_commands(stage_dir, [cmd])]
-
-    def collect(self, ctx: Context, stage_dir: Path) -> BuildResult:
-        path = stage_dir / "bicrystal.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'build.log'}")
-        d = json.loads(path.read_text())
-        best = None
-        if d.get("scan"):
-            sc = json.loads((stage_dir / d["scan"]).read_text())
-            best = {**sc["best_point"], "gamma_J_m2": sc["points"][sc["best"]]["gamma_J_m2"]}
-        return BuildResult(d["data_file"], d["box_A"], d["gb_planes_A"], d["counts"],
-                           d["charge_e"], d["sigma"], d["control"], d["composition"],
-                           d["li_sites"], best)  # fmt: skip
+    li_sites: str | None = None
 
 
 # ---------------------------------------------------------------------------------- md
@@ -406,14 +315,20 @@ class Analyze(LlzoStage, analyze.AnalysisStage):
         return request.AnalysisRequest(
             dumps=(ctx.rel(src, r.dump),), timestep_fs=fmt6(r.timestep_fs), out=out,
             type_map=TYPE_MAP, li_type="Li", gb=(fmt6(planes[0]), fmt6(planes[1])),
-            dz=fmt6(c.dz), w=fmt6(c.w), d_bulk=fmt6(c.d_bulk), **extra,
+            dz=fmt6(c.dz), w=fmt6(c.w), d_bulk=fmt6(c.d_bulk),
+            temperature_K=fmt6(r.temperature_K), **extra,
         )  # fmt: skip
+
+    def _sites(self, ctx: Context) -> str | None:
+        """The build (or relax) stage's Li candidate sites: occupancies and hops."""
+        sites = ctx.result(self.cfg.build, WithPlanes).li_sites
+        return ctx.rel(self.cfg.build, sites) if sites else None
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.cfg
         ids = ctx.rel(c.insert, ctx.result(c.insert, InsertResult).ids_file)
         reqs = {
-            "profile": self._request(ctx, "profile", c.profile_from),
+            "profile": self._request(ctx, "profile", c.profile_from, li_sites=self._sites(ctx)),
             "excess": self._request(
                 ctx, "excess", c.excess_from, excess_ids=ids, avg_window_ps=fmt6(c.avg_window_ps)
             ),
@@ -484,6 +399,8 @@ class ReportConfig(Strict):
     check: str | None = "check"
     md_stages: list[str] = ["equilibrate", "production", "production_excess"]
     published: str = "llzo-gb-700K-published"
+    control: str | None = None  # a stage whose folder holds the control run's results.json
+    crystal: str | None = None  # ... the single crystal's
 
 
 class Report(LlzoStage):
@@ -501,6 +418,8 @@ class Report(LlzoStage):
             "check": ctx.rel(c.check) if c.check else None,
             "md": {n: ctx.rel(n) for n in c.md_stages},
             "published": c.published,
+            "control": ctx.rel(c.control) if c.control else None,
+            "crystal": ctx.rel(c.crystal) if c.crystal else None,
         }
         cmd = Command(("python", "-m", "runbook.llzo.report", "report.json"), "report.log")
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]

@@ -37,22 +37,28 @@ def spec_of(p: dict) -> bicrystal.BicrystalSpec:
     )
 
 
+def _scan(p: dict, spec: bicrystal.BicrystalSpec) -> tuple[bicrystal.BicrystalSpec, dict]:
+    """The translation scan (runbook.llzo.scan) on `scan_repeat`, written to scan.json;
+    the spec at its lowest-energy point."""
+    from runbook.llzo import potential, scan
+
+    grid = scan.ScanGrid(**{k: tuple(v) for k, v in p["scan"].items()})
+    cell = replace(spec, repeat=tuple(p.get("scan_repeat") or spec.repeat))
+    pset = potential.load(
+        Path(p["potential_file"]) if p.get("potential_file") else potential.DEFAULT_FILE
+    )
+    scanned = scan.run(cell, grid, int(p.get("scan_seed", 1)), pset, echo=print)
+    lmpdata.write_json(Path("scan.json"), scanned)
+    return scan.spec_at(spec, scanned["best_point"]), scanned
+
+
 def build(p: dict) -> dict:
     """The structure of the study (bicrystal or control) at the translation given, or at
     the lowest-energy point of a translation scan (`scan`: a grid, run on `scan_repeat`)."""
     spec = spec_of(p)
     scanned = None
     if p.get("scan") and not spec.control:
-        from runbook.llzo import potential, scan
-
-        grid = scan.ScanGrid(**{k: tuple(v) for k, v in p["scan"].items()})
-        cell = replace(spec, repeat=tuple(p.get("scan_repeat") or spec.repeat))
-        pset = potential.load(
-            Path(p["potential_file"]) if p.get("potential_file") else potential.DEFAULT_FILE
-        )
-        scanned = scan.run(cell, grid, int(p.get("scan_seed", 1)), pset, echo=print)
-        lmpdata.write_json(Path("scan.json"), scanned)
-        spec = scan.spec_at(spec, scanned["best_point"])
+        spec, scanned = _scan(p, spec)
     b = bicrystal.build(spec, int(p["seed"]))
     syms = b.atoms.get_chemical_symbols()
     data = lmpdata.from_symbols(b.box, syms, b.atoms.positions)
