@@ -3,7 +3,7 @@
 
     build (translation scan) -> relax (minimise, anneal, minimise) -> equilibrate
           -> production -> insert -> production_excess -> analyze -> check -> report
-    build_control -> relax_control -> equilibrate_control -> production_control
+    build_control -> relax_control -> equilibrate_control -> production_control -> analyze
 
 Each stage is render (pure: parameters/inputs into the stage folder) / execute (commands
 through the profile's launcher) / collect (typed result for the manifest). Stages name
@@ -280,6 +280,8 @@ class AnalyzeConfig(Strict):
     w: float = Field(2.0, gt=0)
     d_bulk: float = Field(8.0, gt=0)
     avg_window_ps: float = Field(50.0, gt=0)
+    control_from: str | None = None  # MD of the boundary-free control: profile beside it
+    control_build: str | None = None  # its build or relax stage (nominal planes, sites)
 
 
 @dataclass(frozen=True)
@@ -292,26 +294,36 @@ class LlzoAnalyzeResult:
 class Analyze(LlzoStage, analyze.AnalysisStage):
     """Two analyses and one results.json: the profile, Γ and D from the production before
     insertion; the excess-Li band counts from the production after it (`sources` in
-    results.json says which file each section came from). Each analysis is a request run
-    by `python -m checks analyze`; the merge is runbook.llzo.results."""
+    results.json says which file each section came from). With `control_from`, a third
+    analysis of the boundary-free control (at its own nominal planes) gives results.json
+    its `reference_runs` block (checks.crystal). Each analysis is a request run by
+    `python -m checks analyze`; the merge is runbook.llzo.results."""
 
     kind = "analyze"
     Config = AnalyzeConfig
     tools = ("numpy",)
     results_file = "results.json"
-    PARTS = ("profile", "excess")
+    PARTS = ("profile", "excess", "control")  # control: only with `control_from`
 
     def preflight(self, ctx: Context) -> None:
         c = self.cfg
         for field in ("build", "profile_from", "excess_from", "insert"):
             self.need(ctx, getattr(c, field), field)
+        if (c.control_from is None) != (c.control_build is None):
+            raise InputError(ctx.study.source, f"{self.name}.control_build",
+                             "give control_from and control_build together")  # fmt: skip
+        for field in ("control_from", "control_build"):
+            if getattr(c, field) is not None:
+                self.need(ctx, getattr(c, field), field)
 
-    def _request(self, ctx: Context, out: str, src: str, **extra) -> request.AnalysisRequest:
+    def _request(
+        self, ctx: Context, out: str, src: str, build: str, **extra
+    ) -> request.AnalysisRequest:
         c = self.cfg
         r = ctx.result(src, MdStageResult)
         if not r.dump:
             raise InputError(ctx.study.source, f"{src}.dump_every_ps", "no trajectory")
-        planes = ctx.result(c.build, WithPlanes).gb_planes_A
+        planes = ctx.result(build, WithPlanes).gb_planes_A
         return request.AnalysisRequest(
             dumps=(ctx.rel(src, r.dump),), timestep_fs=fmt6(r.timestep_fs), out=out,
             type_map=TYPE_MAP, li_type="Li", gb=(fmt6(planes[0]), fmt6(planes[1])),
@@ -319,37 +331,43 @@ class Analyze(LlzoStage, analyze.AnalysisStage):
             temperature_K=fmt6(r.temperature_K), **extra,
         )  # fmt: skip
 
-    def _sites(self, ctx: Context) -> str | None:
+    def _sites(self, ctx: Context, build: str) -> str | None:
         """The build (or relax) stage's Li candidate sites: occupancies and hops."""
-        sites = ctx.result(self.cfg.build, WithPlanes).li_sites
-        return ctx.rel(self.cfg.build, sites) if sites else None
+        sites = ctx.result(build, WithPlanes).li_sites
+        return ctx.rel(build, sites) if sites else None
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.cfg
         ids = ctx.rel(c.insert, ctx.result(c.insert, InsertResult).ids_file)
         reqs = {
-            "profile": self._request(ctx, "profile", c.profile_from, li_sites=self._sites(ctx)),
-            "excess": self._request(
-                ctx, "excess", c.excess_from, excess_ids=ids, avg_window_ps=fmt6(c.avg_window_ps)
-            ),
-        }
+            "profile": self._request(ctx, "profile", c.profile_from, c.build,
+                                     li_sites=self._sites(ctx, c.build)),
+            "excess": self._request(ctx, "excess", c.excess_from, c.build, excess_ids=ids,
+                                    avg_window_ps=fmt6(c.avg_window_ps)),
+        }  # fmt: skip
+        merge = ["python", "-m", "runbook.llzo.results", "profile", "excess", self.results_file]
+        if c.control_from and c.control_build:
+            reqs["control"] = self._request(ctx, "control", c.control_from, c.control_build,
+                                            li_sites=self._sites(ctx, c.control_build))  # fmt: skip
+            merge += ["--control", "control"]
         files = [write_params(stage_dir, f"analyze_{n}.json", r.to_json()) for n, r in reqs.items()]
         cmds = [analyze.analysis_command(f"analyze_{n}.json", f"analyze_{n}.log") for n in reqs]
-        cmds.append(Command(("python", "-m", "runbook.llzo.results", *self.PARTS,
-                             self.results_file), "merge.log"))  # fmt: skip
+        cmds.append(Command(tuple(merge), "merge.log"))
         return [*files, write_commands(stage_dir, cmds)]
 
     def requests(self, stage_dir: Path) -> dict[str, request.AnalysisRequest]:
         return {
             n: request.AnalysisRequest.from_json(read_json(stage_dir / f"analyze_{n}.json"))
             for n in self.PARTS
+            if (stage_dir / f"analyze_{n}.json").exists()
         }
 
     def reanalyse(self, stage_dir: Path, w: float, out: Path) -> dict:
         docs = self.rerun(stage_dir, out, w=w)
-        return results.merge(
+        doc = results.merge(
             docs["profile"], docs["excess"], "profile/results.json", "excess/results.json"
         )
+        return results.with_reference_runs(doc, docs.get("control"), None)
 
     def collect(self, ctx: Context, stage_dir: Path) -> LlzoAnalyzeResult:
         path = stage_dir / self.results_file
@@ -400,6 +418,7 @@ class ReportConfig(Strict):
     md_stages: list[str] = ["equilibrate", "production", "production_excess"]
     published: str = "llzo-gb-700K-published"
     control: str | None = None  # a stage whose folder holds the control run's results.json
+    # (default: `<analyze>/control`, where the analyze stage's `control_from` puts it)
     crystal: str | None = None  # ... the single crystal's
 
 
@@ -418,7 +437,8 @@ class Report(LlzoStage):
             "check": ctx.rel(c.check) if c.check else None,
             "md": {n: ctx.rel(n) for n in c.md_stages},
             "published": c.published,
-            "control": ctx.rel(c.control) if c.control else None,
+            # default: the control analysed by the analyze stage (absent: no control section)
+            "control": ctx.rel(c.control) if c.control else ctx.rel(c.analyze, "control"),
             "crystal": ctx.rel(c.crystal) if c.crystal else None,
         }
         cmd = Command(("python", "-m", "runbook.llzo.report", "report.json"), "report.log")
