@@ -4,8 +4,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
-# Tests on 2 cores: pytest itself is serial; engines get one rank unless a test asks.
+# Tests on 2 cores: three pytest workers (tests/conftest.py says how work is split);
+# engines get one rank and one thread unless a test asks.
 export OMP_NUM_THREADS ?= 1
+# Open MPI ranks that wait spin on a core by default; on a shared 2-core machine a
+# spinning pw.x rank starves its partner (measured: a 96-atom SCF used 770 CPU-s per rank
+# beside the other workers, 161 s wall alone). Yielding ranks give the core back.
+export OMPI_MCA_mpi_yield_when_idle ?= 1
+TEST_WORKERS ?= 3
 
 .PHONY: setup demo test bench images pack lint format lock clean
 
@@ -23,7 +29,8 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -ra --durations=15 tests
+	$(BIN)/python -m pytest -ra --durations=25 -n $(TEST_WORKERS) --dist loadgroup \
+		--no-loadscope-reorder tests
 
 bench: setup
 	$(BIN)/python -m tests.bench --out bench-results

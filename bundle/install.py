@@ -9,9 +9,12 @@ Order (nothing is written under P until 1 and 2 pass):
    their image IDs compared with the manifest; or SIF files where apptainer is the runtime;
 5. a venv at P/venv from P/wheels with `pip --no-index --no-deps` and no pip config
    (no index, no find-links but the bundle's), then `pip check`;
-6. P/install.json (the install record), P/bin/bundle (sets MLMD_BUNDLE_ROOT=P), a site
-   key for signing proofpacks.
+6. P/install.json (the install record: every file written, and the earlier installs),
+   P/bin/bundle (sets MLMD_BUNDLE_ROOT=P), a site key for signing proofpacks.
 
+Nothing the install did not write is ever overwritten or removed (bundle.prefix): a
+prefix with other files is refused unless --force (they are kept), a bundle older than
+the installed one unless --allow-downgrade, a bundle holding a link of any kind always.
 Re-running is safe: checks run again, files are replaced, an image already present
 with the same ID is not loaded again, a venv whose packages equal the lock is kept.
 Nothing here opens a network connection.
@@ -25,15 +28,17 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bundle import manifest as mf
 from bundle import pack
+from bundle import prefix as pfx
 from bundle.core import lock
 from bundle.core.errors import EngineError, InputError, MissingComponent
 
-RECORD = "install.json"
+RECORD = pfx.RECORD
 RECORD_SCHEMA = "bundle-install/1"
 
 
@@ -73,6 +78,10 @@ class InstallRecord:
     images: list[dict] = field(default_factory=list)
     python: dict = field(default_factory=dict)
     steps: list[str] = field(default_factory=list)
+    manifest_created_utc: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # every file written: path -> sha256
+    kept: list[str] = field(default_factory=list)  # foreign paths --force installed beside
+    history: list[dict] = field(default_factory=list)  # earlier installs, oldest first
     schema: str = RECORD_SCHEMA
 
     def write(self, prefix: Path) -> None:
@@ -90,26 +99,34 @@ def read_record(prefix: Path) -> dict | None:
         raise InputError(prefix / RECORD, "(syntax)", f"not JSON: {e}", "re-run install") from None
 
 
+def existing_record(prefix: Path) -> dict | None:
+    """The install record under `prefix`, or None (an install.json of another kind is a
+    foreign file: bundle.prefix refuses to overwrite it)."""
+    try:
+        rec = read_record(prefix) if prefix.is_dir() else None
+    except InputError:
+        return None
+    return rec if isinstance(rec, dict) and rec.get("schema") == RECORD_SCHEMA else None
+
+
 # --------------------------------------------------------------------------- 3. files
 def install_files(bundle: Path, man: mf.Manifest, prefix: Path) -> int:
-    """Reassemble every non-image file into a staging folder, then swap top-level folders."""
-    staging = prefix / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    n = 0
-    for entry in man.files:
-        if entry.path in archives(man):
-            continue
-        mf.reassemble(bundle, entry, staging / entry.path)
-        n += 1
-    for name in (mf.MANIFEST, mf.SIGNATURE, mf.SIGNER_PUB):
-        shutil.copyfile(bundle / name, staging / name)
-    for top in sorted(os.listdir(staging)):
-        dest = prefix / top
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        os.replace(staging / top, dest)
-    staging.rmdir()
-    return n
+    """Reassemble every non-image file into a staging folder, then move them in file by
+    file (bundle.prefix.plan has made sure no path is foreign)."""
+    staging = Path(tempfile.mkdtemp(prefix=pfx.STAGING_PREFIX + "-", dir=prefix))
+    try:
+        names = [e.path for e in man.files if e.path not in archives(man)]
+        for entry in man.files:
+            if entry.path not in archives(man):
+                mf.reassemble(bundle, entry, staging / entry.path)
+        for name in (mf.MANIFEST, mf.SIGNATURE, mf.SIGNER_PUB):
+            shutil.copyfile(bundle / name, staging / name)
+        for rel in [*names, mf.MANIFEST, mf.SIGNATURE, mf.SIGNER_PUB]:
+            (prefix / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, prefix / rel)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return len(names)
 
 
 # --------------------------------------------------------------------------- 4. images
@@ -303,6 +320,8 @@ class InstallOptions:
     trust: tuple[str, ...] = ()
     runtime: str = "auto"  # auto | docker | apptainer | none
     python: str | None = None
+    force: bool = False  # install beside foreign files (never over them)
+    allow_downgrade: bool = False  # install a bundle older than the installed one
 
 
 def check_bundle(bundle: Path, trust: mf.Trust) -> tuple[mf.Manifest, str]:
@@ -316,13 +335,37 @@ def check_bundle(bundle: Path, trust: mf.Trust) -> tuple[mf.Manifest, str]:
     return man, fp
 
 
+def _sif_paths(man: mf.Manifest, runtime: str) -> list[str]:
+    if runtime != "apptainer":
+        return []
+    return [f"images/{PurePosixPath(img['archive']).stem}.sif" for img in man.images]
+
+
+def _prepare(opts: InstallOptions, man: mf.Manifest, runtime: str) -> tuple[pfx.Plan, dict]:
+    """Every refusal before the first write: downgrade, foreign files in the way."""
+    prefix = opts.prefix.resolve()
+    old = existing_record(prefix)
+    pfx.check_downgrade(old, man, opts.allow_downgrade, prefix)
+    files = [e.path for e in man.files if e.path not in archives(man)]
+    plan = pfx.plan(prefix, files + _sif_paths(man, runtime), old, opts.force)
+    return plan, old or {}
+
+
 def install(opts: InstallOptions, say=print) -> InstallRecord:
     bundle, prefix = opts.bundle.resolve(), opts.prefix.resolve()
+    if prefix.exists() and not prefix.is_dir():
+        raise InputError(
+            prefix, "--prefix", "is a file, not a folder", "give a folder (made if missing)"
+        )
     man, fp = check_bundle(bundle, trust_from(list(opts.trust)))
     size = sum(f.size for f in man.files)
     say(f"checked: signature by {fp}; {len(man.files)} files, {size} bytes")
     runtime = pick_runtime(opts.runtime) if man.images else "none"
+    plan, old = _prepare(opts, man, runtime)
+    if plan.foreign:
+        say(f"--force: {len(plan.foreign)} path(s) not written by bundle install are kept")
     prefix.mkdir(parents=True, exist_ok=True)
+    pfx.write_pending(prefix, list(plan.write), pfx.owned(prefix, old or None))
     n = install_files(bundle, man, prefix)
     say(f"files: {n} installed under {prefix}")
     images = []
@@ -354,7 +397,13 @@ def install(opts: InstallOptions, say=print) -> InstallRecord:
         images=images,
         python=py,
         steps=["signature", "hashes", "files", "images", "python", "record"],
+        manifest_created_utc=man.created_utc,
+        files={**dict.fromkeys(plan.write, ""), **{f.path: f.sha256 for f in man.files}},
+        history=pfx.history(old or None),
+        kept=list(plan.foreign),
     )
+    record.files = {k: v for k, v in record.files.items() if k not in archives(man)}
     record.write(prefix)
+    pfx.finish(prefix, plan)
     say(f"installed: {prefix / RECORD}; run {prefix / 'bin/bundle'} verify")
     return record

@@ -177,20 +177,42 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def payload_files(root: Path) -> list[str]:
-    """Every regular file under `root` except the manifest trio, sorted, as POSIX paths."""
+def payload_files(root: Path, links: list[str] | None = None) -> list[str]:
+    """Every regular file under `root` except the manifest trio, sorted, as POSIX paths.
+
+    A link (to a file or a folder, broken or not) or a special file raises InputError, or,
+    when `links` is given, is appended to it (relative path) and skipped; folders behind a
+    link are never entered."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        for d in [d for d in dirnames if Path(dirpath, d).is_symlink()]:
+            dirnames.remove(d)
+            _special(root, Path(dirpath, d), links)
         for name in filenames:
             p = Path(dirpath, name)
             rel = p.relative_to(root).as_posix()
-            if rel in RESERVED:
-                continue
             if p.is_symlink() or not p.is_file():
-                raise InputError(p, "(file type)", "links and special files cannot be bundled")
-            out.append(rel)
+                _special(root, p, links)
+            elif rel not in RESERVED:
+                out.append(rel)
     return sorted(out)
+
+
+def _special(root: Path, p: Path, links: list[str] | None) -> None:
+    if links is None:
+        raise InputError(p, "(file type)", "links and special files cannot be bundled")
+    links.append(p.relative_to(root).as_posix())
+
+
+def through_link(root: Path, rel: str) -> str | None:
+    """The first component of `rel` under `root` that is a symbolic link, if any."""
+    p = root
+    for part in PurePosixPath(rel).parts:
+        p = p / part
+        if p.is_symlink():
+            return p.relative_to(root).as_posix()
+    return None
 
 
 def split_file(path: Path, part_size: int) -> list[Part]:
@@ -279,11 +301,19 @@ def check_payload(root: Path, manifest: Manifest, stored: bool = True) -> list[P
         pieces = entry.stored() if stored else [Part(entry.path, entry.sha256, entry.size)]
         for p in pieces:
             listed.add(p.path)
-            if bad := check_file(root / p.path, p.path, p.sha256, p.size):
+            if link := through_link(root, p.path):
+                problems.append(Problem(p.path, f"reached through the link {link}: refused"))
+            elif bad := check_file(root / p.path, p.path, p.sha256, p.size):
                 problems.append(bad)
     if stored:
+        links: list[str] = []
+        unlisted = [r for r in payload_files(root, links) if r not in listed]
         problems += [
-            Problem(r, "not listed in the manifest") for r in payload_files(root) if r not in listed
+            Problem(r, "a link or special file: refused") for r in links if r not in listed
+        ]
+        problems += [Problem(r, "not listed in the manifest") for r in unlisted]
+        problems += [
+            Problem(n, "a link: refused") for n in sorted(RESERVED) if (root / n).is_symlink()
         ]
     return problems
 

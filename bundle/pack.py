@@ -6,6 +6,7 @@ Layout of a bundle (all payload paths are listed and hashed in MANIFEST.json):
     wheels/*.whl                 the Python lock as wheels + the mlmd-bundle wheel
     containers/ templates/       the lock, recipes and simulation input templates
     runbook/studies/ runbook/RUNBOOK.md
+    runbook/pseudo/              the generated La/Zr/Al pseudopotentials, inputs, pseudo.yaml
     checks/references/           study references (bundle check)
     bundle/references/           engine references + the packaged model they use
     models/                      further packaged models (`.nequip.zip`, never compiled)
@@ -32,7 +33,14 @@ from bundle.core import __version__, io, lock, paths
 from bundle.core.errors import EngineError, InputError, MissingComponent
 
 # Folders of the source tree that ship as data (relative to the root), and loose files.
-DATA_DIRS = ("containers", "templates", "runbook/studies", "checks/references", "bundle/references")
+DATA_DIRS = (
+    "containers",
+    "templates",
+    "runbook/studies",
+    "runbook/pseudo",  # the generated La/Zr/Al UPFs with their inputs and pseudo.yaml
+    "checks/references",
+    "bundle/references",
+)
 DATA_FILES = {"runbook/RUNBOOK.md": "runbook/RUNBOOK.md", "README.md": "docs/README.md"}
 SKIP_NAMES = re.compile(r"(__pycache__|\.pyc$|\.partial$|^\.)")
 # Where pseudopotentials named by studies/references are looked for, in order.
@@ -55,8 +63,10 @@ def references_dir() -> Path:
 
 
 def pseudo_dirs() -> list[Path]:
-    """Pseudopotential folders: the bundle's own first (installed), then the system's."""
-    return [d for d in (paths.root() / "pseudo", SYSTEM_PSEUDO) if d.is_dir()]
+    """Pseudopotential folders: the bundle's own first (installed), the generated ones
+    (runbook/pseudo), then the system's."""
+    own = (paths.root() / "pseudo", paths.root() / "runbook" / "pseudo")
+    return [d for d in (*own, SYSTEM_PSEUDO) if d.is_dir()]
 
 
 @dataclass(frozen=True)

@@ -5,66 +5,60 @@
     proofpack.zip.sig      ed25519 signature of the zip's bytes (hex)
     proofpack.pub          the signer's public key (the site key made at install)
 
-Redaction: every text that enters the zip passes through `Redactor`, which replaces
-this machine's host names (short and FQDN), the user names (login, $USER,
-$SUDO_USER, uid owner) and the home directory by `<host>`, `<user>`, `<home>`.
-Words are replaced whole, so a host named `gpu1` does not mangle `gpu10`.
+Two kinds of member:
+- shipped artifacts (the lock, the Python lock, MANIFEST.json, image version lists: files
+  the vendor signed): added byte for byte, never redacted, so each still matches its
+  hash; `versions/shipped.json` lists them with the manifest path and SHA-256 they match;
+- everything the site produced (reports, logs, the install record, host facts): passed
+  through `bundle.redact.Redactor` (host and user names, home and install/checkout
+  paths, IP addresses; JSON by structure, keys kept).
 Binary files are never added. `--no-redact` keeps everything as is.
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import io
-import os
-import pwd
-import re
-import socket
+import json
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from bundle import manifest as mf
+from bundle.redact import Redactor
+
+__all__ = ["Redactor", "shipped_members", "write_proofpack", "check_proofpack"]
 
 ZIP_DATE = (2000, 1, 1, 0, 0, 0)  # fixed member times: the zip's bytes depend on content only
+SHIPPED = "versions/shipped.json"
 
 
-@dataclass(frozen=True)
-class Redactor:
-    secrets: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def for_this_machine(cls, enabled: bool = True) -> Redactor:
-        if not enabled:
-            return cls()
-        pairs: list[tuple[str, str]] = []
-        home = os.path.expanduser("~")
-        if home not in ("", "/"):
-            pairs.append((home, "<home>"))
-        hosts = {socket.gethostname(), socket.getfqdn(), os.uname().nodename}
-        hosts |= {h.split(".")[0] for h in hosts}
-        users = {os.environ.get("USER", ""), os.environ.get("SUDO_USER", ""), getpass.getuser()}
+def shipped_members(
+    root: Path, members: dict[str, str | bytes | Path], record: dict | None
+) -> dict[str, dict]:
+    """{arcname: {"path", "sha256"}} for the members that are files the vendor shipped: a
+    file of the installed manifest (its SHA-256 from the manifest; MANIFEST.json itself:
+    the one the install record names). From a source checkout (no record) the lock files
+    are the repository's own and are listed with their current SHA-256."""
+    man = None
+    if record is not None and (root / mf.MANIFEST).is_file():
+        man = mf.Manifest.from_json((root / mf.MANIFEST).read_bytes(), root / mf.MANIFEST)
+    out = {}
+    for arc, src in members.items():
+        if not isinstance(src, Path) or not src.is_file():
+            continue
         try:
-            users.add(pwd.getpwuid(os.getuid()).pw_name)
-        except KeyError:
-            pass
-        pairs += [(h, "<host>") for h in hosts if len(h) >= 2 and h != "localhost"]
-        pairs += [(u, "<user>") for u in users if len(u) >= 2]
-        return cls(tuple(sorted(set(pairs))))
-
-    def __call__(self, text: str) -> str:
-        # longest first, so an FQDN goes before its short name and /home/x before x
-        for secret, mark in sorted(self.secrets, key=lambda p: -len(p[0])):
-            if secret.startswith("/"):
-                text = text.replace(secret, mark)
-            else:
-                text = re.sub(rf"(?<![\w.-]){re.escape(secret)}(?![\w-])", mark, text)
-        return text
-
-    def leaks(self, text: str) -> list[str]:
-        """Secrets still present in `text` (for tests and a last check before zipping)."""
-        return [s for s, _ in self.secrets if s in self(text)]
+            rel = src.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+        if man is not None:
+            entry = man.entry(rel)
+            if rel == mf.MANIFEST:
+                out[arc] = {"path": rel, "sha256": record.get("manifest_sha256")}
+            elif entry is not None:
+                out[arc] = {"path": rel, "sha256": entry.sha256}
+        elif rel.startswith("containers/") and rel.endswith((".lock.yaml", ".lock.txt")):
+            out[arc] = {"path": rel, "sha256": mf.sha256_file(src)[0]}
+    return out
 
 
 def _is_text(data: bytes) -> bool:
@@ -82,12 +76,16 @@ def write_proofpack(
     members: dict[str, str | bytes | Path],
     key: mf.Ed25519PrivateKey,
     redact: Redactor,
+    shipped: dict[str, dict] | None = None,
 ) -> dict:
-    """Zip `members` (arcname -> text, bytes or file), redacted; hash and sign the zip.
+    """Zip `members` (arcname -> text, bytes or file): the `shipped` ones byte for byte
+    (listed in versions/shipped.json), the others redacted; hash and sign the zip.
 
     Returns {"file", "sha256", "signature", "signer", "members", "skipped"}.
     """
     zpath = out_dir / "proofpack.zip"
+    shipped = shipped or {}
+    members = {**members, SHIPPED: json.dumps(shipped, indent=1, sort_keys=True) + "\n"}
     skipped = []
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -98,9 +96,11 @@ def write_proofpack(
             if not _is_text(data):
                 skipped.append(arcname)
                 continue
-            info = zipfile.ZipInfo(redact(arcname), ZIP_DATE)
+            if arcname not in shipped:
+                data = redact.document(data.decode()).encode()
+            info = zipfile.ZipInfo(arcname if arcname in shipped else redact.key(arcname), ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, redact(data.decode()))
+            z.writestr(info, data)
     data = buf.getvalue()
     zpath.write_bytes(data)
     sha = hashlib.sha256(data).hexdigest()

@@ -10,6 +10,7 @@ import numpy as np
 PROFILE = "profile.png"
 EXCESS = "excess_ngb.png"
 MSD = "msd.png"
+FIGURES = (PROFILE, EXCESS, MSD)
 
 
 def _plt():

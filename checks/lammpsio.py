@@ -7,22 +7,24 @@ Dump contract (checked against LAMMPS 2025.7.22 `dump custom`, plain or `.gz`):
   ITEM: ATOMS <columns> / one line per atom
 Columns: `id type` and one position set, in Å (units metal/real):
   `xu yu zu` | `x y z` + `ix iy iz` | `xs ys zs` + `ix iy iz` | `xsu ysu zsu`.
-A tilted box (`BOX BOUNDS xy xz yz ...`) is refused. One frame is held in memory at a
-time; its atom lines are parsed as one block by numpy (no per-line Python work).
-Several files given in order are one trajectory: a frame repeated at a file boundary
-(same TIMESTEP, as a restart writes it) is dropped, a TIMESTEP that goes backwards is
-refused.
+A tilted box (`BOX BOUNDS xy xz yz ...`) is refused, and so are a box length <= 0, a
+non-finite number anywhere in a frame, and ids or types that are not integers. One frame
+is held in memory at a time; its atom lines are parsed as one block by numpy (no per-line
+Python work). Ids are looked up through a sorted index (`IdIndex`): memory follows the
+number of atoms, never the largest id. Several files given in order are one trajectory: a
+frame repeated at a file boundary (same TIMESTEP, as a restart writes it) is dropped, a
+TIMESTEP that goes backwards is refused.
 
-Data-file contract (`write_data`): `N atom types`, and a `Masses` section (`type mass
-[# name]`) or an `Atom Type Labels` section (`type name`); type names come from the
-labels, else the comment, else the element whose standard mass matches.
+A gzip stream that is cut short or corrupt (what a killed MD run leaves) ends the file
+there: the frames before the damage are complete and are analysed with
+`drop_incomplete=True` (a warning says what was lost); without it the damage is one
+InputError naming the file. The byte layer (lines, gzip) is checks.dumpstream; type
+names from data files and type maps are checks.lammpsdata (re-exported here).
 """
 
 from __future__ import annotations
 
-import gzip
 import io
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,20 @@ from pathlib import Path
 import numpy as np
 
 from bundle.core.errors import InputError
+from checks.dumpstream import Lines, open_dump
+from checks.lammpsdata import element_of_mass, parse_type_map, read_data_types
+
+__all__ = [
+    "Frame",
+    "IdIndex",
+    "read_frames",
+    "element_of_mass",
+    "parse_type_map",
+    "read_data_types",
+    "format_atoms",
+    "write_frame",
+    "dump_columns",
+]
 
 # Position column sets, in order of preference: (columns, kind).
 POSITION_SETS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -39,6 +55,7 @@ POSITION_SETS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("xs", "ys", "zs", "ix", "iy", "iz"), "scaled+image"),
 )
 NEWLINE = b"\n"
+MAX_EXACT_ID = 2**53  # ids are parsed as float64: integers up to here are exact
 FIX_COLUMNS = "write the dump with `dump ID all custom N FILE id type xu yu zu`"
 
 
@@ -70,76 +87,6 @@ class _Truncated(Exception):
         self.what = what
 
 
-class _Lines:
-    """Lines of a binary stream; `block(n)` returns the next n lines as one bytes object
-    (one slice of a large buffer: no per-line Python objects). Holds at most one frame
-    plus one read chunk."""
-
-    CHUNK = 1 << 22
-
-    def __init__(self, stream):
-        self._f, self._buf, self._pos, self._last = stream, b"", 0, 0
-
-    def _fill(self) -> bool:
-        more = self._f.read(self.CHUNK)
-        if more:
-            self._buf = self._buf[self._pos :] + more
-            self._pos = 0
-        return bool(more)
-
-    def readline(self) -> bytes:
-        while (i := self._buf.find(b"\n", self._pos)) < 0:
-            if not self._fill():
-                line, self._pos = self._buf[self._pos :], len(self._buf)
-                return line
-        line, self._pos = self._buf[self._pos : i + 1], i + 1
-        return line
-
-    def block(self, n: int) -> tuple[bytes, bool]:
-        """(the next n lines, True), or (what is left, False) when the stream ends first."""
-        while True:
-            view = np.frombuffer(self._buf, np.uint8)[self._pos :]
-            guess = self._last  # the frames of one dump usually have the same length
-            if guess and len(view) < guess and self._fill():
-                continue
-            if (
-                guess
-                and len(view) >= guess
-                and view[guess - 1] == 10
-                and np.count_nonzero(view[:guess] == 10) == n
-            ):
-                end = guess
-                break
-            newlines = np.flatnonzero(view == 10)
-            if len(newlines) >= n:
-                end = int(newlines[n - 1]) + 1 if n else 0
-                break
-            if not self._fill():
-                rest, self._pos = self._buf[self._pos :], len(self._buf)
-                return rest, False
-        out = self._buf[self._pos : self._pos + end]
-        self._pos += end
-        self._last = end
-        return out, True
-
-    def more_frames(self) -> bool:
-        """Whether another frame header follows in the rest of the stream."""
-        while self._fill():
-            pass
-        return b"ITEM: TIMESTEP" in self._buf[self._pos :]
-
-
-def _open(path: Path):
-    """(raw file, line reader) for a plain or gzip file."""
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by read_frames
-    except OSError as e:
-        raise InputError(path, "(file)", f"cannot read: {e.strerror}", "check the path") from None
-    gz = raw.read(2) == b"\x1f\x8b"
-    raw.seek(0)
-    return raw, _Lines(gzip.GzipFile(fileobj=raw) if gz else raw)
-
-
 def _item(f, name: str, path: Path, k: int) -> bytes:
     """Read the line `ITEM: <name>...`; return what follows the name."""
     line = f.readline()
@@ -163,6 +110,23 @@ def _number(f, path: Path, k: int, what: str) -> int:
         return int(line)
     except ValueError:
         raise InputError(path, f"frame {k}: {what}", f"not an integer: {line[:40]!r}") from None
+
+
+class IdIndex:
+    """The slot of each atom id among `ids` (unique, in slot order), by a sorted index:
+    memory proportional to len(ids) whatever the largest id (1e12 is fine)."""
+
+    def __init__(self, ids: np.ndarray):
+        ids = np.asarray(ids, dtype=np.int64)
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted = ids[self._order]
+
+    def slots(self, ids: np.ndarray) -> np.ndarray:
+        """Slot of each of `ids`, -1 where an id is not indexed."""
+        if len(self._sorted) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted, ids), len(self._sorted) - 1)
+        return np.where(self._sorted[pos] == ids, self._order[pos], -1)
 
 
 @dataclass(frozen=True)
@@ -194,18 +158,8 @@ def _columns(header: bytes, path: Path, k: int) -> _Columns:
     )
 
 
-def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: dict):
-    """One frame from `f`, or None at a clean end of file."""
-    first = f.readline()
-    while first and not first.strip():  # blank lines between frames or at the end
-        first = f.readline()
-    if not first:
-        return None
-    if not first.startswith(b"ITEM: TIMESTEP"):
-        _bad(path, index, f"expected 'ITEM: TIMESTEP', found {first[:60]!r}")
-    timestep = _number(f, path, index, "TIMESTEP")
-    _item(f, "NUMBER OF ATOMS", path, index)
-    n = _number(f, path, index, "NUMBER OF ATOMS")
+def _box(f, path: Path, index: int) -> np.ndarray:
+    """The (3, 2) `lo hi` bounds of an orthorhombic BOX BOUNDS item."""
     flags = _item(f, "BOX BOUNDS", path, index).split()
     if len(flags) > 3 or any(fl in (b"xy", b"xz", b"yz") for fl in flags):
         raise InputError(
@@ -232,6 +186,24 @@ def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: 
                 f"expected 'lo hi', found {line.strip()[:60]!r}",
                 "a tilted box writes 3 numbers per line; use an orthorhombic box",
             )
+    return bounds
+
+
+def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: dict):
+    """One frame from `f`, or None at a clean end of file."""
+    first = f.readline()
+    while first and not first.strip():  # blank lines between frames or at the end
+        first = f.readline()
+    if not first:
+        return None
+    if not first.startswith(b"ITEM: TIMESTEP"):
+        _bad(path, index, f"expected 'ITEM: TIMESTEP', found {first[:60]!r}")
+    timestep = _number(f, path, index, "TIMESTEP")
+    _item(f, "NUMBER OF ATOMS", path, index)
+    n = _number(f, path, index, "NUMBER OF ATOMS")
+    if n <= 0:
+        _bad(path, index, f"NUMBER OF ATOMS is {n}")
+    bounds = _box(f, path, index)
     header = _item(f, "ATOMS", path, index)
     if cols is None or header != header_cache.get("raw"):
         cols = _columns(header, path, index)
@@ -256,6 +228,8 @@ def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: 
             "the dump is corrupted; regenerate it",
         )
     lo, hi = bounds[:, 0].copy(), bounds[:, 1].copy()
+    where = f"frame {index} (TIMESTEP {timestep})"
+    _check_numbers(path, where, bounds, table, cols)
     return Frame(
         file=path,
         index=index,
@@ -266,6 +240,34 @@ def _read_frame(f, path: Path, index: int, cols: _Columns | None, header_cache: 
         types=table[:, cols.type].astype(np.int64),
         unwrapped=_unwrap(table, cols, lo, hi - lo),
     ), cols
+
+
+def _check_numbers(path: Path, where: str, bounds, table, cols: _Columns) -> None:
+    """Finite box with positive lengths, finite columns, integer ids and types."""
+    fix = "the dump is corrupted; regenerate it"
+    if not np.isfinite(bounds).all() or (bounds[:, 1] <= bounds[:, 0]).any():
+        d = int(np.argmax(~np.isfinite(bounds).all(axis=1) | (bounds[:, 1] <= bounds[:, 0])))
+        lo, hi = bounds[d]
+        raise InputError(
+            path, f"{where}: BOX BOUNDS", f"{'xyz'[d]} from {lo} to {hi}: not a box length > 0", fix
+        )
+    bad = ~np.isfinite(table)
+    if bad.any():
+        row, col = (int(x[0]) for x in np.nonzero(bad))
+        raise InputError(
+            path, f"{where}: atom line {row + 1}", f"{cols.names[col]} is {table[row, col]}", fix
+        )
+    for name, c in (("id", cols.id), ("type", cols.type)):
+        v = table[:, c]
+        wrong = (v != np.floor(v)) | (np.abs(v) >= MAX_EXACT_ID) | (v < (1 if name == "id" else 0))
+        if wrong.any():
+            row = int(np.argmax(wrong))
+            raise InputError(
+                path,
+                f"{where}: atom line {row + 1}",
+                f"{name} {float(v[row])!r} is not a valid {name}",
+                fix,
+            )
 
 
 def _bad(path: Path, index: int, problem: str):
@@ -292,165 +294,101 @@ def read_frames(
 ) -> Iterator[Frame]:
     """Frames of the dumps `paths`, read in order as one trajectory.
 
-    A truncated frame at the end of a file raises InputError unless `drop_incomplete`,
-    in which case it is skipped with a warning. `progress` gets the number of (compressed)
-    bytes consumed so far over all files.
+    A truncated frame at the end of a file (or a cut or corrupt gzip stream) raises
+    InputError unless `drop_incomplete`, in which case the complete frames before it are
+    kept with a warning. `progress` gets the number of (compressed) bytes consumed so far
+    over all files.
     """
-    index, last_ts, done_bytes = 0, None, 0
+    count, last_ts, done_bytes = [0], None, 0
     for path in map(Path, paths):
-        cols: _Columns | None = None
-        header_cache: dict = {}
         in_file = 0
-        raw, f = _open(path)
-        with raw:
-            while True:
-                try:
-                    got = _read_frame(f, path, index, cols, header_cache)
-                except _Truncated as t:
-                    if not drop_incomplete:
-                        raise InputError(
-                            path,
-                            f"frame {index}",
-                            f"truncated last frame ({t.what})",
-                            f"pass --drop-incomplete-frame to analyse the {index} complete "
-                            "frames, or let the run finish writing",
-                        ) from None
-                    if f.more_frames():
-                        raise InputError(
-                            path,
-                            f"frame {index}",
-                            f"frame is cut short ({t.what}) mid-file",
-                            "the dump is corrupted; regenerate it",
-                        ) from None
-                    warn(f"{path}: frame {index} is truncated ({t.what}); dropped")
-                    break
-                if got is None:
-                    break
-                frame, cols = got
-                in_file += 1
-                progress(done_bytes + raw.tell())
-                if last_ts is not None and frame.timestep <= last_ts:
-                    if frame.timestep == last_ts and in_file == 1:
-                        warn(
-                            f"{path}: TIMESTEP {last_ts} repeats the previous file's last "
-                            "frame (restart); the repeat is dropped"
-                        )
-                        continue
-                    raise InputError(
-                        path,
-                        f"frame {index} (TIMESTEP {frame.timestep})",
-                        f"timestep goes backwards or repeats (previous frame: {last_ts})",
-                        "give the dumps in time order, each frame once",
+        base = done_bytes
+        for frame in _file_frames(path, count, drop_incomplete, warn, progress, base):
+            in_file += 1
+            if last_ts is not None and frame.timestep <= last_ts:
+                if frame.timestep == last_ts and in_file == 1:
+                    warn(
+                        f"{path}: TIMESTEP {last_ts} repeats the previous file's last "
+                        "frame (restart); the repeat is dropped"
                     )
-                last_ts = frame.timestep
-                index += 1
-                yield frame
-            done_bytes += path.stat().st_size
+                    continue
+                raise InputError(
+                    path,
+                    f"frame {frame.index} (TIMESTEP {frame.timestep})",
+                    f"timestep goes backwards or repeats (previous frame: {last_ts})",
+                    "give the dumps in time order, each frame once",
+                )
+            last_ts = frame.timestep
+            count[0] += 1
+            yield frame
+        done_bytes += path.stat().st_size
 
 
-# --- data files and type maps -------------------------------------------------------
-
-_SECTION = re.compile(r"^\s*([A-Z][A-Za-z ]+?)\s*(#.*)?$")
-_DATA_SECTIONS = {
-    "Masses",
-    "Atom Type Labels",
-    "Atoms",
-    "Velocities",
-    "Bonds",
-    "Angles",
-    "Dihedrals",
-    "Impropers",
-    "Pair Coeffs",
-    "PairIJ Coeffs",
-    "Bond Coeffs",
-    "Angle Coeffs",
-    "Dihedral Coeffs",
-    "Improper Coeffs",
-    "Ellipsoids",
-    "Lines",
-    "Triangles",
-    "Bodies",
-    "Bond Type Labels",
-    "Angle Type Labels",
-    "Dihedral Type Labels",
-    "Improper Type Labels",
-}
-
-
-def element_of_mass(mass: float) -> str | None:
-    """The element whose standard atomic mass is within 0.1 u of `mass`, if exactly one."""
-    from ase.data import atomic_masses, chemical_symbols
-
-    hits = [
-        s
-        for s, m in zip(chemical_symbols[1:], atomic_masses[1:], strict=True)
-        if abs(m - mass) < 0.1
-    ]
-    return hits[0] if len(hits) == 1 else None
+def _file_frames(
+    path: Path, count: list[int], drop: bool, warn, progress, base: int
+) -> Iterator[Frame]:
+    """The frames of one file; `count[0]` is the index the next frame gets (the caller
+    advances it for each frame it keeps). Every way a file can end early is decided here."""
+    cols: _Columns | None = None
+    header_cache: dict = {}
+    raw, f = open_dump(path)
+    with raw:
+        while True:
+            index = count[0]
+            try:
+                got = _read_frame(f, path, index, cols, header_cache)
+            except InputError:
+                if not f.gzip:
+                    raise
+                f.more_frames()  # read to the end: does a damaged stream explain it?
+                if not f.damage:
+                    raise
+                _damaged(path, index, f"{f.damage}: frame {index} is unreadable", drop, warn)
+                return
+            except _Truncated as t:
+                _truncated(f, path, index, t.what, drop, warn)
+                return
+            if got is None:
+                if f.damage:
+                    _damaged(path, index, f.damage, drop, warn)
+                return
+            frame, cols = got
+            progress(base + raw.tell())
+            yield frame
 
 
-def read_data_types(path: Path) -> dict[int, str]:
-    """Type number → name from a LAMMPS data file (labels, then mass comments, then masses)."""
-    path = Path(path)
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError as e:
-        raise InputError(path, "(file)", f"cannot read: {e.strerror}", "check --data") from None
-    ntypes = None
-    for line in lines[1:]:
-        m = re.match(r"^\s*(\d+)\s+atom types\b", line)
-        if m:
-            ntypes = int(m.group(1))
-            break
-    if ntypes is None:
-        raise InputError(path, "header", "no 'N atom types' line", "give a LAMMPS data file")
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in lines[1:]:
-        m = _SECTION.match(line)
-        if m and m.group(1) in _DATA_SECTIONS:
-            current = m.group(1)
-            sections[current] = []
-        elif current is not None and line.strip():
-            sections[current].append(line)
-    names: dict[int, str] = {}
-    for line in sections.get("Atom Type Labels", [])[:ntypes]:
-        t, name = line.split()[:2]
-        names[int(t)] = name
-    for line in sections.get("Masses", [])[:ntypes]:
-        body, _, comment = line.partition("#")
-        t, mass = body.split()[:2]
-        if int(t) in names:
-            continue
-        label = comment.split()[0] if comment.split() else element_of_mass(float(mass))
-        if label:
-            names[int(t)] = label
-    if not names:
+def _truncated(f: Lines, path: Path, index: int, what: str, drop: bool, warn) -> None:
+    """A frame cut short: an error, or (drop) a warning when it is the file's last."""
+    if f.damage:
+        return _damaged(path, index, f.damage, drop, warn)
+    if not drop:
         raise InputError(
             path,
-            "Masses",
-            "no type names: no 'Atom Type Labels' section and no Masses",
-            "use --type-map 1:Li,2:La,... instead of --data",
+            f"frame {index}",
+            f"truncated last frame ({what})",
+            f"pass --drop-incomplete-frame to analyse the {index} complete "
+            "frames, or let the run finish writing",
         )
-    return names
+    if f.more_frames():
+        raise InputError(
+            path,
+            f"frame {index}",
+            f"frame is cut short ({what}) mid-file",
+            "the dump is corrupted; regenerate it",
+        )
+    warn(f"{path}: frame {index} is truncated ({what}); dropped")
 
 
-def parse_type_map(text: str) -> dict[int, str]:
-    """`1:Li,2:La,3:Zr,4:O` → {1: 'Li', ...}."""
-    out: dict[int, str] = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        t, sep, name = item.partition(":")
-        if not sep or not t.strip().isdigit() or not name.strip():
-            raise InputError(
-                "command line",
-                "--type-map",
-                f"cannot read {item!r}",
-                "write TYPE:NAME pairs, e.g. --type-map 1:Li,2:La,3:Zr,4:O",
-            )
-        out[int(t)] = name.strip()
-    if not out:
-        raise InputError("command line", "--type-map", "empty", "e.g. --type-map 1:Li,2:O")
-    return out
+def _damaged(path: Path, index: int, damage: str, drop: bool, warn) -> None:
+    """A damaged gzip stream: an error, or (drop) a warning and the frames before it."""
+    if not drop:
+        raise InputError(
+            path,
+            f"frame {index}",
+            f"{damage}; {index} frames before it are complete",
+            "pass --drop-incomplete-frame to analyse them, or regenerate the dump",
+        )
+    warn(f"{path}: {damage}; the {index} complete frames before it are kept")
 
 
 # --- writing dumps (tests, benchmarks, synthetic trajectories) -----------------------

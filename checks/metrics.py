@@ -39,68 +39,18 @@ from pathlib import Path
 import numpy as np
 
 from bundle.core.errors import InputError
-from checks.extras import ExtraParams, Extras
-from checks.lammpsio import Frame, read_frames
+from checks.extras import Extras
+from checks.lammpsio import Frame, IdIndex, read_frames
 from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_slope
-from checks.profile import CLI, EPS_A, PER_A2_TO_PER_NM2, min_image, profile_numbers
+from checks.params import CLI, EPS_A, Params, check_box, check_geometry, check_planes
+from checks.params import n_bins as bins_of
+from checks.profile import PER_A2_TO_PER_NM2, min_image, profile_numbers
 
 SCHEMA = "gb-analysis/1"
 A2_PER_PS_TO_CM2_PER_S = 1e-4
 N_GROUPS = 5
-__all__ = ["EPS_A", "PER_A2_TO_PER_NM2", "min_image", "profile_numbers"]  # re-exported
-
-
-@dataclass(frozen=True)
-class Params:
-    """Analysis parameters; lengths in Å, times in ps (timestep in fs)."""
-
-    timestep_fs: float
-    dz: float = 0.5
-    w: float = 2.0
-    d_bulk: float = 8.0
-    window_ps: tuple[float, float] | None = None  # analysis window; None = all frames
-    avg_window_ps: float = 50.0  # excess-Li averaging window: the last ... ps
-    n_blocks: int = 5
-    gb: tuple[float, float] | None = None  # GB planes; None = from the Li profile
-    w_start: float | None = None  # MSD "GB start" half-width; None = w
-    origin_every: int = 1  # MSD time-origin spacing, frames
-    fit_window_ps: tuple[float, float] | None = None  # MSD fit; None = 10 %..50 % of max lag
-    include_excess: bool = False  # count excess Li in the profile
-    drop_incomplete_frame: bool = False
-    temperature_K: float | None = None  # thermostat target, recorded (checks.extras)
-    li_sites: Path | None = None  # candidate Li sites for occupancies (checks.sites)
-    site_A: float = 1.0  # site assignment radius
-    hop_A: float = 1.5  # hop distance (checks.hops)
-
-    def extra(self) -> ExtraParams:
-        w_start = self.w_start if self.w_start is not None else self.w
-        return ExtraParams(self.w, w_start, self.d_bulk, self.n_blocks, self.include_excess,
-                           self.temperature_K, self.li_sites, self.site_A, self.hop_A)  # fmt: skip
-
-    def validate(self) -> None:
-        positive = {
-            "--timestep-fs": self.timestep_fs,
-            "--dz": self.dz,
-            "--w": self.w,
-            "--d-bulk": self.d_bulk,
-            "--avg-window-ps": self.avg_window_ps,
-        }
-        if self.w_start is not None:
-            positive["--w-start"] = self.w_start
-        if self.temperature_K is not None:
-            positive["--temperature-K"] = self.temperature_K
-        positive |= {"--site-A": self.site_A, "--hop-A": self.hop_A}
-        for flag, value in positive.items():
-            if not (value > 0 and math.isfinite(value)):
-                raise InputError(CLI, flag, f"must be a positive number (got {value})")
-        if self.n_blocks < 2:
-            raise InputError(CLI, "--n-blocks", f"must be >= 2 (got {self.n_blocks})")
-        if self.origin_every < 1:
-            raise InputError(CLI, "--origin-every", f"must be >= 1 (got {self.origin_every})")
-        for flag, win in (("--window-ps", self.window_ps), ("--fit-window-ps", self.fit_window_ps)):
-            if win is not None and not (win[0] < win[1]):
-                raise InputError(CLI, flag, f"start must be before end (got {win[0]},{win[1]})")
-        self.extra().validate()
+__all__ = ["CLI", "EPS_A", "PER_A2_TO_PER_NM2", "SCHEMA", "Params", "Selection", "analyze",
+           "min_image", "profile_numbers"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -191,12 +141,11 @@ def _stream(
             if hist is None:
                 li_type = sel.li_type_number(str(fr.file))
                 core_ids, exc_ids, n_li_total = _select(fr, sel, li_type)
-                lut = np.full(int(fr.ids.max()) + 1, -1, dtype=np.int64)
-                lut[core_ids] = np.arange(len(core_ids))
-                lut[exc_ids] = len(core_ids) + np.arange(len(exc_ids))
+                index = IdIndex(np.concatenate([core_ids, exc_ids]))  # slot of each id
                 n_sel = len(core_ids) + len(exc_ids)
+                first_box = fr.lengths
                 ref_ids, rows = None, None
-                n_bins = max(1, round(float(fr.lengths[2]) / params.dz))
+                n_bins = bins_of(params, float(fr.lengths[2]))
                 hist = np.zeros(n_bins, dtype=np.int64)
             elif interval is None:
                 interval = fr.timestep - steps[-1]
@@ -208,8 +157,9 @@ def _stream(
                     "steps; the time series and the MSD need a constant interval",
                     "dump at a fixed interval, or restrict the analysis with --window-ps",
                 )
+            check_box(fr.lengths, first_box, str(fr.file), f"frame {fr.index}: BOX BOUNDS")
             if ref_ids is None or not np.array_equal(fr.ids, ref_ids):
-                rows = _rows(fr, lut, n_sel)
+                rows = _rows(fr, index, n_sel)
                 ref_ids = fr.ids
             times.append(t)
             steps.append(fr.timestep)
@@ -222,17 +172,7 @@ def _stream(
             core_f.write(np.ascontiguousarray(fr.unwrapped[rows[: len(core_ids)]]).tobytes())
             exc_f.write(frac[len(core_ids) :].tobytes())
     if hist is None:
-        where = (
-            f"--window-ps {params.window_ps[0]},{params.window_ps[1]}"
-            if params.window_ps
-            else "(file)"
-        )
-        raise InputError(
-            dumps[0],
-            where,
-            "no frame to analyse (empty trajectory or analysis window)",
-            "check the dump and the --window-ps bounds (ps = TIMESTEP x --timestep-fs / 1000)",
-        )
+        raise _no_frame(dumps[0], params)
     return _Stream(
         times_ps=np.array(times),
         timesteps=np.array(steps),
@@ -244,6 +184,16 @@ def _stream(
         n_li_total=n_li_total,
         core_file=tmp / "core.f64",
         exc_file=tmp / "exc.f64",
+    )
+
+
+def _no_frame(dump: Path, params: Params) -> InputError:
+    win = params.window_ps
+    return InputError(
+        dump,
+        f"--window-ps {win[0]},{win[1]}" if win else "(file)",
+        "no frame to analyse (empty trajectory or analysis window)",
+        "check the dump and the --window-ps bounds (ps = TIMESTEP x --timestep-fs / 1000)",
     )
 
 
@@ -293,11 +243,9 @@ def _select(fr: Frame, sel: Selection, li_type: int) -> tuple[np.ndarray, np.nda
     return np.setdiff1d(li_ids, exc), exc, len(li_ids)
 
 
-def _rows(fr: Frame, lut: np.ndarray, n_sel: int) -> np.ndarray:
+def _rows(fr: Frame, index: IdIndex, n_sel: int) -> np.ndarray:
     """Row of each selected atom in this frame, in slot order (atoms may come unsorted)."""
-    ids = fr.ids
-    ok = (ids >= 0) & (ids < len(lut))
-    slots = np.where(ok, lut[np.where(ok, ids, 0)], -1)
+    slots = index.slots(fr.ids)
     mine = np.nonzero(slots >= 0)[0]
     rows = np.full(n_sel, -1, dtype=np.int64)
     rows[slots[mine]] = mine
@@ -322,6 +270,7 @@ def _profile(st: _Stream, p: Params) -> dict:
     dz = lz / n_bins
     rho = st.hist / n_frames / (lx * ly * dz)
     z = zlo + (np.arange(n_bins) + 0.5) * dz
+    check_planes(p, zlo, lz)
     if p.gb is not None:
         planes = [zlo + (g - zlo) % lz for g in p.gb]
     else:
@@ -331,6 +280,7 @@ def _profile(st: _Stream, p: Params) -> dict:
         shift = 0.5 * (ym - yp) / curv if curv < 0 else 0.0
         z0 = zlo + (z[i] + shift * dz - zlo) % lz
         planes = [z0, zlo + (z0 + lz / 2 - zlo) % lz]
+    check_geometry(p, planes, lz, z)
     numbers = profile_numbers(rho, z, float(lz), [float(x) for x in planes], p.w, p.d_bulk)
     return {"box": [float(lx), float(ly), float(lz)], "z": z, "rho": rho, "dz": float(dz)} | numbers
 

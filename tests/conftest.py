@@ -7,21 +7,108 @@ CI=true, where a missing component FAILS the test: CI must install everything.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.deepmd_fixture import deepmd_run  # noqa: F401
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# `make test` runs the suite on xdist workers (--dist loadgroup, no reorder; three on two
+# cores: the docker and slurm units wait on I/O and jobs much of the time). Each module is
+# one unit of work (its module fixtures run once); the tests that share a machine-wide
+# service are one unit each: docker (one image build per session) and slurm (one
+# cluster). Order: the three longest units first, each worker's second unit a short one
+# (xdist hands every worker two units at the start), then the smoke study's own test
+# (it runs the shared smoke fixture), then every unit that needs no shared study, and
+# last the units that read the smoke run: a worker reaching one early would wait on the
+# fixture's lock instead of working (measured in the rehearsal: a worker idle ~15 min).
+SERVICE_GROUPS = {
+    "docker": ("test_images_build", "test_offline", "test_pack", "test_verify"),
+    "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
+              "test_slurm_templates"),
+}  # fmt: skip
+FIRST = ("docker", "slurm", "test_llzo_study", "test_golden_helper", "test_lock",
+         "test_layers", "test_smoke")  # fmt: skip
+AFTER_SMOKE = ("test_deepmd", "test_engines_lammps", "test_multirank", "test_resume",
+               "test_runbook_config", "test_templates", "test_verify_engines",
+               "smoke_run")  # fmt: skip
+
+
+def _rank(item: pytest.Item) -> int:
+    g = _group(item)
+    if g in FIRST:
+        return FIRST.index(g)
+    return len(FIRST) + 1 + AFTER_SMOKE.index(g) if g in AFTER_SMOKE else len(FIRST)
+
+
+def _unit(item: pytest.Item) -> str:
+    module = item.module.__name__.rpartition(".")[2] if item.module else item.nodeid
+    return next((g for g, mods in SERVICE_GROUPS.items() if module in mods), module)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(_unit(item)))
+        if getattr(config.option, "loadgroup", False):
+            _suffix_group(item)
+    items.sort(key=_rank)  # stable: within a rank as collected
+
+
+def _suffix_group(item: pytest.Item) -> None:
+    """What xdist 3.8's loadgroup does, done so pytest 9 keeps it: xdist's scheduler reads
+    the group from a `@group` suffix of the node id, which xdist writes to `item._nodeid`;
+    pytest 9 derives `nodeid` from the structured `item._id` and ignores `_nodeid`, so
+    every test would be its own unit (measured: the three workers each built the image)."""
+    from _pytest.nodeid import NodeId
+
+    if "@" not in item.nodeid:
+        item._id = NodeId.parse(f"{item.nodeid}@{_group(item)}")
+
+
+def _group(item: pytest.Item) -> str:
+    return next(item.iter_markers("xdist_group")).args[0]
+
+
+@contextlib.contextmanager
+def shared_dir(tmp_path_factory, name: str) -> Iterator[Path]:
+    """A folder every xdist worker of this session shares, held exclusively while open.
+
+    A session fixture runs once per worker; one that runs a study does it through
+    `run_once`: the first worker runs it, the others wait for it and then only read it
+    (a second engine pass, even one that skips every stage, rewrites study.json while
+    another worker's tests copy the folder)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder above the workers' own
+    with open(base / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        (base / name).mkdir(exist_ok=True)
+        yield base / name
+
+
+def run_once(shared: Path, run_dir: Path, run) -> None:
+    """Call `run()` unless an earlier worker finished it for this session's `shared`
+    folder (marked by `shared/done` after a run that returned; a raised error leaves no
+    mark, so the next worker tries again and fails the same way)."""
+    if not (shared / "done").exists():
+        run()
+        (shared / "done").write_text(str(run_dir))
+
 
 def assert_golden(path: Path, text: str) -> None:
-    """`text` equals the golden file `path`; UPDATE_GOLDEN=1 (re)writes it first, to be
-    reviewed in the diff."""
-    if os.environ.get("UPDATE_GOLDEN"):
+    """`text` equals the golden file `path`; UPDATE_GOLDEN=1 (exactly) (re)writes it first,
+    to be reviewed in the diff. Any other value (0, false, empty) only compares."""
+    if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     assert path.is_file(), f"no golden file {path}; run with UPDATE_GOLDEN=1 and review it"
@@ -71,10 +158,15 @@ def smoke_run(tmp_path_factory):
         engines.load_lammps()
     except MissingComponent as e:
         require(False, "nequip / lammps", str(e))
-    run_dir = os.environ.get("MLMD_SMOKE_RUN_DIR") or tmp_path_factory.mktemp("smoke") / "run"
     study = loader.load("smoke-li2o")
-    engine.run(study, Path(run_dir), echo=lambda line: print(f"smoke_run: {line}"))
-    return study, Path(run_dir).resolve()
+    with shared_dir(tmp_path_factory, "smoke") as shared:
+        run_dir = Path(os.environ.get("MLMD_SMOKE_RUN_DIR") or shared / "run")
+        run_once(shared, run_dir, lambda: engine.run(study, run_dir, echo=_echo("smoke_run")))
+    return study, run_dir.resolve()
+
+
+def _echo(prefix: str):
+    return lambda line: print(f"{prefix}: {line}")
 
 
 @pytest.fixture(scope="session")

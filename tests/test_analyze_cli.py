@@ -130,7 +130,7 @@ BAD = [
         r"--gb: expected two numbers.*--gb 20.0,60.0",
     ),
     ("wrong --gb numbers", write_dump, ("--gb", "a,b"), r"--gb: expected two numbers"),
-    ("bulk margin too wide", write_dump, ("--d-bulk", 8), r"--d-bulk: no bin is 8.0 Å from both"),
+    ("bulk margin too wide", write_dump, ("--d-bulk", 8), r"--d-bulk: no height is 8 Å from both"),
     (
         "dump interval changes",
         lambda p: write_dump(p / "t.dump", steps=[0, 100, 200, 400]),

@@ -143,3 +143,170 @@ def test_missing_part_and_unlisted_file_are_named(signed, tmp_path):
         part: "missing",
         "notes.txt": "not listed in the manifest",
     }
+
+
+# ------------------------------------------------------------------ what install never touches
+def install_cli(bundle, prefix, pub, *extra):
+    return runner.invoke(
+        app, ["install", str(bundle), "--prefix", str(prefix), "--trust", str(pub), *extra]
+    )
+
+
+def tree(folder):
+    """Every path under `folder` -> its bytes (files), its target (links) or None (folders)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        out[rel] = (
+            ("link", str(p.readlink()))
+            if p.is_symlink()
+            else p.read_bytes()
+            if p.is_file()
+            else None
+        )
+    return out
+
+
+def resigned(bundle, key, dest, drop=(), **fields):
+    """A copy of `bundle` with manifest `fields` changed and files `drop`ped, signed again by
+    the vendor key: a valid bundle (e.g. an older one)."""
+    import dataclasses
+
+    shutil.copytree(bundle, dest)
+    man = mf.Manifest.from_json((dest / mf.MANIFEST).read_bytes(), dest / mf.MANIFEST)
+    for rel in drop:
+        for part in man.entry(rel).stored():
+            (dest / part.path).unlink()
+    files = [f for f in man.files if f.path not in drop]
+    man = dataclasses.replace(man, files=files, **fields)
+    mf.sign_bundle(dest, man, mf.load_private_key(key))
+    return dest
+
+
+FOREIGN = {"templates/mine.j2": b"{{ mine }}\n", "docs/notes.md": b"# mine\n", "notes.txt": b"x\n"}
+
+
+def test_foreign_files_stay_untouched_through_install_reinstall_and_force(signed, tmp_path):
+    bundle, pub, _ = signed
+    prefix = tmp_path / "p"
+    for rel, data in FOREIGN.items():
+        (prefix / rel).parent.mkdir(parents=True, exist_ok=True)
+        (prefix / rel).write_bytes(data)
+    (prefix / "reports").mkdir()  # site data of bundle commands: neither foreign nor touched
+    (prefix / "reports" / "r.json").write_text("{}")
+    before = tree(prefix)
+    r = install_cli(bundle, prefix, pub)
+    assert r.exit_code == EXIT_BAD_INPUT, r.output
+    assert "holds 3 path(s) bundle install did not write (docs/notes.md, notes.txt, " in r.output
+    assert "--force" in r.output and tree(prefix) == before  # nothing written
+    for extra in (["--force"], [], ["--force"]):  # forced once, the same files need no --force
+        r = install_cli(bundle, prefix, pub, *extra)
+        assert r.exit_code == 0, (extra, r.output)
+        assert {rel: (prefix / rel).read_bytes() for rel in FOREIGN} == FOREIGN
+        assert (prefix / "reports" / "r.json").read_text() == "{}"
+        assert not list(prefix.glob(".staging*")) and not (prefix / "install.json.pending").exists()
+    rec = json.loads((prefix / "install.json").read_text())
+    assert rec["kept"] == sorted(FOREIGN)
+    assert "containers/stack.lock.yaml" in rec["files"] and "bin/bundle" in rec["files"]
+    assert not set(FOREIGN) & set(rec["files"])
+    (prefix / "templates" / "new.j2").write_text("later\n")  # a new foreign file: --force again
+    r = install_cli(bundle, prefix, pub)
+    assert r.exit_code == EXIT_BAD_INPUT and "holds 1 path(s)" in r.output, r.output
+
+
+def test_a_foreign_file_or_link_where_the_bundle_installs_is_never_overwritten(signed, tmp_path):
+    bundle, pub, _ = signed
+    prefix, outside = tmp_path / "p", tmp_path / "outside"
+    (prefix / "containers").mkdir(parents=True)
+    (prefix / "containers" / "stack.lock.yaml").write_text("mine\n")
+    r = install_cli(bundle, prefix, pub, "--force")
+    assert r.exit_code == EXIT_BAD_INPUT, r.output
+    assert "containers/stack.lock.yaml was not written by bundle install" in r.output
+    assert (prefix / "containers" / "stack.lock.yaml").read_text() == "mine\n"
+    shutil.rmtree(prefix / "containers")
+    outside.mkdir()
+    (outside / "keep.j2").write_text("outside\n")
+    (prefix / "templates").symlink_to(outside, target_is_directory=True)
+    r = install_cli(bundle, prefix, pub, "--force")
+    assert r.exit_code == EXIT_BAD_INPUT and "templates is a link" in r.output, r.output
+    assert [p.name for p in outside.iterdir()] == ["keep.j2"]
+    assert sorted(p.name for p in prefix.iterdir()) == ["templates"]
+
+
+def test_an_older_bundle_is_refused_unless_allow_downgrade_and_history_is_kept(signed, tmp_path):
+    bundle, pub, key = signed
+    prefix = tmp_path / "p"
+    assert install_cli(bundle, prefix, pub).exit_code == 0
+    first = json.loads((prefix / "install.json").read_text())
+    man = mf.Manifest.from_json((bundle / mf.MANIFEST).read_bytes(), bundle)
+    assert first["manifest_created_utc"] == man.created_utc and first["history"] == []
+    older = resigned(bundle, key, tmp_path / "older", created_utc="2000-01-01T00:00:00Z")
+    lower = resigned(bundle, key, tmp_path / "lower", bundle_version="0.0.1")
+    for old in (older, lower):
+        r = install_cli(old, prefix, pub)
+        assert r.exit_code == EXIT_BAD_INPUT and "is older than the installed one" in r.output
+        assert "--allow-downgrade" in r.output
+        assert json.loads((prefix / "install.json").read_text()) == first
+    assert install_cli(bundle, prefix, pub).exit_code == 0  # the same bundle again: fine
+    r = install_cli(older, prefix, pub, "--allow-downgrade")
+    assert r.exit_code == 0, r.output
+    rec = json.loads((prefix / "install.json").read_text())
+    assert rec["manifest_created_utc"] == "2000-01-01T00:00:00Z"
+    assert [h["manifest_sha256"] for h in rec["history"]] == [first["manifest_sha256"]] * 2
+
+
+def test_files_a_newer_bundle_no_longer_ships_are_removed_and_nothing_else(signed, tmp_path):
+    bundle, pub, key = signed
+    prefix = tmp_path / "p"
+    assert install_cli(bundle, prefix, pub).exit_code == 0
+    (prefix / "docs" / "mine.md").write_text("mine\n")
+    newer = resigned(
+        bundle, key, tmp_path / "newer", drop=["docs/README.md"], created_utc="2999-01-01T00:00:00Z"
+    )
+    r = install_cli(newer, prefix, pub, "--force")
+    assert r.exit_code == 0, r.output
+    assert not (prefix / "docs" / "README.md").exists()
+    assert (prefix / "docs" / "mine.md").read_text() == "mine\n"
+
+
+def test_links_of_any_kind_in_a_bundle_are_refused_and_nothing_is_installed(signed, tmp_path):
+    bundle, pub, _ = signed
+    outside = tmp_path / "outside"
+    shutil.copytree(bundle / "templates", outside)
+    cases = {
+        "an unlisted folder link": lambda b: (b / "extra").symlink_to(outside, True),
+        "a listed folder as a link": lambda b: (
+            shutil.rmtree(b / "templates"),
+            (b / "templates").symlink_to(outside, True),
+        ),
+        "a listed file as a link": lambda b: (
+            (b / "docs" / "README.md").rename(tmp_path / "README.md"),
+            (b / "docs" / "README.md").symlink_to(tmp_path / "README.md"),
+        ),
+    }
+    expect = {
+        "an unlisted folder link": "extra: a link or special file: refused",
+        "a listed folder as a link": "reached through the link templates: refused",
+        "a listed file as a link": "docs/README.md: reached through the link docs/README.md",
+    }
+    for name, make in cases.items():
+        work = tmp_path / "b"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(bundle, work, symlinks=True)
+        make(work)
+        prefix = tmp_path / "p"
+        r = install_cli(work, prefix, pub)
+        assert r.exit_code == EXIT_CHECK_FAILED, (name, r.output)
+        assert expect[name] in r.output, (name, r.output)
+        assert not prefix.exists(), name
+
+
+def test_a_prefix_that_is_a_file_is_one_line_exit_3(signed, tmp_path):
+    bundle, pub, _ = signed
+    (tmp_path / "p").write_text("a file\n")
+    r = install_cli(bundle, tmp_path / "p", pub)
+    assert r.exit_code == EXIT_BAD_INPUT, r.output
+    assert r.stderr.strip().endswith(
+        "p: --prefix: is a file, not a folder; give a folder (made if missing)"
+    )
+    assert (tmp_path / "p").read_text() == "a file\n"

@@ -123,9 +123,14 @@ def test_an_asymmetric_peak_is_refined_by_the_parabola(tmp_path):
     assert r["diffusion"] is None and r["excess"] is None  # one frame, no excess ids
 
 
-def test_given_planes_are_used_and_wrapped_into_the_box(tmp_path):
+def test_given_planes_are_used_and_a_plane_outside_the_box_is_refused(tmp_path):
     write_profile_dump(tmp_path / "g.dump", li_counts(PEAKS), n_frames=2)
-    r = analyze(tmp_path, tmp_path / "g.dump", "--gb", f"{centre(20) + LZ},{centre(60)}")
+    outside = ["analyze", str(tmp_path / "g.dump"), "--timestep-fs", "1", "--type-map", "1:Li"]
+    outside += ["--out", str(tmp_path / "o"), "--gb", f"{centre(20) + LZ},{centre(60)}"]
+    bad = CliRunner().invoke(app, outside)
+    assert bad.exit_code == 3 and "--gb: plane 47.25 Å is outside the box" in bad.stderr
+    assert f"periodic image of 47.25 is {centre(20):.3f}" in bad.stderr
+    r = analyze(tmp_path, tmp_path / "g.dump", "--gb", f"{centre(20)},{centre(60)}")
     assert r["gb_planes_A"] == pytest.approx([centre(20), centre(60)], abs=1e-9)
     assert r["parameters"]["gb_planes_given"] is True
     assert r["gamma_per_nm2"]["per_gb"] == pytest.approx([20.0, 18.0], rel=1e-12)

@@ -8,12 +8,14 @@ model is tests/test_offline.py.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import io
 import json
 import re
 import socket
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -60,10 +62,6 @@ def run_verify(monkeypatch, prefix, *args: str):
     last = (prefix / "reports" / "LAST").read_text().strip()
     report = json.loads((prefix / "reports" / last / "report.json").read_text())
     return r, report
-
-
-def as_word(name: str, text: str) -> bool:
-    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text) is not None
 
 
 def by_name(report) -> dict:
@@ -145,37 +143,135 @@ def test_proofpack_is_signed_redacted_and_complete(installed_quick):
     assert report["proofpack"]["signer"] == mf.fingerprint(site)
     with zipfile.ZipFile(out / "proofpack.zip") as z:
         names = set(z.namelist())
-        text = "\n".join(z.read(n).decode() for n in names)
     for must in ("report.json", "report.md", "logs/qe-np1-pw.out", "logs/qe-np2-pw.out",
                  "versions/stack.lock.yaml", "versions/install.json", "versions/MANIFEST.json",
-                 "host.json"):  # fmt: skip
+                 "versions/shipped.json", "host.json"):  # fmt: skip
         assert must in names, must
     inner = json.loads(zipfile.ZipFile(out / "proofpack.zip").read("report.json"))
     assert inner["session"]["host"] == "<redacted>" and inner["session"]["user"] == "<redacted>"
-    assert not as_word(socket.gethostname(), text)
-    assert not as_word(getpass.getuser(), text)
+    assert inner["session"]["root"] == "<prefix>"  # the key stays whatever the user is called
     # one changed byte in the zip: the hash and the signature both catch it
     flip_byte(out / "proofpack.zip", 40)
     with pytest.raises(mf.IntegrityError, match="proofpack.zip"):
         proofpack.check_proofpack(out, site)
+    flip_byte(out / "proofpack.zip", 40)  # restored: other tests read this proofpack
+    assert proofpack.check_proofpack(out, site) == mf.fingerprint(site)
 
 
-def test_redactor_replaces_host_and_user_names_as_words(tmp_path):
-    r = proofpack.Redactor((("gpu1", "<host>"), ("alice", "<user>"), ("/home/alice", "<home>")))
-    text = "alice@gpu1: /home/alice/run on gpu10 by malice"
-    assert r(text) == "<user>@<host>: <home>/run on gpu10 by malice"
+IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+
+
+def _site_secrets(prefix):
+    """(names, paths) of this machine and this test session that must not leave the site."""
+    import os
+    import pwd
+    import sys
+
+    hosts = {socket.gethostname(), socket.getfqdn(), os.uname().nodename}
+    hosts |= {h.split(".")[0] for h in hosts}
+    users = {getpass.getuser(), pwd.getpwuid(os.getuid()).pw_name}
+    names = {n for n in hosts | users if len(n) >= 2 and n != "localhost"}
+    code = Path(__file__).resolve().parents[1]
+    paths = {str(prefix), str(prefix.resolve()), str(code), sys.prefix, os.path.expanduser("~")}
+    return names, {p for p in paths if p not in ("", "/")}
+
+
+def _strings(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield "key", k
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+    elif isinstance(obj, str):
+        yield "value", obj
+
+
+def test_quick_proofpack_keeps_shipped_hashes_and_no_site_name_path_or_ip(installed_quick):
+    """Every shipped file in the proofpack still matches its manifest hash (never redacted);
+    no host name, user name, checkout/prefix/home path or IP address is in any other file
+    (JSON: names in values; keys are the schema's and stay, e.g. a user called root)."""
+    prefix, _, _ = installed_quick
+    out = prefix / "reports" / (prefix / "reports" / "LAST").read_text().strip()
+    man = mf.Manifest.from_json((prefix / mf.MANIFEST).read_bytes(), prefix)
+    record = json.loads((prefix / "install.json").read_text())
+    with zipfile.ZipFile(out / "proofpack.zip") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    shipped = json.loads(members["versions/shipped.json"])
+    assert {"versions/stack.lock.yaml", "versions/requirements.lock.txt",
+            "versions/MANIFEST.json"} <= set(shipped)  # fmt: skip
+    for arc, info in shipped.items():
+        if info["path"] == mf.MANIFEST:
+            want = record["manifest_sha256"]
+        else:
+            want = man.entry(info["path"]).sha256
+        assert info["sha256"] == want and hashlib.sha256(members[arc]).hexdigest() == want, arc
+    names, paths = _site_secrets(prefix)
+    product = {part.lower() for p in prefix.rglob("*") for part in p.relative_to(prefix).parts}
+    names = {n for n in names if n.lower() not in product | {"cpu", "h200"}}
+    assert names and paths
+    for arc, data in members.items():
+        if arc in shipped:
+            continue
+        text = data.decode()
+        try:
+            items = list(_strings(json.loads(text)))
+        except ValueError:
+            items = [("value", text)]
+        for kind, s in items:
+            for p in paths:
+                assert p not in s, (arc, p, s[:200])
+            ips = [ip for ip in IPV4.findall(s) if all(int(x) < 256 for x in ip.split("."))]
+            assert ips == [], (arc, ips)
+            if kind == "value":
+                for n in names:
+                    hit = re.search(rf"(?<![A-Za-z0-9_]){re.escape(n)}(?![A-Za-z0-9_])", s)
+                    assert hit is None, (arc, n, s[max(0, hit.start() - 60) : hit.end() + 60])
+
+
+def test_redaction_is_by_value_with_word_and_path_boundaries(tmp_path):
+    r = proofpack.Redactor(
+        paths=(("/home/alice", "<home>"), ("/srv/ckout", "<checkout>")),
+        names=(("h200", "<host>"), ("bundle", "<user>"), ("root", "<user>"), ("gpu1", "<host>")),
+        vocabulary=frozenset({"h200", "bundle", "references", "cpu"}),
+    )
+    doc = {
+        "root": "/srv/ckout/runs/x",  # a key named like the user stays; the path goes
+        "profile": "h200",  # a product word named like the host stays ...
+        "host": "h200",  # ... except where it stands as the host
+        "user": "bundle",
+        "file": "bundle/references/llzo.yaml",  # a product path named like the user stays
+        "log": "root@gpu1: /home/alice2 and /home/alice/x on gpu10, 10.2.3.4, pytest-of-root",
+        "/srv/ckout/k": "v2025.7.22.2.0",
+    }
+    assert r.json(doc) == {
+        "root": "<checkout>/runs/x",
+        "profile": "h200",
+        "host": "<host>",
+        "user": "<user>",
+        "file": "bundle/references/llzo.yaml",
+        "log": "<user>@<host>: /home/alice2 and <home>/x on gpu10, <ip>, pytest-of-<user>",
+        "<checkout>/k": "v2025.7.22.2.0",
+    }
+    assert r.document("ssh bundle@h200; profile h200 in bundle/references\n") == (
+        "ssh <user>@<host>; profile h200 in bundle/references\n"
+    )
     here = proofpack.Redactor.for_this_machine()
-    assert not as_word(socket.gethostname(), here(f"ran on {socket.gethostname()}."))
+    assert socket.gethostname() not in here(f"ran on {socket.gethostname()}.").split()
     assert proofpack.Redactor.for_this_machine(False)(socket.gethostname()) == socket.gethostname()
     key = mf.Ed25519PrivateKey.generate()
-    pp = proofpack.write_proofpack(
-        tmp_path, {"logs/a.log": f"host {socket.gethostname()}\n", "bin": b"\0\1"}, key, here
-    )
+    lock = tmp_path / "stack.lock.yaml"
+    lock.write_text(f"# built by {getpass.getuser()} on {socket.gethostname()}\n")
+    shipped = {"versions/stack.lock.yaml": {"path": "containers/stack.lock.yaml", "sha256": "x"}}
+    members = {"logs/a.log": f"host {socket.gethostname()}\n", "bin": b"\0\1",
+               "versions/stack.lock.yaml": lock}  # fmt: skip
+    pp = proofpack.write_proofpack(tmp_path, members, key, here, shipped)
     assert pp["skipped"] == ["bin"]
-    assert (
-        socket.gethostname()
-        not in zipfile.ZipFile(tmp_path / "proofpack.zip").read("logs/a.log").decode()
-    )
+    z = zipfile.ZipFile(tmp_path / "proofpack.zip")
+    assert socket.gethostname() not in z.read("logs/a.log").decode().split()
+    assert z.read("versions/stack.lock.yaml") == lock.read_bytes()  # shipped: byte for byte
+    assert json.loads(z.read("versions/shipped.json")) == shipped
 
 
 def test_tampered_installed_file_fails_integrity_naming_it_and_doctor_advises(
@@ -283,7 +379,9 @@ def test_missing_image_fails_with_a_hint_and_reinstall_loads_it(
     c = by_name(report)[f"images/{TINY}"]
     assert r.exit_code == EXIT_CHECK_FAILED and c["code"] == vc.E_IMG_MISSING
     assert "not in the docker engine" in c["reason"]
-    assert f"hint: re-run `bundle install BUNDLE --prefix {prefix}`" in c["reason"]
+    # report.json is evidence: the install prefix is redacted to `<prefix>` there
+    assert "hint: re-run `bundle install BUNDLE --prefix <prefix>`" in c["reason"]
+    assert str(prefix) not in json.dumps(report)
     # install again: the archive is streamed into docker, hashed on the way
     pub = str(tmp / "keys" / "vendor.pub")
     ri = runner.invoke(

@@ -3,7 +3,8 @@
 The CLI is the top layer: it imports delivery (bundle.*), runbook and checks; nothing
 imports it (tests/test_layers.py).
 
-Domain errors (bundle.core.errors) become one line on stderr and their exit code;
+Domain errors (bundle.core.errors) become one line on stderr and their exit code; any
+other exception becomes one line and exit 4 (bundle.core.errors.describe);
 `bundle --debug ...` shows the traceback instead.
 """
 
@@ -13,10 +14,11 @@ import sys
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import Abort, Exit, TyperException
 
 from bundle.cli import analysis, delivery, images, run, size
 from bundle.core import __version__
-from bundle.core.errors import EXIT_INTERRUPTED, BundleError
+from bundle.core.errors import EXIT_INTERRUPTED, describe
 
 
 class _Group(TyperGroup):
@@ -25,14 +27,17 @@ class _Group(TyperGroup):
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
-        except BundleError as e:
-            if ctx.params.get("debug"):
-                raise
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(e.exit_code) from None
+        except (Exit, Abort, TyperException):
+            raise  # typer's own: --help, usage errors (exit 2), typer.Exit
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as e:
+            if ctx.params.get("debug"):
+                raise
+            code, line = describe(e)
+            typer.echo(line, err=True)
+            raise typer.Exit(code) from None
 
 
 app = typer.Typer(

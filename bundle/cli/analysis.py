@@ -151,7 +151,8 @@ def analyze(
     Several dumps given in time order are one trajectory (a restart's repeated frame is
     dropped). Bad input (truncated frame, missing columns, tilted box, no Li, unknown
     excess ids, empty window, timesteps going backwards, bad --gb) is one error line and
-    exit 3; OUT/results.json is written whole at the end or not at all."""
+    exit 3. Everything is written in a staging folder beside OUT and moved into OUT only
+    when the analysis succeeded: a failure leaves OUT as it was."""
     from checks import request, results
 
     req = request.AnalysisRequest(

@@ -95,17 +95,26 @@ def install(
     python: Annotated[
         str | None, typer.Option("--python", help="Interpreter for the venv (lock's version).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Install beside files install did not write (kept)."),
+    ] = False,
+    allow_downgrade: Annotated[
+        bool,
+        typer.Option("--allow-downgrade", help="Install a bundle older than the installed one."),
+    ] = False,
 ) -> None:
     """Check the signature and every hash, then install files, images and the Python env.
-    Offline; safe to re-run."""
+    Offline; safe to re-run. Never overwrites or removes what it did not install."""
     from bundle.install import InstallOptions
     from bundle.install import install as do_install
 
     if runtime not in ("auto", "docker", "apptainer", "none"):
         raise InputError("--runtime", "value", f"{runtime!r}", "use auto|docker|apptainer|none")
-    do_install(
-        InstallOptions(bundle_dir, prefix, tuple(trust or ()), runtime, python), say=typer.echo
+    opts = InstallOptions(
+        bundle_dir, prefix, tuple(trust or ()), runtime, python, force, allow_downgrade
     )
+    do_install(opts, say=typer.echo)
 
 
 def _reexec_installed(prefix: Path) -> None:

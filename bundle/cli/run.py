@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from bundle.core import atomic
 from bundle.core.errors import CheckFailed, InputError
 
 Study = Annotated[str, typer.Argument(help="Study name (runbook/studies/NAME.yaml) or file.")]
@@ -56,6 +57,8 @@ def run(
 
     if executor not in ("local", "slurm"):
         raise InputError("--executor", executor, "unknown executor", "allowed: local, slurm")
+    if run_dir is not None:
+        atomic.check_output(run_dir, "--run-dir")
     loaded = loader.load_all(study, overrides or [], profile)
     folder = run_dir or Path("runs") / loaded.study.name
     sel = local.Selection(point, start, until, tuple(force or ()))

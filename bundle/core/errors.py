@@ -55,3 +55,23 @@ class MissingComponent(BundleError):
     """A program, library or service the command needs is not available."""
 
     exit_code = EXIT_MISSING
+
+
+def describe(e: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for an exception that reached the command line.
+
+    Domain errors keep their code and message. Anything else is a failure of the program
+    or its environment, not of the user's input: exit 4 (EXIT_ENGINE), one line naming the
+    exception; `bundle --debug ...` shows the traceback instead.
+    """
+    if isinstance(e, BundleError):
+        return e.exit_code, " ".join(f"error: {e}".split("\n"))
+    detail = " ".join(str(e).split())
+    if len(detail) > 300:
+        detail = detail[:300] + "..."
+    kind = type(e).__name__
+    what = f"{kind}: {detail}" if detail else kind
+    return (
+        EXIT_ENGINE,
+        f"error: unexpected {what} (re-run with `bundle --debug ...` for the traceback)",
+    )

@@ -3,9 +3,11 @@
 `read_yaml(path)` and `read_json(path)` return the parsed document, or raise InputError
 naming the file, `(file)` or `(syntax)`, the problem in one line, and the fix;
 `read_mapping(path)` also refuses a document whose top level is not a mapping.
-`parse_yaml(text, where, field)` reads one YAML value given on a command line.
-Every reader of a user's YAML or JSON file goes through here, so that limits on what a
-file may hold (size, aliases: issue 14) are added in one place.
+`parse_yaml(text, where, field)` reads YAML given as text (a `--set` value, a rendered
+template).
+Every reader of a user's YAML or JSON file goes through here. YAML is parsed by
+bundle.core.safeyaml: safe tags only, and bounded (file size, nesting depth, aliases and
+merge keys expanded: issue 14), so a small file cannot expand into a huge document.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bundle.core import safeyaml
 from bundle.core.errors import InputError
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -38,12 +39,11 @@ def _text(path: Path, missing: str, fix: str) -> str:
 
 
 def read_yaml(path: Path, *, missing: str = "not found", fix: str = "") -> Any:
-    """The YAML document in `path` (safe loader: plain data only)."""
-    text = _text(path, missing, fix)
+    """The YAML document in `path` (bundle.core.safeyaml: safe tags, bounded)."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InputError(path, "(syntax)", f"not valid YAML: {one_line(e)}", fix) from None
+        return safeyaml.load(path, fix=fix or safeyaml.FIX)
+    except FileNotFoundError:
+        raise InputError(path, "(file)", missing, fix) from None
 
 
 def read_json(path: Path, *, missing: str = "not found", fix: str = "") -> Any:
@@ -65,9 +65,7 @@ def read_mapping(path: Path, *, missing: str = "not found", fix: str = "") -> di
     return doc
 
 
-def parse_yaml(text: str, where: object, field: str) -> Any:
-    """One YAML value written on a command line (`--set key=VALUE`)."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InputError(where, field, f"not a YAML value: {one_line(e)}") from None
+def parse_yaml(text: str, where: object, field: str = "(syntax)", fix: str = "") -> Any:
+    """YAML given as text, not as a file: a value on a command line (`--set key=VALUE`)
+    or a rendered template; bounded the same way, errors name `where` and `field`."""
+    return safeyaml.loads(text, where, field=field, fix=fix or "give a YAML value")

@@ -115,6 +115,11 @@ class PairNequipAllegro(_Strict):
     ref: GitCommit
 
 
+class DeepmdKit(GitRelease):
+    backend: Literal["pytorch"]
+    cmake: dict[str, Version]
+
+
 class QuantumEspresso(GitRelease):
     cmake: dict[str, Version]
 
@@ -136,6 +141,7 @@ class H200Flavor(_Strict):
     wheels: Wheels
     lammps: Lammps
     pair_nequip_allegro: PairNequipAllegro
+    deepmd: DeepmdKit
     qe: QuantumEspresso
     compiler: Compiler
 
@@ -145,10 +151,15 @@ class Flavors(_Strict):
     h200: H200Flavor
 
 
+class Pseudopotentials(_Strict):
+    pslibrary: Version  # the library whose generation inputs runbook/pseudo/ transcribes
+
+
 class StackLock(_Strict):
     schema_: Literal["stack-lock/1"] = Field(alias="schema")
     python: Version
     host: Host
+    pseudopotentials: Pseudopotentials
     python_packages: dict[str, Version]
     images: Images
     flavors: Flavors

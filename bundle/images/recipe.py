@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bundle.core import __version__, lock, paths
+from bundle.core import __version__, io, lock, paths
 from bundle.core.errors import InputError
 from bundle.core.render import render_text
 
@@ -135,7 +133,7 @@ def describe(flavor: str, lock_path: Path | None = None, root: Path | None = Non
     text = render_text(f"recipes/{name}", root=root, **ctx)
     where = str(recipes_dir(root) / name)
     try:
-        doc = yaml.safe_load(text)
+        doc = io.parse_yaml(text, where, fix="fix the recipe template")
         stages = tuple(
             Stage(
                 name=str(s["name"]),
@@ -156,7 +154,7 @@ def describe(flavor: str, lock_path: Path | None = None, root: Path | None = Non
             arg_labels={str(k): str(v) for k, v in doc["arg_labels"].items()},
             stages=stages,
         )
-    except (yaml.YAMLError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise InputError(where, "(description)", f"not a valid recipe description: {e!r}") from None
     _validate(recipe, where)
     return recipe

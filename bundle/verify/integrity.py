@@ -68,9 +68,21 @@ def _installed_integrity(ctx: Context) -> list[Check]:
     return out
 
 
+def _installed_versions() -> dict[str, str]:
+    """Name -> version of the distribution an import would find: the first on sys.path.
+
+    Later entries are shadowed copies, e.g. the dist-info setuptools vendors in
+    `setuptools/_vendor` (appended to sys.path once setuptools is imported: its older
+    platformdirs and wheel must not stand for the environment's own)."""
+    have: dict[str, str] = {}
+    for d in metadata.distributions():  # in sys.path order
+        have.setdefault(pack._norm(d.metadata["Name"]), d.version)
+    return have
+
+
 def _python_env(ctx: Context) -> Check:
     """The running environment's distributions equal the Python lock (and this bundle)."""
-    have = {pack._norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    have = _installed_versions()
     flavor_reqs = ctx.root / "wheels" / "requirements.txt"  # an install: its flavor's part
     want = pack.locked_requirements(
         flavor_reqs if ctx.installed and flavor_reqs.is_file() else None

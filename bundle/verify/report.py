@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bundle import manifest as mf
 from bundle import pack
-from bundle.core import __version__, lock, paths
-from bundle.proofpack import Redactor, write_proofpack
-from bundle.verify.common import FAIL, PASS, PHASES, SCHEMA, SKIP, Check, Context
+from bundle.core import __version__, atomic, lock, paths
+from bundle.proofpack import shipped_members, write_proofpack
+from bundle.verify.common import FAIL, PASS, PHASES, PROFILES, SCHEMA, SKIP, Check, Context
 
 
 def report_markdown(rep: dict) -> str:
@@ -93,7 +93,7 @@ def build_report(ctx: Context, checks: list[Check], started: str, wall: float) -
             "quick": ctx.opts.quick,
             "only": list(ctx.opts.only),
             "install": "installed" if ctx.installed else "source checkout",
-            "root": "<root>" if redact else str(ctx.root),
+            "root": str(ctx.root),
             "lock_sha256": lock.lock_hash(),
             "manifest_sha256": (ctx.record or {}).get("manifest_sha256"),
             "signer": (ctx.record or {}).get("signer_fingerprint"),
@@ -164,27 +164,45 @@ def signing_key(ctx: Context) -> mf.Ed25519PrivateKey:
     return mf.load_private_key(site)
 
 
+def _redactor(ctx: Context):
+    """Redaction of this site's names, paths and addresses (bundle.redact), keeping the
+    product's own words (profiles, flavors, shipped folder and file names)."""
+    from bundle.redact import Redactor, product_words
+
+    paths = {"<prefix>" if ctx.installed else "<checkout>": ctx.root, "<report>": ctx.out}
+    paths["<code>"] = Path(__file__).resolve().parents[2]
+    if sys.prefix != sys.base_prefix:
+        paths["<venv>"] = Path(sys.prefix)
+    shipped = []
+    if ctx.installed and (ctx.root / mf.MANIFEST).is_file():
+        man = mf.Manifest.from_json((ctx.root / mf.MANIFEST).read_bytes(), ctx.root)
+        shipped = [f.path for f in man.files]
+    words = product_words(ctx.root, [*PROFILES, *lock.load()["flavors"]], shipped)
+    return Redactor.for_this_machine(ctx.opts.redact, paths, words)
+
+
 def phase_report(ctx: Context, checks: list[Check], started: str, t0: float) -> dict:
-    redactor = Redactor.for_this_machine(ctx.opts.redact)
+    redactor = _redactor(ctx)
     rep = build_report(ctx, checks, started, time.perf_counter() - t0)
-    (ctx.out / "report.md").write_text(redactor(report_markdown(rep)))
+    (ctx.out / "report.md").write_text(report_markdown(_redacted(rep, redactor)))
     rep["checks"].append(
         asdict(Check("report", "json+markdown", PASS, f"{ctx.out.name}/report.json, report.md"))
     )
     ctx.say(Check(**rep["checks"][-1]).line())
     rep["phases"] = phase_summary([Check(**c) for c in rep["checks"]])
-    text = json.dumps(rep, indent=1, default=str) + "\n"
-    (ctx.out / "report.json").write_text(redactor(text))
+    text = json.dumps(_redacted(rep, redactor), indent=1, allow_nan=False) + "\n"
+    (ctx.out / "report.json").write_text(text)
     members: dict[str, str | bytes | Path] = {
         "report.json": text,
-        "report.md": report_markdown(rep),
+        "report.md": report_markdown(_redacted(rep, redactor)),
     }
     members.update({f"logs/{p.name}": p for p in sorted(ctx.logs.glob("*")) if p.is_file()})
     members.update(_versions(ctx))
     members.update(_study_files(ctx))
     members.update(_snapshots(ctx))
     members["host.json"] = json.dumps(ctx.facts.get("host", {}), indent=1)
-    pp = write_proofpack(ctx.out, members, signing_key(ctx), redactor)
+    shipped = shipped_members(ctx.root, members, ctx.record)
+    pp = write_proofpack(ctx.out, members, signing_key(ctx), redactor, shipped)
     c = Check(
         "report",
         "proofpack",
@@ -196,5 +214,13 @@ def phase_report(ctx: Context, checks: list[Check], started: str, t0: float) -> 
     rep["checks"].append(asdict(c))
     rep["phases"] = phase_summary([Check(**x) for x in rep["checks"]])
     rep["proofpack"] = pp
-    (ctx.out / "report.json").write_text(redactor(json.dumps(rep, indent=1, default=str) + "\n"))
+    atomic.write_file(
+        ctx.out / "report.json", atomic.strict_json(_redacted(rep, redactor), indent=1)
+    )
     return rep
+
+
+def _redacted(rep: dict, redactor) -> dict:
+    """The report as strict JSON data (Paths and the like as strings, NaN/inf as null),
+    its values redacted."""
+    return redactor.json(atomic.finite_or_null(json.loads(json.dumps(rep, default=str))))

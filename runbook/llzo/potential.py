@@ -56,7 +56,7 @@ class PotentialSet:
 
 def load(path: Path = DEFAULT_FILE) -> PotentialSet:
     """Read and validate a potential file (errors name the file and the field)."""
-    doc = io.read_yaml(path, missing="no such potential file")
+    doc = io.read_yaml(path, missing="no such potential file", fix="check the path")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(path, "schema", f"expected `schema: {SCHEMA}`")
     species = set(TYPE_IDS)

@@ -19,6 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from bundle.core import atomic
 from checks.reference import load_reference
 from checks.results import get_path
 from runbook.llzo import reading
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("usage: python -m runbook.llzo.report report.json")
     here = Path(args[0]).resolve().parent
     p = json.loads(Path(args[0]).read_text())
-    (here / "report.md").write_text(render_report(p, here))
+    atomic.write_file(here / "report.md", render_report(p, here))
     print(f"wrote {here / 'report.md'}")
     return 0
 

@@ -19,6 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
+from bundle.core import atomic
 from checks import crystal as cx
 from checks.extras import REFERENCE_RUNS
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p, e = a.profile / "results.json", a.excess / "results.json"
     doc = merge(json.loads(p.read_text()), json.loads(e.read_text()), str(p), str(e))
     doc = with_reference_runs(doc, _read(a.control), _read(a.crystal))
-    a.out.write_text(json.dumps(doc, indent=2) + "\n")
+    atomic.write_file(a.out, atomic.strict_json(doc, indent=2))
     print(f"wrote {a.out}")
     return 0
 

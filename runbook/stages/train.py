@@ -12,17 +12,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from ase.io import read
 from pydantic import Field
 
 from bundle.core import lock, render
-from bundle.core.errors import EngineError
-from runbook import modelcard
+from bundle.core.errors import EngineError, InputError
+from runbook import energyref, modelcard
 from runbook.config import Strict
 from runbook.files import sha256_file, write_commands
 from runbook.launchers import STAGE_DIR, Command
 from runbook.stage import Context, Stage
 from runbook.stages.dataset import DatasetResult
-from runbook.stages.dft import DftResult
 
 
 class LossCoeffs(Strict):
@@ -47,7 +47,13 @@ class TrainConfig(Strict):
     learning_rate: float = Field(0.005, gt=0)
     ema_decay: float = Field(0.99, gt=0, lt=1)
     loss: LossCoeffs = LossCoeffs()
-    seed: int = 0
+    seed: int = Field(0, description="model initialisation AND data order (shuffling)")
+    per_type_energy_shifts: Literal["mean", "least_squares"] = Field(
+        "mean",
+        description="mean: one per-atom mean for every type; least_squares: per-species "
+        "energies fitted on the training compositions (runbook.energyref)",
+    )
+    devices: int = Field(1, ge=1, description="GPUs of one node for data-parallel training")
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,8 @@ class Train(Stage):
         c: TrainConfig = self.cfg  # type: ignore[assignment]
         ds = ctx.upstream_of_kind("dataset", self.name)
         split = ctx.result(ds, DatasetResult).split
+        train_frames = read(ctx.dir_of(ds) / "train.extxyz", index=":")
+        self.check_species(ctx, train_frames)
         pins = lock.python_pins()
         text = render.render_to(
             stage_dir / "train.yaml",
@@ -119,11 +127,33 @@ class Train(Stage):
             l_max=c.l_max,
             num_layers=c.num_layers,
             zbl=c.zbl,
+            devices=c.devices,
+            energy_shifts=self.energy_shifts(ctx, train_frames),
         )
         cmd = Command(
             ("nequip-train", "-cp", STAGE_DIR, "-cn", "train", "hydra.run.dir=."), "train.log"
         )
         return [text, write_commands(stage_dir, [cmd])]
+
+    def check_species(self, ctx: Context, frames) -> None:
+        """Every species of the model (the study's) must occur in the training frames: a
+        type never seen in training has an arbitrary energy and forces."""
+        seen = {s for a in frames for s in a.get_chemical_symbols()}
+        absent = [s for s in ctx.study.species if s not in seen]
+        if absent:
+            raise InputError(
+                ctx.study.source,
+                "species",
+                f"{', '.join(absent)} would be a type of the model but no training frame holds it",
+                "add frames with it (and their labels) or drop it from `species`",
+            )
+
+    def energy_shifts(self, ctx: Context, frames) -> dict[str, float]:
+        """Per-species energy shifts (eV) when `per_type_energy_shifts: least_squares`."""
+        c: TrainConfig = self.cfg  # type: ignore[assignment]
+        if c.per_type_energy_shifts != "least_squares":
+            return {}
+        return energyref.fit(frames, ctx.study.species).mu_ev
 
     def collect(self, ctx: Context, stage_dir: Path) -> TrainResult:
         c: TrainConfig = self.cfg  # type: ignore[assignment]
@@ -132,28 +162,13 @@ class Train(Stage):
             raise EngineError(f"{ckpt} not written; see {stage_dir / 'train.log'}")
         epochs, val, test = read_metrics(stage_dir / "logs" / "version_0" / "metrics.csv")
         ds = ctx.upstream_of_kind("dataset", self.name)
-        dft = ctx.upstream_of_kind("dft", ds)
-        dft_manifest = ctx.manifest(dft)
         manifest = modelcard.ModelManifest(
+            backend="allegro",
             units=modelcard.Units(**modelcard.DATA_UNITS),
             type_names=list(ctx.study.species),
             r_max_angstrom=c.r_max_angstrom,
             model_dtype=c.model_dtype,
-            data={
-                "study": ctx.study.name,
-                "dataset_stage": ds,
-                "dataset_output_hash": ctx.manifest(ds)["output_hash"],
-                "split": ctx.result(ds, DatasetResult).split,
-                "dft_stage": dft,
-                "dft_output_hash": dft_manifest["output_hash"],
-                "dft_settings": ctx.study.blocks.get(dft, {}),
-                "pseudopotentials_sha256": {
-                    k.removeprefix("pseudo/"): v
-                    for k, v in dft_manifest["inputs"].items()
-                    if k.startswith("pseudo/")
-                },
-                "pw_version": ctx.result(dft, DftResult).pw_version,
-            },
+            data=modelcard.data_provenance(ctx, ds),
             training={
                 "architecture": "allegro.model.AllegroModel",
                 "hyperparameters": c.model_dump(mode="json"),

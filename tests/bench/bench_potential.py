@@ -1,0 +1,138 @@
+"""Benchmark `potential`: the cpu profile of `llzo-potential` end to end, pw.x cost per
+SCF per structure family at the cpu settings, and the selection's cost.
+
+1. The study run fresh into the work folder (MLMD_POTENTIAL_RUN_DIR reuses a run and
+   reports its recorded stage times): wall and child-CPU seconds per stage, the load.
+2. pw.x per SCF, grouped by the frame's `family`: the stage's timings.json (wall, and
+   CPU seconds of pw.x + mpirun from the kernel: the load-independent cost), pw.x's own
+   `PWSCF ... WALL` line, atoms, valence electrons, k-points, SCF iterations.
+3. Selection: pooled symmetry functions of every candidate and PCA + FPS, timed here in
+   one process (seconds and microseconds per atom), beside what the stage recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from runbook import engine, files, loader
+from runbook.potential import choose, descriptors, selection
+from runbook.potential.config import SelectConfig
+
+MARK_TIME = re.compile(r"PWSCF\s+:\s+(.+?) CPU\s+(.+?) WALL")
+MARK_TIME_PART = re.compile(r"([\d.]+)([hms])")
+MARK_ELECTRONS = re.compile(r"number of electrons\s+=\s+([\d.]+)")
+MARK_KPOINTS = re.compile(r"number of k points=\s+(\d+)")
+
+
+def study_run(work: Path) -> tuple[dict, Path]:
+    study = loader.load("llzo-potential")
+    reused = os.environ.get("MLMD_POTENTIAL_RUN_DIR")
+    run = Path(reused or work / "potential")
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    engine.run(study, run, echo=lambda s: None)
+    total = time.perf_counter() - t0
+    ctx = engine.Context(study, run)
+    stages = {}
+    for name in study.stages:
+        m = files.read_manifest(ctx.dir_of(name))
+        stages[name] = {"wall_s": m["wall_s"], "cpu_s": m.get("cpu_s")}
+    return {
+        "total_wall_s": None if reused else round(total, 1),
+        "sum_stage_wall_s": round(sum(v["wall_s"] for v in stages.values()), 1),
+        "stages": stages,
+        "reused_run": reused,
+        "load_avg_1min": {"start": load0, "end": os.getloadavg()[0]},
+    }, run
+
+
+def qe_seconds(text: str) -> float:
+    """pw.x's clock format: `12.34s`, `2m35.10s`, `1h 5m` -> seconds."""
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    return sum(float(v) * scale[u] for v, u in MARK_TIME_PART.findall(text))
+
+
+def _mean(values: list) -> float | None:
+    v = [x for x in values if x is not None]
+    return round(float(np.mean(v)), 1) if v else None
+
+
+def scf_cost(run: Path) -> dict:
+    """pw.x's own CPU and WALL per SCF, by structure family."""
+    dft = run / "03_dft"
+    frames = read(run / "02_select" / "structures.extxyz", index=":")
+    tfile = dft / "timings.json"  # written by runbook.potential.profiled.Dft
+    timings = {r["log"]: r for r in json.loads(tfile.read_text())} if tfile.exists() else {}
+    by: dict[str, list[dict]] = defaultdict(list)
+    for i, a in enumerate(frames):
+        text = (dft / f"pw-{i:03d}.out").read_text(errors="replace")
+        t = MARK_TIME.search(text)
+        it = re.search(r"convergence has been achieved in\s+(\d+)", text)
+        by[str(a.info["family"])].append({
+            "atoms": len(a),
+            "electrons": float(MARK_ELECTRONS.search(text).group(1)),
+            "k_points": int(MARK_KPOINTS.search(text).group(1)),
+            "gamma": "gamma-point specific algorithms are used" in text,
+            "iterations": int(it.group(1)) if it else None,
+            "pw_wall_s": qe_seconds(t.group(2)) if t else None,
+            "wall_s": timings.get(f"pw-{i:03d}.out", {}).get("wall_s"),
+            "cpu_s": timings.get(f"pw-{i:03d}.out", {}).get("cpu_s"),
+        })  # fmt: skip
+    out = {}
+    for fam, rows in sorted(by.items()):
+        out[fam] = {
+            "frames": len(rows),
+            "atoms": sorted({r["atoms"] for r in rows}),
+            "electrons": sorted({r["electrons"] for r in rows}),
+            "k_points": sorted({r["k_points"] for r in rows}),
+            "gamma_tricks": all(r["gamma"] for r in rows),
+            "iterations_mean": float(np.mean([r["iterations"] or 0 for r in rows])),
+            "wall_s_per_scf": _mean([r["wall_s"] for r in rows]),
+            "cpu_s_per_scf_2_ranks": _mean([r["cpu_s"] for r in rows]),
+            "pw_wall_s_per_scf": round(float(np.mean([r["pw_wall_s"] or 0 for r in rows])), 1),
+        }
+    return out
+
+
+def selection_cost(run: Path) -> dict:
+    study = loader.load("llzo-potential")
+    cfg = SelectConfig.model_validate(
+        {k: v for k, v in study.blocks["select"].items() if k != "kind"}
+    )
+    frames = read(run / "01_sample" / "candidates.extxyz", index=":")
+    sf = choose.symmetry_functions(list(study.species), cfg.descriptor)
+    t0 = time.perf_counter()
+    x = np.array([descriptors.pooled(a, sf) for a in frames])
+    t1 = time.perf_counter()
+    classes = [str(a.info["env_class"]) for a in frames]
+    selection.select(x, classes, cfg.quota, cfg.variance, cfg.max_components)
+    t2 = time.perf_counter()
+    atoms = sum(len(a) for a in frames)
+    recorded = files.read_manifest(run / "02_select")["result"]["seconds"]
+    return {
+        "candidates": len(frames),
+        "atoms": atoms,
+        "features_per_structure": int(x.shape[1]),
+        "descriptors_s": round(t1 - t0, 3),
+        "descriptors_us_per_atom": round(1e6 * (t1 - t0) / atoms, 1),
+        "pca_fps_s": round(t2 - t1, 4),
+        "stage_recorded_s": recorded,
+        "load_avg_1min": os.getloadavg()[0],
+    }
+
+
+def run(work: Path) -> dict:
+    loop, folder = study_run(work)
+    return {
+        "study": loop,
+        "pw_per_scf_by_family": scf_cost(folder),
+        "selection": selection_cost(folder),
+    }
