@@ -41,13 +41,12 @@ import numpy as np
 from bundle.core.errors import InputError
 from checks.extras import Extras
 from checks.lammpsio import Frame, IdIndex, read_frames
-from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_slope
+from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_classes, fit_slope
 from checks.params import CLI, EPS_A, Params, check_box, check_geometry, check_planes
 from checks.params import n_bins as bins_of
 from checks.profile import PER_A2_TO_PER_NM2, min_image, profile_numbers
 
 SCHEMA = "gb-analysis/1"
-A2_PER_PS_TO_CM2_PER_S = 1e-4
 N_GROUPS = 5
 __all__ = ["CLI", "EPS_A", "PER_A2_TO_PER_NM2", "SCHEMA", "Params", "Selection", "analyze",
            "min_image", "profile_numbers"]  # fmt: skip
@@ -134,9 +133,10 @@ def _stream(
     with core_f, exc_f:
         for fr in frames:
             t = fr.timestep * params.timestep_fs / 1000.0
-            if params.window_ps and t < params.window_ps[0] - 1e-9:
+            where = _window(t, params)
+            if where == "before":
                 continue
-            if params.window_ps and t > params.window_ps[1] + 1e-9:
+            if where == "after":
                 break
             if hist is None:
                 li_type = sel.li_type_number(str(fr.file))
@@ -147,16 +147,8 @@ def _stream(
                 ref_ids, rows = None, None
                 n_bins = bins_of(params, float(fr.lengths[2]))
                 hist = np.zeros(n_bins, dtype=np.int64)
-            elif interval is None:
-                interval = fr.timestep - steps[-1]
-            elif fr.timestep - steps[-1] != interval:
-                raise InputError(
-                    fr.file,
-                    f"frame {fr.index} (TIMESTEP {fr.timestep})",
-                    f"the dump interval changes from {interval} to {fr.timestep - steps[-1]} "
-                    "steps; the time series and the MSD need a constant interval",
-                    "dump at a fixed interval, or restrict the analysis with --window-ps",
-                )
+            else:
+                interval = _interval(fr, steps[-1], interval)
             check_box(fr.lengths, first_box, str(fr.file), f"frame {fr.index}: BOX BOUNDS")
             if ref_ids is None or not np.array_equal(fr.ids, ref_ids):
                 rows = _rows(fr, index, n_sel)
@@ -185,6 +177,29 @@ def _stream(
         core_file=tmp / "core.f64",
         exc_file=tmp / "exc.f64",
     )
+
+
+def _window(t: float, p: Params) -> str:
+    """Where time t (ps) lies against the analysis window: before, in or after."""
+    if p.window_ps and t < p.window_ps[0] - 1e-9:
+        return "before"
+    if p.window_ps and t > p.window_ps[1] + 1e-9:
+        return "after"
+    return "in"
+
+
+def _interval(fr: Frame, last_step: int, interval: int | None) -> int:
+    """The dump interval in steps; refused when it changes along the trajectory."""
+    step = fr.timestep - last_step
+    if interval is not None and step != interval:
+        raise InputError(
+            fr.file,
+            f"frame {fr.index} (TIMESTEP {fr.timestep})",
+            f"the dump interval changes from {interval} to {step} "
+            "steps; the time series and the MSD need a constant interval",
+            "dump at a fixed interval, or restrict the analysis with --window-ps",
+        )
+    return step
 
 
 def _no_frame(dump: Path, params: Params) -> InputError:
@@ -395,26 +410,7 @@ def _diffusion(
         }
         acc.add(r, weights, (a + np.arange(m)) % N_GROUPS)
         extras.add(r, frac, dmin, weights)
-    d_cm2, d_se, msd = {}, {}, {"lag_ps": lags}
-    for name in acc.classes:
-        curve, npairs = acc.msd(name)
-        msd[name] = curve
-        ok = fit & (npairs > 0)
-        if ok.sum() < 2:
-            d_cm2[name] = d_se[name] = None
-            continue
-        d_cm2[name] = fit_slope(lags[ok], curve[ok])[0] / 6 * A2_PER_PS_TO_CM2_PER_S
-        per_group = []
-        for g in range(N_GROUPS):
-            cg, ng = acc.msd(name, g)
-            okg = fit & (ng > 0)
-            if okg.sum() >= 2:
-                per_group.append(fit_slope(lags[okg], cg[okg])[0] / 6 * A2_PER_PS_TO_CM2_PER_S)
-        d_se[name] = (
-            float(np.std(per_group, ddof=1) / math.sqrt(len(per_group)))
-            if len(per_group) == N_GROUPS
-            else None
-        )
+    d_cm2, d_se, msd = fit_classes(acc, lags, fit, N_GROUPS)
     extras.finish(msd)
     gb, bulk = d_cm2["gb_start"], d_cm2["bulk_start"]
     diffusion = {
