@@ -161,3 +161,22 @@ def test_bad_study_values_name_the_file_and_field(override, field):
         for name in study.stages:
             stages.build(study, name).preflight(ctx)
     assert e.value.field == field and "llzo-gb.yaml" in e.value.file
+
+
+def test_mkref_reports_an_unresolved_diffusion_coefficient_without_judging_it():
+    """A D <= 0 in a replica (no Li hopped in the run: the MSD is cage rattling) is not a
+    value a log-scale bound can be set from: mkref reports it with the reason and judges
+    the rest (the refined reference of the relaxed protocol has this case)."""
+    rng = np.random.default_rng(2)
+    docs = [replica(rng) for _ in range(6)]
+    key = "diffusion_gls.classes.all.xyz.D_cm2_s"
+    docs[2]["diffusion_gls"]["classes"]["all"]["xyz"]["D_cm2_s"] = -3e-10
+    ref = mkref.make(docs, [f"seed{i}" for i in range(1, 7)], "test-ref", "made in a test")
+    assert (
+        "lower" not in ref["quantities"][key]
+        and "not resolved in 1 of 6" in (ref["quantities"][key]["source"])
+    )
+    assert key in ref["made_by"]["not_judged"]
+    judged = {k for k, q in ref["quantities"].items() if "lower" in q}
+    assert judged == {q.key for q in mkref.JUDGED} - {key}
+    assert ref["made_by"]["family_wise"]["m_judged"] == len(mkref.JUDGED) - 1

@@ -91,9 +91,29 @@ def common_parameters(docs: list[dict]) -> dict:
     return params
 
 
-def judged_matrix(docs: list[dict]) -> np.ndarray:
-    raw = np.column_stack([values(docs, q.key) for q in JUDGED])
-    return rs.transform(raw, JUDGED)
+def judged_matrix(docs: list[dict], judged: list[rs.Judged] | None = None) -> np.ndarray:
+    judged = JUDGED if judged is None else judged
+    raw = np.column_stack([values(docs, q.key) for q in judged])
+    return rs.transform(raw, judged)
+
+
+def resolved(docs: list[dict]) -> tuple[list[rs.Judged], dict[str, str]]:
+    """The judged quantities every replica resolves, and why the others are not judged.
+    A diffusion coefficient (log scale) with a value <= 0 in a replica was not measured:
+    its MSD did not leave the cage rattling in the run (no Li hopped); it is reported with
+    its values and the hop counts say how rare hopping was, but it cannot set bounds."""
+    X = judged_matrix(docs)
+    keep, dropped = [], {}
+    for j, q in enumerate(JUDGED):
+        bad = int((~np.isfinite(X[:, j])).sum())
+        if q.log and bad:
+            dropped[q.key] = (
+                f"not resolved in {bad} of {len(docs)} replicas (<= 0: the MSD stays at the "
+                "cage rattling, no Li hop to fit); reported only"
+            )
+        else:
+            keep.append(q)
+    return keep, dropped
 
 
 def make(docs: list[dict], names: list[str], name: str, command: str,
@@ -102,16 +122,18 @@ def make(docs: list[dict], names: list[str], name: str, command: str,
     if n < 5:
         raise ValueError(f"need at least 5 replicas (got {n})")
     params = common_parameters(docs)
-    X = judged_matrix(docs)
-    problems = rs.screen(X, JUDGED)
+    judged, not_judged = resolved(docs)
+    X = judged_matrix(docs, judged)
+    problems = rs.screen(X, judged)
     if problems:
         raise ValueError("the judged set cannot discriminate: " + "; ".join(problems))
     rng = np.random.default_rng(seed)
     c = rs.factor(X, alpha_fw, method, rng)
     centre, half = rs.bounds(X, c)
     q = {j.key: _entry(j, X[:, j_], centre[j_], half[j_], n, c)
-         for j_, j in enumerate(JUDGED)}  # fmt: skip
-    for key, unit, why in REPORTED:
+         for j_, j in enumerate(judged)}  # fmt: skip
+    unresolved = [(j.key, j.unit, not_judged[j.key]) for j in JUDGED if j.key in not_judged]
+    for key, unit, why in unresolved + REPORTED:
         x = values(docs, key)
         q[key] = {"value": _r(np.nanmean(x)), "unit": unit,
                   "source": f"mean of {n} seeds, reported only; {why}".rstrip("; "),
@@ -125,7 +147,8 @@ def make(docs: list[dict], names: list[str], name: str, command: str,
             "bundle_version": __version__,
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "replicas": names,
-            "family_wise": family_wise(X, alpha_fw, method, c, names, rng),
+            "family_wise": family_wise(X, judged, alpha_fw, method, c, names, rng),
+            "not_judged": not_judged,
             "run_se_vs_seed_scatter": run_se_check(docs),
         },
         "parameters": params,
@@ -149,12 +172,13 @@ def _entry(j: rs.Judged, x: np.ndarray, centre: float, half: float, n: int, c: f
             "replicas": [_r(v) for v in reps]}  # fmt: skip
 
 
-def family_wise(X, alpha_fw: float, method: str, c: float, names: list[str], rng) -> dict:
+def family_wise(X, judged: list[rs.Judged], alpha_fw: float, method: str, c: float,
+                names: list[str], rng) -> dict:  # fmt: skip
     """The stated rate, the factor, and its two measurements."""
     n, m = X.shape
     fails = rs.loo(X, alpha_fw, method, rng)
     rate, se = rs.bootstrap_rate(X, alpha_fw, method, rng, 4000 if method == "sidak" else 300)
-    failed = [f"{names[i]}: {', '.join(JUDGED[j].key for j in f)}" for i, f in enumerate(fails)
+    failed = [f"{names[i]}: {', '.join(judged[j].key for j in f)}" for i, f in enumerate(fails)
               if f]  # fmt: skip
     return {
         "alpha_fw": alpha_fw,
@@ -189,11 +213,12 @@ def discrimination(ref_docs: list[dict], probes: dict[str, list[dict]], alpha_fw
     """For each probe label: the verdict of each of its runs against bounds from the
     reference replicas, and the FAIL probability of its population (checks.refstats)."""
     rng = np.random.default_rng(seed)
-    X = judged_matrix(ref_docs)
+    judged, _ = resolved(ref_docs)
+    X = judged_matrix(ref_docs, judged)
     centre, half = rs.bounds(X, rs.factor(X, alpha_fw, method, rng))
     out = {}
     for label, docs in probes.items():
-        P = judged_matrix(docs)
+        P = judged_matrix(docs, judged)
         runs = []
         for x in P:
             bad = rs.failing(x, centre, half)
@@ -201,8 +226,8 @@ def discrimination(ref_docs: list[dict], probes: dict[str, list[dict]], alpha_fw
             runs.append(
                 {
                     "status": "FAIL" if bad.any() else "PASS",
-                    "failing": [JUDGED[j].key for j in np.flatnonzero(bad)],
-                    "margin": {q.key: _r(v) for q, v in zip(JUDGED, margin, strict=True)},
+                    "failing": [judged[j].key for j in np.flatnonzero(bad)],
+                    "margin": {q.key: _r(v) for q, v in zip(judged, margin, strict=True)},
                 }
             )
         out[label] = {"runs": runs} | rs.power(X, P, alpha_fw, method, rng, 2000)  # fmt: skip
