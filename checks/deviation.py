@@ -225,18 +225,38 @@ def load(path: Path) -> DeviationRecord:
 # ----------------------------------------------------------- regions and trust levels
 
 
-def in_band(rec: DeviationRecord, planes_z: list[float], half_width: float) -> np.ndarray:
-    """(F, N) True where an atom is within `half_width` (Å) of a GB plane along z
-    (minimum image in the frame's box)."""
-    if rec.z is None or rec.box_z is None:
-        raise ValueError("the record has no z / box: regions need the atoms' positions")
-    lz = (rec.box_z[:, 1] - rec.box_z[:, 0])[:, None]
-    near = np.zeros(rec.z.shape, bool)
+def band_mask(
+    z: np.ndarray, planes_z: list[float], half_width: float, lz: np.ndarray | float
+) -> np.ndarray:
+    """True where a position `z` (Å; (F, N) or (N,)) lies within `half_width` of any plane
+    in `planes_z`, with minimum-image distances along a periodic z of length `lz` (a
+    scalar or one length per frame, (F,))."""
+    if half_width < 0:
+        raise ValueError(f"band half-width must be >= 0, got {half_width}")
+    z = np.asarray(z, float)
+    lz = np.asarray(lz, float)
+    if np.any(lz <= 0):
+        raise ValueError("the periodic length along z must be > 0")
+    if lz.ndim == 1 and z.ndim == 2:
+        lz = lz[:, None]
+    near = np.zeros(z.shape, bool)
     for p in planes_z:
-        dz = rec.z - p
+        dz = z - p
         dz -= lz * np.round(dz / lz)
         near |= np.abs(dz) <= half_width
     return near
+
+
+def in_band(
+    rec: DeviationRecord, planes_z: list[float], half_width: float, lz: float | None = None
+) -> np.ndarray:
+    """(F, N) True where an atom is within `half_width` (Å) of a GB plane along z
+    (minimum image in the frame's box, or along `lz` when given)."""
+    if rec.z is None or (rec.box_z is None and lz is None):
+        raise ValueError("the record has no z / box: regions need the atoms' positions")
+    if lz is None:
+        lz = rec.box_z[:, 1] - rec.box_z[:, 0]  # type: ignore[index]
+    return band_mask(rec.z, planes_z, half_width, lz)
 
 
 def classify(values: np.ndarray, lo: float, hi: float) -> dict[str, float]:
@@ -259,29 +279,83 @@ def trust_levels(
     hi: float,
     planes_z: list[float] | None = None,
     half_width: float | None = None,
+    lz: float | None = None,
 ) -> dict:
     """DP-GEN trust levels of the frames, and per region (boundary band / interior, when
-    planes are given) of the region's frame maxima and of its atom-frames."""
+    planes are given; else one region `all`) of the region's frame maxima and of its
+    atom-frames. Atoms outside every band are interior."""
     if not hi > lo > 0:
         raise ValueError(f"need 0 < lo < hi, got lo={lo}, hi={hi}")
     out: dict = {"lo_ev_a": lo, "hi_ev_a": hi, "frames": classify(rec.frame_max, lo, hi)}
     if rec.eps is None:
         return out
     if planes_z:
-        band = in_band(rec, planes_z, float(half_width or 0.0))
+        band = in_band(rec, planes_z, float(half_width or 0.0), lz)
         masks = {"boundary": band, "interior": ~band}
+        out["band"] = {"planes_z_a": [float(p) for p in planes_z],
+                       "half_width_a": float(half_width or 0.0)}  # fmt: skip
     else:
         masks = {"all": np.ones(rec.eps.shape, bool)}
-    regions = {}
-    for name, m in masks.items():
-        region_max = np.where(m, rec.eps, -np.inf).max(axis=1)
-        region_max[~m.any(axis=1)] = np.nan
-        regions[name] = {
-            "frames": classify(region_max, lo, hi),
-            "atom_frames": classify(rec.eps[m], lo, hi),
-        }
-    out["regions"] = regions
+    out["regions"] = {name: region_levels(rec.eps, m, lo, hi) for name, m in masks.items()}
     return out
+
+
+def region_levels(eps: np.ndarray, mask: np.ndarray, lo: float, hi: float) -> dict:
+    """Trust levels of one region (mask (F, N)): of its per-frame maxima (a frame where
+    the region holds no atom is not counted) and of its atom-frames."""
+    region_max = np.where(mask, eps, -np.inf).max(axis=1)
+    region_max[~mask.any(axis=1)] = np.nan
+    return {"frames": classify(region_max, lo, hi), "atom_frames": classify(eps[mask], lo, hi)}
+
+
+def left_domain(summary: dict, tolerance: float) -> str | None:
+    """One line saying why a run left its committee's trust domain (the fraction of
+    `failed` atom-frames of a region, or of frames when no per-atom record exists, above
+    `tolerance`), or None when it stayed inside. `summary`: trust_levels' output."""
+    hi = summary.get("hi_ev_a")
+    parts = [
+        (f"{name} atom-frames", r["atom_frames"]) for name, r in summary.get("regions", {}).items()
+    ]
+    if not parts:
+        parts = [("frames", summary["frames"])]
+    worst = []
+    for what, levels in parts:
+        f = levels.get("failed")
+        if f is not None and np.isfinite(f) and f > tolerance:
+            worst.append(f"{what}: {f:.1%} failed")
+    if not worst:
+        return None
+    return (
+        f"the run left the committee's trust domain ({'; '.join(worst)}, i.e. max force "
+        f"deviation >= hi = {hi} eV/Å; tolerance {tolerance:.1%})"
+    )
+
+
+# `bundle check`: a run whose results carry a committee summary (results.json
+# `deviation`: trust_levels' output) FAILs when more than this fraction of a region's
+# atom-frames (of the frames, without a per-atom record) are `failed` (max force
+# deviation >= hi): the model was used outside the data it was trained on. A results
+# document may state a stricter or looser `deviation.domain_tolerance` itself.
+DOMAIN_TOLERANCE = 0.05
+
+
+def domain_row(results: dict) -> dict | None:
+    """The `bundle check` row of a results document's committee summary (None when the
+    results carry none): FAIL with the one-line reason when the run left the domain."""
+    summary = results.get("deviation")
+    if summary is None:
+        return None
+    tol = float(summary.get("domain_tolerance", DOMAIN_TOLERANCE))
+    regions = summary.get("regions") or {"frames": {"atom_frames": summary.get("frames", {})}}
+    worst = max((r["atom_frames"].get("failed") or 0.0 for r in regions.values()), default=0.0)
+    why = left_domain(summary, tol) if "frames" in summary else "no trust levels in `deviation`"
+    return {
+        "quantity": "deviation.trust_domain", "value": worst, "reference": tol,
+        "lower": None, "upper": None, "bounds": None, "limits": [0.0, tol], "unit": "1",
+        "source": f"committee trust levels (lo {summary.get('lo_ev_a')}, hi "
+        f"{summary.get('hi_ev_a')} eV/Å): largest failed atom-frame fraction of a region",
+        "status": "FAIL" if why else "PASS", "reason": why or "",
+    }  # fmt: skip
 
 
 def worst_frames(rec: DeviationRecord, k: int = 5) -> list[dict]:

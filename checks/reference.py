@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bundle.core import __version__, atomic, io
 from bundle.core.errors import InputError
+from checks import deviation
 from checks.results import get_path
 
 SCHEMA = "gb-reference/1"
@@ -249,6 +250,9 @@ def compare(results: dict, ref: Reference, *, results_path: Path) -> dict:
     """The `gb-check/1` report of `results` against `ref` (parameters checked first)."""
     check_parameters(results, ref, results_path)
     rows = [judge(results, q) for q in ref.quantities]
+    domain = deviation.domain_row(results)  # a committee summary: inside its trust domain?
+    if domain is not None:
+        rows.append(domain)
     n_pass = sum(r["status"] == "PASS" for r in rows)
     n_fail = sum(r["status"] == "FAIL" for r in rows)
     judged = n_pass + n_fail

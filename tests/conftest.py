@@ -37,7 +37,8 @@ SERVICE_GROUPS = {
 }  # fmt: skip
 FIRST = ("docker", "slurm", "test_llzo_study", "test_golden_helper", "test_lock",
          "test_layers", "test_smoke")  # fmt: skip
-AFTER_SMOKE = ("test_deepmd", "test_engines_lammps", "test_multirank", "test_resume",
+AFTER_SMOKE = ("test_deepmd", "test_committee", "test_al_loop", "test_engines_lammps",
+               "test_multirank", "test_resume",
                "test_runbook_config", "test_templates", "test_verify_engines",
                "smoke_run")  # fmt: skip
 

@@ -2,9 +2,10 @@
 
 `deepmd_run`: the smoke-li2o study's structure/dft/dataset stages, copied from the
 session's smoke run (same inputs, so the engine skips them), plus the stages of
-tests/data/deepmd/smoke-deepmd.yaml: two DeePMD models trained on the same split
-(seeds 1, 2), frozen, `dp test` on the held-out frames, and LAMMPS MD with
-`pair_style deepmd` whose committee writes model_devi.out and the deviation record.
+tests/data/deepmd/smoke-deepmd.yaml: three DeePMD models trained on the same split
+(seeds 1, 2, 3), frozen, `dp test` on the held-out frames, packaged as one committee
+(runbook.deepmd.committee), and LAMMPS MD with `pair_style deepmd` whose committee writes
+model_devi.out and the deviation record.
 MLMD_DEEPMD_RUN_DIR names a persistent folder to reuse across sessions.
 """
 
@@ -30,8 +31,9 @@ def compose(smoke_study: Path, out: Path) -> Path:
         if name in doc.get("stages", []) and name not in SHARED:
             del doc[name]
     doc.update(name="smoke-li2o-deepmd", stages=stages, **extra)
+    one = {"kind": "local", "threads": 1}
     doc["profiles"]["cpu"]["launchers"].update(
-        train_deepmd={"kind": "local", "threads": 1}, train_deepmd_b={"kind": "local", "threads": 1}
+        {n: one for n in stages if n.startswith("train_deepmd")}
     )
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out
@@ -76,3 +78,24 @@ def deepmd_run(smoke_run, tmp_path_factory):
         from runbook import loader
 
         return loader.load(study_file), run_dir.resolve()
+
+
+def extend(deepmd_run, run_dir: Path, blocks: dict, echo=print, **run_kw):
+    """The DeePMD run with more stages (`blocks`: name -> block, in order) run into
+    `run_dir`: the run's stage folders are copied there first (same inputs: skipped), so
+    nothing of the shared run is written. Returns (study, run_dir, engine summary)."""
+    from runbook import engine, loader
+
+    study, src = deepmd_run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for d in sorted(src.iterdir()):
+        if d.is_dir() and d.name[:2].isdigit() and not (run_dir / d.name).exists():
+            shutil.copytree(d, run_dir / d.name, symlinks=True)
+    doc = yaml.safe_load(Path(study.source).read_text())
+    doc["stages"] = [*doc["stages"], *blocks]
+    doc.update(blocks)
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    ext = loader.load(path)
+    summary = engine.run(ext, run_dir, echo=echo, **run_kw)
+    return ext, run_dir.resolve(), summary

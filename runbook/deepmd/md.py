@@ -24,7 +24,7 @@ from bundle.core.errors import InputError
 from checks import deviation
 from runbook import modelcard
 from runbook.config import Strict
-from runbook.files import read_manifest, sha256_file
+from runbook.files import read_manifest, sha256_file, write_json_atomic
 from runbook.launchers import Command
 from runbook.stage import Context
 
@@ -32,6 +32,8 @@ TEMPLATE = "lammps/setup-deepmd.lmp.j2"
 DEVI_FILE = "model_devi.out"
 DEVI_DUMP = "devi.lammpstrj"
 RECORD = "deviation.npz"
+TRUST_FILE = "trust-levels.json"
+TRUST_FIELDS = ("trust_lo_ev_a", "trust_hi_ev_a", "band_planes_z_a", "band_half_width_a")
 
 
 class DeepmdMd(Strict):
@@ -49,6 +51,10 @@ class DeepmdMd(Strict):
     atomic: bool = Field(True, description="write each atom's deviation, not only max/min/mean")
     trust_lo_ev_a: float | None = Field(None, gt=0, description="DP-GEN model_devi_f_trust_lo")
     trust_hi_ev_a: float | None = Field(None, gt=0, description="DP-GEN model_devi_f_trust_hi")
+    band_planes_z_a: list[float] = Field(
+        [], description="GB planes (z, Å): trust levels per region, boundary band vs interior"
+    )
+    band_half_width_a: float = Field(1.0, gt=0, description="half-width of each band, Å")
 
 
 def upstream_model(ctx: Context, before: str, cfg: DeepmdMd) -> tuple[str, Path, Path]:
@@ -144,6 +150,9 @@ def render_setup(
     cfg: DeepmdMd,
     where: str,
 ) -> Path:
+    if committee:  # what collect judges with: an input, so a change redoes the stage
+        levels = {k: getattr(cfg, k) for k in TRUST_FIELDS}
+        write_json_atomic(stage_dir / TRUST_FILE, levels)
     return render.render_to(
         stage_dir / "setup.lmp",
         TEMPLATE,
@@ -183,5 +192,7 @@ def collect_deviation(
     )
     deviation.save(stage_dir / RECORD, rec)
     lo, hi = float(cfg.trust_lo_ev_a or 0.0), float(cfg.trust_hi_ev_a or 0.0)  # set: preflight
-    levels = deviation.trust_levels(rec, lo, hi)
+    levels = deviation.trust_levels(
+        rec, lo, hi, planes_z=cfg.band_planes_z_a or None, half_width=cfg.band_half_width_a
+    )
     return {"record": RECORD, "frames": rec.n_frames, "atoms": rec.n_atoms, **levels}

@@ -1,0 +1,86 @@
+"""The labelling loop's pieces without engines: farthest-point selection, the distance
+descriptor, the label store's key and its all-or-nothing `done`, the loop's stage
+blocks (runbook.al)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from runbook.al import label, loop, select
+
+
+def test_farthest_points_spreads_and_caps():
+    x = np.array([[0.0], [0.1], [5.0], [5.1], [10.0]])
+    assert select.farthest_points(x, 3, start=0) == [0, 4, 2]
+    assert select.farthest_points(x, 1, start=3) == [3]
+    # duplicates of what is chosen are never taken: fewer than k
+    assert select.farthest_points(np.zeros((4, 2)), 3, start=1) == [1]
+
+
+def test_descriptor_sees_compression_and_ignores_order():
+    from runbook import crystal
+
+    a = crystal.antifluorite("Li", "O", 4.61)
+    d = select.descriptor(a, 4.0, 16)
+    assert d.shape == (48,) and d.sum() > 0  # Li-Li, Li-O, O-O
+    perm = a[np.random.default_rng(0).permutation(len(a))]
+    np.testing.assert_allclose(select.descriptor(perm, 4.0, 16), d)
+    small = crystal.antifluorite("Li", "O", 0.85 * 4.61)
+    assert np.linalg.norm(select.descriptor(small, 4.0, 16) - d) > 1.0
+
+
+def test_label_key_covers_the_input_and_the_pseudopotentials(tmp_path):
+    (tmp_path / "pseudo").mkdir()
+    (tmp_path / "pseudo" / "Li.UPF").write_text("li")
+    (tmp_path / "pw-000.in").write_text("&control\n/\n")
+    k0 = label.label_key(tmp_path, "pw-000.in")
+    (tmp_path / "pseudo" / "Li.UPF").write_text("li, another version")
+    k1 = label.label_key(tmp_path, "pw-000.in")
+    (tmp_path / "pw-000.in").write_text("&control\n calculation='scf'\n/\n")
+    assert len({k0, k1, label.label_key(tmp_path, "pw-000.in")}) == 3
+
+
+def test_store_keeps_a_finished_label_once(tmp_path):
+    out = tmp_path / "pw.out"
+    out.write_text("first")
+    store = tmp_path / "labels"
+    (store / "k").mkdir(parents=True)  # a folder a kill left without `done`
+    (store / "k" / "pw.out").write_text("partial")
+    final = label.keep(store, "k", out, 0)
+    assert (final / "pw.out").read_text() == "first"
+    assert json.loads((final / "done").read_text())["exit_status"] == 0
+    mtime = (final / "done").stat().st_mtime_ns
+    out.write_text("second")
+    label.keep(store, "k", out, 2)  # finished already: untouched
+    assert (final / "pw.out").read_text() == "first"
+    assert (final / "done").stat().st_mtime_ns == mtime
+    assert not list(store.glob(".tmp-*"))
+
+
+def test_loop_blocks_wire_each_iteration_to_the_previous():
+    doc = {
+        "dft": {"ecutwfc_ry": 30},
+        "train_deepmd": {"seed": 1, "numb_steps": 300},
+        "train_deepmd_b": {"kind": "train_deepmd", "seed": 2, "numb_steps": 300},
+        "train_deepmd_c": {"kind": "train_deepmd", "seed": 3, "numb_steps": 300},
+    }
+    cfg = loop.LoopConfig(
+        iterations=2, base_members=["train_deepmd", "train_deepmd_b", "train_deepmd_c"],
+        explore={"n_steps": 10, "deepmd": {"devi_every": 5}}, select={"max_frames": 2},
+    )  # fmt: skip
+    b = loop.blocks(doc, cfg)
+    assert list(b)[:4] == ["explore_0", "select_1", "label_1", "dataset_1"]
+    assert b["explore_0"]["deepmd"] == {
+        "devi_every": 5, "stage": "train_deepmd", "committee": ["train_deepmd_b", "train_deepmd_c"],
+    }  # fmt: skip
+    assert b["select_2"]["md"] == "explore_1" and b["dataset_2"]["base"] == "dataset_1"
+    assert b["label_2"] == {"kind": loop.LABEL, "ecutwfc_ry": 30}
+    assert [b[f"train_2_{m}"]["seed"] for m in "abc"] == [1, 2, 3]
+    assert {b[f"train_2_{m}"]["dataset"] for m in "abc"} == {"dataset_2"}
+    assert b["committee_2"]["members"] == ["train_2_a", "train_2_b", "train_2_c"]
+    assert b["explore_2"]["deepmd"]["stage"] == "train_2_a"
+    with pytest.raises(ValueError):
+        loop.LoopConfig(iterations=1, base_members=["a", "b"], explore={}, select={})
