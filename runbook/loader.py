@@ -115,6 +115,12 @@ def validate(doc: dict[str, Any], path: Path) -> Study:
     """A study document (no sweep block) as a `Study`; every stage block checked."""
     doc = dict(doc)
     names = doc.get("stages") if isinstance(doc.get("stages"), list) else []
+    for i, name in enumerate(names):  # names are keys of the document: strings first
+        if not isinstance(name, str):
+            raise InputError(
+                path, f"stages.{i}", f"a stage name must be a string (got {_short(name)})",
+                "list the stage names, e.g. [structure, dft]",
+            )  # fmt: skip
     classes = {}
     for name in names:  # unknown stage names first: the likeliest typo
         block = doc.get(name) if isinstance(doc.get(name), dict) else {}
@@ -150,6 +156,11 @@ def validate(doc: dict[str, Any], path: Path) -> Study:
     }
     kinds = {n: classes[n].kind for n in study.stages}
     return study.model_copy(update={"blocks": blocks, "kinds": kinds})
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def effective_block(
