@@ -31,7 +31,11 @@ from runbook.llzo.stages import Check, LlzoStage  # noqa: F401  (Check: the stud
 from runbook.stage import Context
 from runbook.stages.report import ReportResult
 
-TYPE_NAMES = [s for s, _ in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])]
+# the undoped garnet of this study: LAMMPS types 1-4 (runbook.llzo.TYPE_IDS; the dopant
+# types 5+ of the grain-boundary builder never occur here, and a model need not know them)
+SPECIES = ("Li", "La", "Zr", "O")
+TYPE_NAMES = sorted(SPECIES, key=TYPE_IDS.__getitem__)
+TYPES = {TYPE_IDS[s]: s for s in SPECIES}
 BACKEND = {"deepmd": "deepmd", "allegro": "allegro"}
 
 
@@ -150,9 +154,8 @@ class Md(LlzoStage):
         if not c.model or not Path(c.model).exists():
             raise InputError(src, f"{self.name}.model", f"potential {c.potential} needs a model")
         card = Path(c.model).parent / modelcard.FILENAME
-        types = {t: s for s, t in TYPE_IDS.items()}
         modelcard.guard(
-            modelcard.load(card), card, "metal", types, src, self.name, backend=BACKEND[c.potential]
+            modelcard.load(card), card, "metal", TYPES, src, self.name, backend=BACKEND[c.potential]
         )
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:

@@ -31,7 +31,7 @@ class RelaxConfig(Strict):
     input: str = Field("build", min_length=1, description="the build stage it relaxes")
     reference: str | None = None  # a control's relax stage: boundary energy against it
     anneal_K: float = Field(1000.0, gt=0)
-    anneal_ps: float = Field(5.0, ge=0, description="0: minimise only")
+    anneal_ps: float = Field(5.0, ge=0, le=1e4, description="0: minimise only")
     cool_to_K: float = Field(300.0, gt=0)
     cool_ps: float = Field(0.0, ge=0, description="linear cooling after the anneal")
     timestep_fs: float = Field(1.0, gt=0, le=2)

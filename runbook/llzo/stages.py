@@ -81,11 +81,11 @@ class WithPlanes:
 class MdConfig(Strict):
     input: str = Field(min_length=1, description="stage whose data file this segment starts from")
     temperature_K: float = Field(700.0, gt=0)
-    time_ps: float = Field(gt=0)
+    time_ps: float = Field(gt=0, le=1e5, description="ps (at most 100 ns)")
     timestep_fs: float = Field(2.0, gt=0, le=5)
     tdamp_fs: float = Field(100.0, gt=0)
     seed: int | None = Field(None, ge=1, description="draw Li velocities; null: keep them")
-    dump_every_ps: float = Field(0.0, ge=0)
+    dump_every_ps: float = Field(0.0, ge=0, le=1e5)
     thermo_every: int = Field(500, ge=1)
     engine: Literal["auto", "classical", "allegro"] = "auto"
     framework: Literal["frozen", "mobile"] = "frozen"  # frozen: Li-only MD (published)
