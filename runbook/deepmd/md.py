@@ -15,6 +15,7 @@ turns both into the deviation record (checks.deviation).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -51,12 +52,20 @@ class DeepmdMd(Strict):
     trust_hi_ev_a: float | None = Field(None, gt=0, description="DP-GEN model_devi_f_trust_hi")
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """What an MD stage reads of a `train_deepmd` result (TrainDeepmdResult of
+    runbook.stages.train_deepmd, which imports this package's stage: a view, no cycle)."""
+
+    model: str
+
+
 def upstream_model(ctx: Context, before: str, cfg: DeepmdMd) -> tuple[str, Path, Path]:
     """(path written into inputs, model file, manifest) of `cfg.stage`, else of the last
     train_deepmd stage before `before`."""
     name = cfg.stage or ctx.upstream_of_kind("train_deepmd", before)
     _check_stage(ctx, before, name, f"{before}.deepmd.stage")
-    model = ctx.result(name)["model"]
+    model = ctx.result(name, TrainedModel).model
     return ctx.rel(name, model), ctx.dir_of(name) / model, ctx.dir_of(name) / modelcard.FILENAME
 
 
@@ -81,7 +90,7 @@ def committee_paths(
         if not done or done.get("status") != "complete":
             out.append((m, None))
             continue
-        model = ctx.result(m)["model"]
+        model = ctx.result(m, TrainedModel).model
         out.append((ctx.rel(m, model), ctx.dir_of(m) / model))
     return out
 

@@ -24,6 +24,7 @@ from runbook import launchers, modelcard, stages
 from runbook.files import read_commands
 from runbook.stage import Context, StageFailed
 from runbook.stages import dft, train
+from runbook.stages.dataset import DatasetResult
 
 TIMINGS = "timings.json"
 
@@ -139,6 +140,6 @@ class Train(ByProfile, train.Train):
         # as run (by_profile applied); the pseudopotential files are identified by their
         # SHA-256 (data.pseudopotentials_sha256), not by host paths
         card.data["dft_settings"] = cfg.model_dump(mode="json", exclude={"by_profile"})
-        card.data["env_classes"] = ctx.result(ds).get("groups", {})
+        card.data["env_classes"] = ctx.result(ds, DatasetResult).groups
         modelcard.write(path, card)
         return result

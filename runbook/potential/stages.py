@@ -129,7 +129,7 @@ class Select(ByProfile, Stage):
         self.bind(ctx)
         c: SelectConfig = self.cfg  # type: ignore[assignment]
         sample = self.sample_stage(ctx)
-        have = ctx.result(sample)["per_class"]
+        have = ctx.result(sample, SampleResult).per_class
         for cls, q in c.quota.items():
             if q > 0 and have.get(cls, 0) < 2:
                 raise InputError(
@@ -207,7 +207,7 @@ class Validate(ByProfile, Stage):
         c: ValidateConfig = self.cfg  # type: ignore[assignment]
         ds = ctx.upstream_of_kind("dataset", self.name)
         sel = ctx.upstream_of_kind("structure", self.name)
-        quota = ctx.result(sel).get("classes", {})
+        quota = ctx.result(sel, SelectResult).classes
         model, manifest, compile_cmds = self.model_paths(ctx)
         p = {
             "model": model,
