@@ -1,10 +1,12 @@
 """The LLZO study's results plumbing: merging the two analyses, and making a reference
 from seed replicas (bounds = a simultaneous prediction interval for one more replica,
-with a stated family-wise false-FAIL rate; temperature a reference parameter)."""
+with a stated family-wise false-FAIL rate; temperature a reference parameter); the
+li-diffusion reference maker, which shares the document and command line (runbook.refdoc)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from scipy import stats
 from bundle.core.errors import InputError
 from checks.reference import compare, load_reference
 from runbook import loader, stages
+from runbook.lidiff import mkref as lidiff_mkref
 from runbook.llzo import mkref, results
 from runbook.stage import Context
 
@@ -139,6 +142,51 @@ def test_mkref_refuses_what_cannot_make_a_reference():
         d["band_ratio"] = 0.5
     with pytest.raises(ValueError, match="band_ratio: the same in every replica"):
         mkref.make(fixed, ["x"] * 6, "x", "y")
+
+
+def _write_results(tmp_path: Path, docs: list[dict]) -> list[str]:
+    paths = []
+    for i, d in enumerate(docs, 1):
+        p = tmp_path / f"seed{i}" / "07_analyze" / "results.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps(d))
+        paths.append(str(p))
+    return paths
+
+
+def test_both_makers_write_a_reference_that_check_reads(tmp_path):
+    """`python -m runbook.llzo.mkref` and `... lidiff.mkref`: the file starts with its
+    header, names the replicas by run folder, and loads as a reference; li-diffusion's
+    bounds are t(0.995, n-1) s sqrt(1+1/n) per quantity."""
+    rng = np.random.default_rng(4)
+    out = tmp_path / "llzo.yaml"
+    paths = _write_results(tmp_path / "llzo", [replica(rng) for _ in range(6)])
+    assert mkref.main(["--name", "t", "--out", str(out), "--command", "c", *paths]) == 0
+    assert out.read_text().startswith("# t: the llzo-gb cpu profile's own reference")
+    ref = yaml.safe_load(out.read_text())
+    assert ref["made_by"]["replicas"] == [f"seed{i}" for i in range(1, 7)]
+    assert {q.key for q in load_reference(out).quantities if q.limits()} == {
+        q.key for q in mkref.JUDGED
+    }
+    docs = [{"parameters": {"fit_window": [0.1, 0.5]},
+             "temperatures": {f"T{t}": {"T_K": t, "D_cm2_s": d * (1 + 0.1 * rng.normal())}
+                              for t, d in ((900, 1e-6), (1200, 1e-5))},
+             "arrhenius": {"Ea_eV": 0.5 + 0.02 * rng.normal(), "ln_D0": -5.0},
+             "conductivity": {"sigma_S_cm": 1e-4}} for _ in range(4)]  # fmt: skip
+    out = tmp_path / "lidiff.yaml"
+    paths = _write_results(tmp_path / "lidiff", docs)
+    assert lidiff_mkref.main(["--name", "l", "--out", str(out), "--command", "c", *paths]) == 0
+    ref = yaml.safe_load(out.read_text())
+    assert ref["schema"] == "gb-reference/1" and ref["made_by"]["command"] == "c"
+    ea = np.array([d["arrhenius"]["Ea_eV"] for d in docs])
+    half = stats.t.ppf(0.995, 3) * ea.std(ddof=1) * math.sqrt(1 + 1 / 4)
+    q = ref["quantities"]["arrhenius.Ea_eV"]
+    assert q["value"] == pytest.approx(ea.mean(), rel=1e-5)
+    assert q["lower"] == q["upper"] == pytest.approx(half, rel=1e-5)
+    assert "lower" not in ref["quantities"]["conductivity.sigma_S_cm"]  # reported only
+    judged = {q.key for q in load_reference(out).quantities if q.limits()}
+    assert judged == {"temperatures.T900.D_cm2_s", "temperatures.T1200.D_cm2_s",
+                      "arrhenius.Ea_eV"}  # fmt: skip
 
 
 # ------------------------------------------------------------------- study configuration

@@ -13,7 +13,7 @@ and Arrhenius figures. Blocks may carry `by_profile` overrides (merged by runboo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from runbook.config import Strict
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import TYPE_IDS, garnet, potential
-from runbook.llzo.stages import Check, LlzoStage  # noqa: F401  (Check: the study's kind)
+from runbook.llzo.stages import Check, LlzoStage, WithDataFile  # noqa: F401  (Check: the study's kind)
 from runbook.stage import Context
 from runbook.stages.report import ReportResult
 
@@ -164,7 +164,7 @@ class Md(LlzoStage):
         gpu = ctx.study.active.accelerator == "cuda"
         frozen = c.frozen_framework if c.frozen_framework is not None else c.potential == "baseline"
         common = self._potential_context(c)
-        data_in = ctx.rel(c.input, ctx.result(c.input)["data_file"])
+        data_in = ctx.rel(c.input, ctx.result(c.input, WithDataFile).data_file)
         files, cmds = [], []
         for t in c.temperatures_K:
             for seed in c.seeds:
@@ -300,13 +300,13 @@ class Analyze(LlzoStage):
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.cfg
-        md = ctx.result(c.md)
-        runs = [{**r, "dump": ctx.rel(c.md, r["dump"])} for r in md["runs"]]
+        md = ctx.result(c.md, MdGridResult)
+        runs = [{**r, "dump": ctx.rel(c.md, r["dump"])} for r in md.runs]
         p = {
             "runs": runs,
-            "build": ctx.result(c.build),
-            "md": {k: md[k] for k in ("potential", "frozen_framework", "timestep_fs",
-                                      "dump_every_ps", "production_ps", "cost")},
+            "build": asdict(ctx.result(c.build, BuildResult)),
+            "md": {k: getattr(md, k) for k in ("potential", "frozen_framework", "timestep_fs",
+                                               "dump_every_ps", "production_ps", "cost")},
             **c.model_dump(mode="json", exclude={"build", "md"}),
         }  # fmt: skip
         cmd = Command(("python", "-m", "runbook.lidiff.analysis", "analysis.json"), "analyze.log")

@@ -30,17 +30,15 @@ judged dynamics (the 1-ps MSD, D) catch.
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from bundle.core import __version__
 from checks import refstats as rs
 from checks.results import get_path
+from runbook import refdoc
+from runbook.refdoc import r6 as _r
 
 ALPHA_FW = 0.01
 METHOD = "sidak"
@@ -138,22 +136,11 @@ def make(docs: list[dict], names: list[str], name: str, command: str,
         q[key] = {"value": _r(np.nanmean(x)), "unit": unit,
                   "source": f"mean of {n} seeds, reported only; {why}".rstrip("; "),
                   "replicas": [_r(v) for v in x]}  # fmt: skip
-    return {
-        "schema": "gb-reference/1",
-        "name": name,
-        "source": f"the llzo-gb study, cpu profile, {n} seeds ({', '.join(names)})",
-        "made_by": {
-            "command": command,
-            "bundle_version": __version__,
-            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "replicas": names,
-            "family_wise": family_wise(X, judged, alpha_fw, method, c, names, rng),
-            "not_judged": not_judged,
-            "run_se_vs_seed_scatter": run_se_check(docs),
-        },
-        "parameters": params,
-        "quantities": q,
-    }
+    return refdoc.document(
+        name, f"the llzo-gb study, cpu profile, {n} seeds ({', '.join(names)})", command,
+        names, params, q, family_wise=family_wise(X, judged, alpha_fw, method, c, names, rng),
+        not_judged=not_judged, run_se_vs_seed_scatter=run_se_check(docs),
+    )  # fmt: skip
 
 
 def _entry(j: rs.Judged, x: np.ndarray, centre: float, half: float, n: int, c: float) -> dict:
@@ -234,25 +221,17 @@ def discrimination(ref_docs: list[dict], probes: dict[str, list[dict]], alpha_fw
     return out
 
 
-def _r(x: float) -> float:
-    return float(f"{float(x):.6g}")
-
-
 def _names(paths: list[Path]) -> list[str]:
     return [p.parent.parent.name if p.parent.name.endswith("analyze") else str(p) for p in paths]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m runbook.llzo.mkref")
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--command", required=True, help="the command that made the replicas")
+    ap = refdoc.parser("python -m runbook.llzo.mkref")
     ap.add_argument("--alpha-fw", type=float, default=ALPHA_FW)
     ap.add_argument("--method", choices=rs.METHODS, default=METHOD)
     ap.add_argument("--probe", action="append", default=[], metavar="LABEL=RESULTS.json")
-    ap.add_argument("results", type=Path, nargs="+", help="results.json of each replica")
     a = ap.parse_args(argv)
-    docs = [json.loads(p.read_text()) for p in a.results]
+    docs = refdoc.read_results(a.results)
     doc = make(docs, _names(a.results), a.name, a.command, a.alpha_fw, a.method)
     probes: dict[str, list[dict]] = {}
     for spec in a.probe:
@@ -265,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Values: mean over seed replicas; bounds: a simultaneous prediction interval for\n"
         "# one more seed (made_by.family_wise). The published reference stays the h200's.\n"
     )
-    a.out.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    refdoc.write(a.out, header, doc)
     print(f"wrote {a.out}")
     return 0
 
