@@ -42,12 +42,14 @@ from runbook.refdoc import r6 as _r
 
 ALPHA_FW = 0.01
 METHOD = "sidak"
-# Measured on the current cpu protocol (runs of 20 ps; seeds 1-6 at 700 K; shifts of one
-# run in units of the seed scatter of the judged scale): the 1-ps MSD moves -12 s at
-# 600 K, +12 s at 800 K and +5 s with the Li-O repulsion x 1.1; rho_bulk -5 s with Li-O
-# x 1.1; D (GLS) -3 / +5 / +2 s. Projected with checks.refstats.power (n_ref): 20 seeds
-# at alpha_fw = 0.01 FAIL a 100 K shift with probability ~1 and Li-O x 1.1 with ~0.95
-# (10 seeds: ~0.8). Hence: >= 20 seeds for the cpu reference.
+# Measured on the relaxed cpu protocol (issue 12; 9 seeds at 700 K; probes from seed 11,
+# shifts of the population mean in units of the seed scatter, see the reference's
+# made_by.discrimination): the 1-ps MSD moves -6.9 s at 600 K and -16.9 s at 500 K, -1.1 s
+# with the Li-O repulsion x 1.1 and +3.3 s with x 1.5; rho_bulk -0.8 to -1.2 s. No Li hops
+# in 20 ps at 700 K (D not resolved, reported only). At alpha_fw = 0.01 (Sidak, m = 4)
+# the 9-seed reference FAILs a 600 K run with probability ~0.95 and a 500 K run ~1, but
+# Li-O x 1.1 only ~0.03 and x 1.5 ~0.26: a potential change that does not move the cage
+# rattling is invisible to this protocol (more seeds narrow c: 20 seeds, c ~ 3.6).
 GLS = "diffusion_gls.classes"
 JUDGED = [
     rs.Judged("diffusion_gls.msd_short_A2.all", "Å²", "MSD at 1 ps, all Li: cage rattling "
