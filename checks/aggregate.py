@@ -52,8 +52,15 @@ def _merge(nodes: list[Any], path: str, values: dict, sem: dict) -> Any:
         except (TypeError, ValueError):
             return None
         mean = np.nanmean(arr, axis=0) if np.isfinite(arr).any() else arr[0]
-        return [None if not math.isfinite(x) else float(x) for x in mean]
+        return _finite_lists(mean)
     return None  # lists of different lengths (other trajectory lengths) do not average
+
+
+def _finite_lists(a: np.ndarray) -> list:
+    """Nested lists of floats (None for NaN) of an array of any rank (e.g. block profiles)."""
+    if a.ndim > 1:
+        return [_finite_lists(row) for row in a]
+    return [None if not math.isfinite(x) else float(x) for x in a]
 
 
 PER_GB = (

@@ -39,18 +39,17 @@ from pathlib import Path
 import numpy as np
 
 from bundle.core.errors import InputError
+from checks.extras import Extras
 from checks.lammpsio import Frame, IdIndex, read_frames
-from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_slope
-from checks.params import EPS_A, Params, check_box, check_geometry, check_planes
+from checks.msd import BYTES_PER_ATOM_FRAME, MSDAccumulator, fit_classes, fit_slope
+from checks.params import CLI, EPS_A, Params, check_box, check_geometry, check_planes
 from checks.params import n_bins as bins_of
-
-__all__ = ["SCHEMA", "Params", "Selection", "analyze", "min_image"]
+from checks.profile import PER_A2_TO_PER_NM2, min_image, profile_numbers
 
 SCHEMA = "gb-analysis/1"
-PER_A2_TO_PER_NM2 = 100.0
-A2_PER_PS_TO_CM2_PER_S = 1e-4
 N_GROUPS = 5
-CLI = "command line"
+__all__ = ["CLI", "EPS_A", "PER_A2_TO_PER_NM2", "SCHEMA", "Params", "Selection", "analyze",
+           "min_image", "profile_numbers"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,8 +113,10 @@ def analyze(
         prof = _profile(st, params)
         frac_planes = [(z - st.lo[:, 2].mean()) / st.lengths[:, 2].mean() for z in prof["planes"]]
         excess = _excess(st, frac_planes, params, warn) if st.n_exc else None
-        diffusion = _diffusion(st, frac_planes, params, memory_mb, warn)
-    return _document(st, params, prof, excess, diffusion)
+        extras = Extras(params.extra(), st.times_ps, st.lo, st.lengths, prof["planes"],
+                        frac_planes, len(st.hist))  # fmt: skip
+        diffusion = _diffusion(st, frac_planes, params, memory_mb, warn, extras)
+    return _document(st, params, prof, excess, diffusion) | extras.sections()
 
 
 # --- the streaming pass -----------------------------------------------------------
@@ -132,9 +133,10 @@ def _stream(
     with core_f, exc_f:
         for fr in frames:
             t = fr.timestep * params.timestep_fs / 1000.0
-            if params.window_ps and t < params.window_ps[0] - 1e-9:
+            where = _window(t, params)
+            if where == "before":
                 continue
-            if params.window_ps and t > params.window_ps[1] + 1e-9:
+            if where == "after":
                 break
             if hist is None:
                 li_type = sel.li_type_number(str(fr.file))
@@ -145,16 +147,8 @@ def _stream(
                 ref_ids, rows = None, None
                 n_bins = bins_of(params, float(fr.lengths[2]))
                 hist = np.zeros(n_bins, dtype=np.int64)
-            elif interval is None:
-                interval = fr.timestep - steps[-1]
-            elif fr.timestep - steps[-1] != interval:
-                raise InputError(
-                    fr.file,
-                    f"frame {fr.index} (TIMESTEP {fr.timestep})",
-                    f"the dump interval changes from {interval} to {fr.timestep - steps[-1]} "
-                    "steps; the time series and the MSD need a constant interval",
-                    "dump at a fixed interval, or restrict the analysis with --window-ps",
-                )
+            else:
+                interval = _interval(fr, steps[-1], interval)
             check_box(fr.lengths, first_box, str(fr.file), f"frame {fr.index}: BOX BOUNDS")
             if ref_ids is None or not np.array_equal(fr.ids, ref_ids):
                 rows = _rows(fr, index, n_sel)
@@ -183,6 +177,29 @@ def _stream(
         core_file=tmp / "core.f64",
         exc_file=tmp / "exc.f64",
     )
+
+
+def _window(t: float, p: Params) -> str:
+    """Where time t (ps) lies against the analysis window: before, in or after."""
+    if p.window_ps and t < p.window_ps[0] - 1e-9:
+        return "before"
+    if p.window_ps and t > p.window_ps[1] + 1e-9:
+        return "after"
+    return "in"
+
+
+def _interval(fr: Frame, last_step: int, interval: int | None) -> int:
+    """The dump interval in steps; refused when it changes along the trajectory."""
+    step = fr.timestep - last_step
+    if interval is not None and step != interval:
+        raise InputError(
+            fr.file,
+            f"frame {fr.index} (TIMESTEP {fr.timestep})",
+            f"the dump interval changes from {interval} to {step} "
+            "steps; the time series and the MSD need a constant interval",
+            "dump at a fixed interval, or restrict the analysis with --window-ps",
+        )
+    return step
 
 
 def _no_frame(dump: Path, params: Params) -> InputError:
@@ -260,11 +277,6 @@ def _rows(fr: Frame, index: IdIndex, n_sel: int) -> np.ndarray:
 # --- the profile (検証A) ---------------------------------------------------------
 
 
-def min_image(dz: np.ndarray, length: float | np.ndarray) -> np.ndarray:
-    """|dz| under the minimum-image convention along a periodic axis of `length`."""
-    return np.abs((dz + 0.5 * length) % length - 0.5 * length)
-
-
 def _profile(st: _Stream, p: Params) -> dict:
     n_frames = len(st.times_ps)
     lx, ly, lz = st.lengths.mean(axis=0)
@@ -284,30 +296,8 @@ def _profile(st: _Stream, p: Params) -> dict:
         z0 = zlo + (z[i] + shift * dz - zlo) % lz
         planes = [z0, zlo + (z0 + lz / 2 - zlo) % lz]
     check_geometry(p, planes, lz, z)
-    d = [min_image(z - zk, lz) for zk in planes]
-    bulk = (d[0] >= p.d_bulk - EPS_A) & (d[1] >= p.d_bulk - EPS_A)
-    band = (d[0] <= p.w + EPS_A) | (d[1] <= p.w + EPS_A)
-    rho_bulk = float(rho[bulk].mean())
-    rho_band = float(rho[band].mean())
-    rho_peak = float(rho.max())
-    gammas = []
-    for k in (0, 1):
-        near = (d[k] < d[1 - k]) & (d[k] < p.d_bulk - EPS_A)
-        gammas.append(float((rho[near] - rho_bulk).sum() * dz * PER_A2_TO_PER_NM2))
-    ratio = (lambda x: x / rho_bulk) if rho_bulk > 0 else (lambda x: None)
-    return {
-        "planes": [float(x) for x in planes],
-        "box": [float(lx), float(ly), float(lz)],
-        "z": z,
-        "rho": rho,
-        "dz": float(dz),
-        "rho_bulk": rho_bulk,
-        "rho_peak": rho_peak,
-        "rho_band": rho_band,
-        "peak_ratio": ratio(rho_peak),
-        "band_ratio": ratio(rho_band),
-        "gammas": gammas,
-    }
+    numbers = profile_numbers(rho, z, float(lz), [float(x) for x in planes], p.w, p.d_bulk)
+    return {"box": [float(lx), float(ly), float(lz)], "z": z, "rho": rho, "dz": float(dz)} | numbers
 
 
 # --- excess Li in the bands (検証B) -------------------------------------------------
@@ -382,7 +372,9 @@ def _excess(st: _Stream, frac_planes: list[float], p: Params, warn) -> dict:
 # --- diffusion from the MSD --------------------------------------------------------
 
 
-def _diffusion(st: _Stream, frac_planes: list[float], p: Params, memory_mb: float, warn):
+def _diffusion(
+    st: _Stream, frac_planes: list[float], p: Params, memory_mb: float, warn, extras: Extras
+):
     n_frames = len(st.times_ps)
     if n_frames < 3 or st.n_core == 0:
         return None
@@ -405,44 +397,21 @@ def _diffusion(st: _Stream, frac_planes: list[float], p: Params, memory_mb: floa
     acc = MSDAccumulator(n_frames, ("all", "gb_start", "bulk_start"), N_GROUPS)
     origins = (np.arange(n_frames) % p.origin_every == 0)[:, None]
     per_chunk = max(1, int(memory_mb * 2**20 / (BYTES_PER_ATOM_FRAME * n_frames)))
-    buf = np.empty((n_frames, min(per_chunk, st.n_core), 3))
-    with open(st.core_file, "rb") as f:
-        for a in range(0, st.n_core, per_chunk):
-            m = min(per_chunk, st.n_core - a)
-            r = buf[:, :m]
-            for t in range(n_frames):  # one strided read per frame keeps RSS at the chunk
-                f.seek((t * st.n_core + a) * 24)
-                f.readinto(memoryview(r[t]).cast("B"))
-            frac = (r[:, :, 2] - st.lo[:, 2, None]) / st.lengths[:, 2, None]
-            dmin = np.minimum(
-                *(min_image(frac - s, 1.0) * st.lengths[:, 2, None] for s in frac_planes)
-            )
-            weights = {
-                "all": np.broadcast_to(origins, (n_frames, m)),
-                "gb_start": origins & (dmin <= w_start + EPS_A),
-                "bulk_start": origins & (dmin >= p.d_bulk - EPS_A),
-            }
-            acc.add(r, weights, (a + np.arange(m)) % N_GROUPS)
-    d_cm2, d_se, msd = {}, {}, {"lag_ps": lags}
-    for name in acc.classes:
-        curve, npairs = acc.msd(name)
-        msd[name] = curve
-        ok = fit & (npairs > 0)
-        if ok.sum() < 2:
-            d_cm2[name] = d_se[name] = None
-            continue
-        d_cm2[name] = fit_slope(lags[ok], curve[ok])[0] / 6 * A2_PER_PS_TO_CM2_PER_S
-        per_group = []
-        for g in range(N_GROUPS):
-            cg, ng = acc.msd(name, g)
-            okg = fit & (ng > 0)
-            if okg.sum() >= 2:
-                per_group.append(fit_slope(lags[okg], cg[okg])[0] / 6 * A2_PER_PS_TO_CM2_PER_S)
-        d_se[name] = (
-            float(np.std(per_group, ddof=1) / math.sqrt(len(per_group)))
-            if len(per_group) == N_GROUPS
-            else None
-        )
+    fit_frames = np.flatnonzero(fit)
+    extras.start((fit_frames[0], fit_frames[-1]), acc.classes, -(-st.n_core // per_chunk))
+    for a, r in _atom_chunks(st, per_chunk):
+        m = r.shape[1]
+        frac = (r[:, :, 2] - st.lo[:, 2, None]) / st.lengths[:, 2, None]
+        dmin = np.minimum(*(min_image(frac - s, 1.0) * st.lengths[:, 2, None] for s in frac_planes))
+        weights = {
+            "all": np.broadcast_to(origins, (n_frames, m)),
+            "gb_start": origins & (dmin <= w_start + EPS_A),
+            "bulk_start": origins & (dmin >= p.d_bulk - EPS_A),
+        }
+        acc.add(r, weights, (a + np.arange(m)) % N_GROUPS)
+        extras.add(r, frac, dmin, weights)
+    d_cm2, d_se, msd = fit_classes(acc, lags, fit, N_GROUPS)
+    extras.finish(msd)
     gb, bulk = d_cm2["gb_start"], d_cm2["bulk_start"]
     diffusion = {
         "fit_window_ps": [float(lags[fit][0]), float(lags[fit][-1])],
@@ -454,6 +423,19 @@ def _diffusion(st: _Stream, frac_planes: list[float], p: Params, memory_mb: floa
         "msd_A2": _thin(msd, 1000),
     }
     return diffusion
+
+
+def _atom_chunks(st: _Stream, per_chunk: int):
+    """(first slot, (F, m, 3) unwrapped positions) of consecutive atom chunks; one buffer."""
+    n_frames = len(st.times_ps)
+    buf = np.empty((n_frames, min(per_chunk, st.n_core), 3))
+    with open(st.core_file, "rb") as f:
+        for a in range(0, st.n_core, per_chunk):
+            r = buf[:, : min(per_chunk, st.n_core - a)]
+            for t in range(n_frames):  # one strided read per frame keeps RSS at the chunk
+                f.seek((t * st.n_core + a) * 24)
+                f.readinto(memoryview(r[t]).cast("B"))
+            yield a, r
 
 
 def _thin(curves: dict[str, np.ndarray], at_most: int) -> dict[str, list]:
@@ -483,7 +465,8 @@ def _document(st: _Stream, p: Params, prof: dict, excess, diffusion) -> dict:
             "fit_window_ps": list(p.fit_window_ps) if p.fit_window_ps else None,
             "include_excess": p.include_excess,
             "gb_planes_given": p.gb is not None,
-        },
+        }
+        | p.extra().parameters(),
         "box_A": prof["box"],
         "n_frames": int(len(t)),
         "n_li": st.n_core,

@@ -17,11 +17,13 @@ Sums are also kept per atom group (K groups) to estimate the error of D.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
 
+A2_PER_PS_TO_CM2_PER_S = 1e-4
 BYTES_PER_ATOM_FRAME = 400  # rfft of r, c*r (complex, 3 dims, padded x2), q, c, temporaries
 
 
@@ -80,3 +82,33 @@ def fit_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float | None]:
         return slope, None
     resid = y - y.mean() - slope * xc
     return slope, float(np.sqrt(resid @ resid / (len(x) - 2) / sxx))
+
+
+def _d_cm2_s(lags: np.ndarray, curve: np.ndarray, ok: np.ndarray) -> float:
+    return fit_slope(lags[ok], curve[ok])[0] / 6 * A2_PER_PS_TO_CM2_PER_S
+
+
+def fit_classes(acc: MSDAccumulator, lags: np.ndarray, fit: np.ndarray, n_groups: int):
+    """D (cm²/s) of each start class by OLS on the fit window, its SE from the `n_groups`
+    atom groups (each group fitted alone), and the MSD curves."""
+    d_cm2, d_se, msd = {}, {}, {"lag_ps": lags}
+    for name in acc.classes:
+        curve, npairs = acc.msd(name)
+        msd[name] = curve
+        ok = fit & (npairs > 0)
+        if ok.sum() < 2:
+            d_cm2[name] = d_se[name] = None
+            continue
+        d_cm2[name] = _d_cm2_s(lags, curve, ok)
+        per_group = []
+        for g in range(n_groups):
+            cg, ng = acc.msd(name, g)
+            okg = fit & (ng > 0)
+            if okg.sum() >= 2:
+                per_group.append(_d_cm2_s(lags, cg, okg))
+        d_se[name] = (
+            float(np.std(per_group, ddof=1) / math.sqrt(len(per_group)))
+            if len(per_group) == n_groups
+            else None
+        )
+    return d_cm2, d_se, msd

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from bundle.core.errors import InputError
+from checks.extras import ExtraParams
+from checks.profile import CLI, EPS_A
 
-CLI = "command line"
-EPS_A = 1e-9  # Å: tolerance of the distance comparisons (see checks.metrics)
 MAX_BOX_CHANGE = 0.10  # relative change of a box length over the trajectory (NPT: < 1 %)
 MIN_BINS = 4  # a profile with two planes and two bulk regions needs at least this many
 MAX_BINS = 1_000_000  # 8 MB of histogram; 0.5 Å bins of a 500 µm box
@@ -41,6 +42,15 @@ class Params:
     fit_window_ps: tuple[float, float] | None = None  # MSD fit; None = 10 %..50 % of max lag
     include_excess: bool = False  # count excess Li in the profile
     drop_incomplete_frame: bool = False
+    temperature_K: float | None = None  # thermostat target, recorded (checks.extras)
+    li_sites: Path | None = None  # candidate Li sites for occupancies (checks.sites)
+    site_A: float = 1.0  # site assignment radius
+    hop_A: float = 1.5  # hop distance (checks.hops)
+
+    def extra(self) -> ExtraParams:
+        w_start = self.w_start if self.w_start is not None else self.w
+        return ExtraParams(self.w, w_start, self.d_bulk, self.n_blocks, self.include_excess,
+                           self.temperature_K, self.li_sites, self.site_A, self.hop_A)  # fmt: skip
 
     def validate(self) -> None:
         positive = {
@@ -52,6 +62,9 @@ class Params:
         }
         if self.w_start is not None:
             positive["--w-start"] = self.w_start
+        if self.temperature_K is not None:
+            positive["--temperature-K"] = self.temperature_K
+        positive |= {"--site-A": self.site_A, "--hop-A": self.hop_A}
         for flag, value in positive.items():
             if not (value > 0 and math.isfinite(value)):
                 raise InputError(CLI, flag, f"must be a positive number (got {value})")
@@ -69,6 +82,7 @@ class Params:
         for flag, win in (("--window-ps", self.window_ps), ("--fit-window-ps", self.fit_window_ps)):
             if win is not None and not (win[0] < win[1]):
                 raise InputError(CLI, flag, f"start must be before end (got {win[0]},{win[1]})")
+        self.extra().validate()
 
 
 def n_bins(p: Params, lz: float) -> int:

@@ -52,6 +52,9 @@ FLAGS = {
     "fit_window_ps": "--fit-window-ps",
     "include_excess": "--include-excess",
     "timestep_fs": "--timestep-fs",
+    "temperature_K": "--temperature-K",
+    "hop_A": "--hop-A",
+    "site_A": "--site-A",
 }
 
 

@@ -51,8 +51,12 @@ class AnalysisRequest:
     fit_window_ps: tuple[float, float] | None = None
     include_excess: bool = False
     drop_incomplete_frame: bool = False
+    temperature_K: float | None = None  # the run's thermostat target, recorded
+    li_sites: str | None = None  # li_sites.npz of the build: 24d/96h occupancies
+    site_A: float = 1.0  # site assignment radius
+    hop_A: float = 1.5  # hop distance
 
-    def params(self) -> metrics.Params:
+    def params(self, base: Path = Path(".")) -> metrics.Params:
         p = metrics.Params(
             timestep_fs=self.timestep_fs,
             dz=self.dz,
@@ -67,6 +71,10 @@ class AnalysisRequest:
             fit_window_ps=self.fit_window_ps,
             include_excess=self.include_excess,
             drop_incomplete_frame=self.drop_incomplete_frame,
+            temperature_K=self.temperature_K,
+            li_sites=base / self.li_sites if self.li_sites is not None else None,
+            site_A=self.site_A,
+            hop_A=self.hop_A,
         )
         p.validate()
         return p
@@ -116,6 +124,7 @@ class AnalysisRequest:
             dumps=tuple(str((base / d).resolve()) for d in self.dumps),
             data=a(self.data),
             excess_ids=a(self.excess_ids),
+            li_sites=a(self.li_sites),
         )
 
 
@@ -158,7 +167,7 @@ def analyze(
     out = base / req.out
     atomic.check_output(out, "--out", dumps)
     names = req.type_names(base)
-    params = req.params()
+    params = req.params(base)
     selection = req.selection(base, names)
     owned = (results.RESULTS, results.SUMMARY, *figures.FIGURES)
     with atomic.output_dir(out, "--out", dumps, owned=owned) as staging:

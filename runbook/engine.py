@@ -16,7 +16,13 @@ On re-run a stage whose complete manifest carries the same input hash is skipped
 folder is not touched. An incomplete (killed/failed) stage is wiped and redone. A
 complete stage whose inputs changed is *refused* (one line naming the stage and the
 changed inputs) unless `--force` names it or an earlier stage was redone in the same run:
-finished work is never overwritten by accident.
+finished work is never overwritten by accident. A refused run changes no file of the
+run folder (`study.json` is written only once every refusal check has passed).
+
+Each command of a stage runs in a session of its own, recorded in the stage folder
+while it runs (runbook.children). A re-run first terminates the sessions a killed run
+left running (SIGTERM, then SIGKILL) and says so in its log; their stages are
+incomplete and are redone.
 
 Where the commands run is the profile's launcher; `in_batch_job=True` says the caller is
 already inside this stage's Slurm job (a sweep's job array), a parameter of `run`.
@@ -27,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import resource
 import shutil
 import time
@@ -39,7 +46,7 @@ from pydantic import BaseModel
 
 from bundle.core import __version__, io, lock
 from bundle.core.errors import BundleError, EngineError, InputError
-from runbook import launchers, loader, stages
+from runbook import children, launchers, loader, stages
 from runbook.config import Study
 from runbook.files import (
     MANIFEST,
@@ -91,17 +98,31 @@ def stage_state(ctx: Context, name: str, verify: bool = False) -> StageState:
     return st
 
 
+LOCK = ".run.lock"
+
+
 @contextlib.contextmanager
 def _run_lock(run_dir: Path) -> Iterator[None]:
+    """The run folder, locked for this run. A folder this run created is removed again
+    when the run ends before it recorded anything (a refused run leaves nothing)."""
+    made = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".run.lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(
-                run_dir, "(run folder)", "another `bundle run` is using it", "wait or use --run-dir"
-            ) from None
-        yield
+    try:
+        with open(run_dir / LOCK, "a") as f:  # "a": an existing lock file is not rewritten
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(
+                    run_dir, "(run folder)", "another `bundle run` is using it",
+                    "wait or use --run-dir",
+                ) from None  # fmt: skip
+            yield
+    finally:
+        if made and {p.name for p in run_dir.iterdir()} <= {LOCK}:
+            shutil.rmtree(run_dir)
+            for p in made[1:]:  # the parents this run created, while empty
+                with contextlib.suppress(OSError):
+                    p.rmdir()
 
 
 @dataclass
@@ -130,22 +151,26 @@ def run(
     force: list[str] | None = None,
     in_batch_job: bool = False,
     echo: Callable[[str], None] = print,
+    on_record: Callable[[], None] | None = None,
 ) -> RunSummary:
-    """Run the study's stages in order into `run_dir`, skipping finished ones."""
+    """Run the study's stages in order into `run_dir`, skipping finished ones.
+
+    A refused run (a bad selection, a preflight error, the lock held, a finished stage
+    whose inputs changed) changes no file of the run folder: `study.json` is written
+    (atomically) only once every refusal check has passed, right before the first stage
+    folder changes, or at the end when every stage was skipped; `on_record` is called
+    then, just before (a sweep writes its control files)."""
     force = list(force or [])
-    check_selection(study, [s for s in (start, until) if s], "--from/--until")
-    check_selection(study, force, "--force")
+    objs = prepare(study, run_dir, start, until, force)
     ctx = Context(study, run_dir.resolve())
-    objs = {n: stages.build(study, n) for n in study.stages}
-    for n in study.stages:  # every check that needs no outputs, before anything runs
-        objs[n].preflight(ctx)
     first = study.stages.index(start) if start else 0
     last = study.stages.index(until) if until else len(study.stages) - 1
     summary = RunSummary(ctx.run_dir, [], [], {})
     with _run_lock(ctx.run_dir):
+        _reap_orphans(ctx, echo)
         for scratch in ctx.run_dir.glob(".render-*"):
             shutil.rmtree(scratch)
-        write_json_atomic(ctx.run_dir / "study.json", study.model_dump(mode="json", by_alias=True))
+        record = _Record(ctx, on_record)
         redone = False
         for i, name in enumerate(study.stages[: last + 1]):
             if i < first:
@@ -155,13 +180,71 @@ def run(
             launcher = launchers.from_spec(
                 study.active.launcher_for(name), in_batch_job=in_batch_job
             )
-            if _run_stage(ctx, objs[name], launcher, forced=forced, redone=redone, echo=echo):
+            ran = _run_stage(
+                ctx, objs[name], launcher, forced=forced, redone=redone, echo=echo, record=record
+            )
+            if ran:
                 summary.ran.append(name)
                 summary.wall_s[name] = read_manifest(ctx.dir_of(name))["wall_s"]
                 redone = True
             else:
                 summary.skipped.append(name)
+        record()
     return summary
+
+
+def prepare(
+    study: Study, run_dir: Path, start: str | None, until: str | None, force: list[str]
+) -> dict[str, Stage]:
+    """Every check that needs no outputs (the selection, each stage's preflight); writes
+    nothing. The stages, built."""
+    check_selection(study, [s for s in (start, until) if s], "--from/--until")
+    check_selection(study, force, "--force")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(run_dir, "(run folder)", "is a file, not a folder", "give a folder")
+    ctx = Context(study, run_dir.resolve())
+    objs = {n: stages.build(study, n) for n in study.stages}
+    for n in study.stages:
+        objs[n].preflight(ctx)
+    return objs
+
+
+class _Record:
+    """Writes `study.json` once, when called first: before the first stage folder of the
+    run changes (or at the end of a run that skipped every stage). Unchanged bytes are
+    not rewritten."""
+
+    def __init__(self, ctx: Context, also: Callable[[], None] | None = None):
+        self.ctx, self.also, self.done = ctx, also, False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.also:
+            self.also()
+        path = self.ctx.run_dir / "study.json"
+        doc = self.ctx.study.model_dump(mode="json", by_alias=True)
+        if path.exists() and _read_json(path) == doc:
+            return
+        write_json_atomic(path, doc)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _reap_orphans(ctx: Context, echo: Callable[[str], None]) -> None:
+    """End what a killed run left running in a stage folder (runbook.children: its
+    session is terminated, SIGTERM then SIGKILL; the stage is then redone as any
+    incomplete stage). Under the run lock: no living run owns such a session."""
+    for name in ctx.study.stages:
+        line = children.reap(ctx.dir_of(name))
+        if line:
+            echo(line)
 
 
 def _require_complete(ctx: Context, name: str, start: str | None) -> None:
@@ -190,7 +273,11 @@ class _Rendered:
 def _render(ctx: Context, stage: Stage, d: Path) -> _Rendered:
     scratch = d.with_name(f".render-{d.name}")
     scratch.mkdir(parents=True)
-    stage.render(ctx, scratch)
+    try:
+        stage.render(ctx, scratch)
+    except BaseException:
+        shutil.rmtree(scratch)  # a refused render leaves nothing behind
+        raise
     inputs = hash_tree(scratch)
     upstream = _upstream_hashes(ctx, stage.name)
     locked = tool_versions(stage.tools)
@@ -200,7 +287,9 @@ def _render(ctx: Context, stage: Stage, d: Path) -> _Rendered:
     return _Rendered(scratch, inputs, upstream, locked, digest)
 
 
-def _run_stage(ctx: Context, stage: Stage, launcher, *, forced: bool, redone: bool, echo) -> bool:
+def _run_stage(
+    ctx: Context, stage: Stage, launcher, *, forced: bool, redone: bool, echo, record: _Record
+) -> bool:
     """Returns True if the stage was executed, False if skipped."""
     d = ctx.dir_of(stage.name)
     label = f"[{ctx.index(stage.name)}/{len(ctx.study.stages)}] {stage.name}"
@@ -214,6 +303,7 @@ def _run_stage(ctx: Context, stage: Stage, launcher, *, forced: bool, redone: bo
         if not redone:
             shutil.rmtree(r.scratch)
             raise _refusal(d, stage.name, r, old)
+    record()  # every refusal check has passed: the run's record, then its changes
     if d.exists():
         why = "forced" if forced else "incomplete"
         if not forced and old:

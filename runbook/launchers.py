@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from bundle.core import engines
-from runbook import slurm
+from runbook import children, slurm
 from runbook.config import LauncherSpec
 
 # Programs that come from this Python environment (console scripts), not from the host.
@@ -270,21 +270,20 @@ def command_env(launcher: Launcher, cmd: Command) -> dict[str, str]:
 
 def run(launcher: Launcher, cmd: Command, cwd: Path) -> int:
     """Run one command through a launcher; output goes to `cwd/cmd.log`. Returns the exit
-    status (the caller decides what is a failure)."""
+    status (the caller decides what is a failure). The command runs in a session of its
+    own, recorded in `cwd` while it runs (runbook.children)."""
     env = command_env(launcher, cmd)
     if isinstance(launcher, Slurm):
         launcher.script_path(cmd, cwd).write_text(launcher.script(cmd, cwd))
         argv = [engines.program("sbatch"), *launcher.argv(cmd, cwd)[1:]]
         # sbatch --wait: the job writes the log itself; sbatch's own output is the job id.
         with open(cwd / f"{Path(cmd.log).stem}.sbatch.out", "w") as out:
-            return subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=out).returncode
+            return children.spawn(argv, cwd, env, out, out)
     argv = launcher.argv(cmd, cwd)
     with open(cwd / cmd.log, "w") as out:
         out.write(f"# {shlex.join(argv)}\n")
         out.flush()
-        return subprocess.run(
-            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
-        ).returncode
+        return children.spawn(argv, cwd, env, out, subprocess.STDOUT)
 
 
 def from_spec(spec: LauncherSpec, *, in_batch_job: bool = False) -> Launcher:

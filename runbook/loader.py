@@ -8,7 +8,8 @@ Checked, every error naming the user's file and the dotted field (InputError, ex
 - the study fields and every launcher of every profile (runbook.config);
 - every stage name (a kind, built in or a plug-in) and every stage block against its
   stage's model, under every profile: each `by_profile: {<profile>: {...}}` entry merged
-  over the block (an unknown profile name is an error, not ignored);
+  over the block (`merged`: a mapping merges key by key, any other value replaces; an
+  unknown profile name is an error, not ignored);
 - the `sweep` block, every `sweep.set` field (it must name a field of a stage), and every
   point's study (the block with the point's seed and temperature set).
 
@@ -115,6 +116,12 @@ def validate(doc: dict[str, Any], path: Path) -> Study:
     """A study document (no sweep block) as a `Study`; every stage block checked."""
     doc = dict(doc)
     names = doc.get("stages") if isinstance(doc.get("stages"), list) else []
+    for i, name in enumerate(names):  # names are keys of the document: strings first
+        if not isinstance(name, str):
+            raise InputError(
+                path, f"stages.{i}", f"a stage name must be a string (got {_short(name)})",
+                "list the stage names, e.g. [structure, dft]",
+            )  # fmt: skip
     classes = {}
     for name in names:  # unknown stage names first: the likeliest typo
         block = doc.get(name) if isinstance(doc.get(name), dict) else {}
@@ -152,6 +159,11 @@ def validate(doc: dict[str, Any], path: Path) -> Study:
     return study.model_copy(update={"blocks": blocks, "kinds": kinds})
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def effective_block(
     name: str, raw: dict[str, Any], model: type[BaseModel], study: Study, path: Path
 ) -> dict[str, Any]:
@@ -174,12 +186,23 @@ def effective_block(
         validate_block(block, model, path, name)
     for prof, fields in over.items():
         _validate_merged(name, prof, block, fields, model, path)
-    return {**block, **(over.get(study.profile) or {})}
+    return merged(block, over.get(study.profile) or {})
+
+
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into `base` (neither is modified): where both hold a mapping the
+    two merge key by key, so a profile names only the nested fields it changes; any other
+    value (a number, a list) replaces the base's."""
+    out = dict(base)
+    for k, v in over.items():
+        both = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = merged(out[k], v) if both else v
+    return out
 
 
 def _validate_merged(name, prof, block, fields, model, path) -> None:
     try:
-        model.model_validate({k: v for k, v in {**block, **fields}.items() if k != "kind"})
+        model.model_validate({k: v for k, v in merged(block, fields).items() if k != "kind"})
     except ValidationError as e:
         first = e.errors()[0]["loc"]
         prefix = f"{name}.{BY_PROFILE}.{prof}." if first and first[0] in fields else f"{name}."

@@ -76,29 +76,6 @@ def load(path: Path) -> ModelManifest:
         raise InputError(path, ".".join(map(str, err["loc"])), err["msg"]) from None
 
 
-def data_provenance(ctx, dataset_stage: str) -> dict[str, Any]:
-    """What a model was trained on, for its manifest: the dataset and DFT stages, their
-    output hashes, the split, the DFT settings and the pseudopotentials' hashes.
-    `ctx` is the run's runbook.engine.Context."""
-    dft = ctx.upstream_of_kind("dft", dataset_stage)
-    dft_manifest = ctx.manifest(dft)
-    return {
-        "study": ctx.study.name,
-        "dataset_stage": dataset_stage,
-        "dataset_output_hash": ctx.manifest(dataset_stage)["output_hash"],
-        "split": ctx.result(dataset_stage)["split"],
-        "dft_stage": dft,
-        "dft_output_hash": dft_manifest["output_hash"],
-        "dft_settings": ctx.study.blocks.get(dft, {}),
-        "pseudopotentials_sha256": {
-            k.removeprefix("pseudo/"): v
-            for k, v in dft_manifest["inputs"].items()
-            if k.startswith("pseudo/")
-        },
-        "pw_version": dft_manifest["result"]["pw_version"],
-    }
-
-
 def guard(
     manifest: ModelManifest,
     manifest_path: Path | str,

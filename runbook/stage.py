@@ -68,13 +68,11 @@ class Context:
             )
         return m
 
-    def result(self, name: str, kind: type[R] | None = None) -> R | dict:
-        """The typed result of a complete earlier stage (without `kind`: the recorded
-        mapping, for stages whose result is a plain dict)."""
-        value = self.manifest(name).get("result")
-        if kind is None:
-            return typed(dict, value, self.dir_of(name) / MANIFEST)
-        return typed(kind, value, self.dir_of(name) / MANIFEST)
+    def result(self, name: str, kind: type[R]) -> R:
+        """The result of a complete earlier stage as `kind` (its result dataclass, or a
+        view of some of its fields); one that does not fit is an InputError naming the
+        stage's manifest and the field."""
+        return typed(kind, self.manifest(name).get("result"), self.dir_of(name) / MANIFEST)
 
     def before(self, name: str) -> list[str]:
         """The stages listed before `name`, in order."""
@@ -117,10 +115,16 @@ class Stage:
         ran = []
         for cmd in read_commands(stage_dir):
             ran.append(launcher.argv(cmd, stage_dir))
-            code = launchers.run(launcher, cmd, stage_dir)
+            code = self.run_command(launcher, cmd, stage_dir)
             if not self.accepts(code, cmd, stage_dir):
                 raise StageFailed(code, cmd, ran)
         return ran
+
+    def run_command(
+        self, launcher: launchers.Launcher, cmd: launchers.Command, stage_dir: Path
+    ) -> int:
+        """Run one command through the launcher; its exit status (a stage may time it)."""
+        return launchers.run(launcher, cmd, stage_dir)
 
     def accepts(self, code: int, cmd: launchers.Command, stage_dir: Path) -> bool:
         """Whether a command's exit status lets the stage go on (default: its ok_codes)."""

@@ -88,24 +88,23 @@ def test_two_iterations_and_a_kill_during_labelling(deepmd_run, tmp_path):
     engine.run(study, run_dir, echo=lambda s: print("al:", s))
     wall, cpu1 = time.perf_counter() - t0, os.times()
     ctx = engine.Context(study, run_dir)
-    lab = ctx.result("label_1")
+    lab = ctx.result("label_1", dict)
     reused = {r["key"] for r in lab["reused"]}
     computed = {r["key"] for r in lab["computed"]}
     assert reused == set(finished)  # every finished label taken from the store ...
     assert not reused & computed  # ... and none computed again
     for key, mtime in finished.items():
         assert (store / key / "done").stat().st_mtime_ns == mtime
-    n1 = ctx.result("select_1")["n_selected"]
+    n1 = ctx.result("select_1", dict)["n_selected"]
     assert len(reused) + len(computed) == n1 >= 1
 
     rows = loop.summary(ctx, 2)
     for k in (1, 2):
         added = json.loads((ctx.dir_of(f"dataset_{k}") / "added.json").read_text())
-        assert (
-            len(added["added"]) + len(added["excluded"]) == ctx.result(f"select_{k}")["n_selected"]
-        )
-        assert ctx.result(f"dataset_{k}")["split"]["train"] == (
-            ctx.result("dataset" if k == 1 else f"dataset_{k - 1}")["split"]["train"]
+        n_sel = ctx.result(f"select_{k}", dict)["n_selected"]
+        assert len(added["added"]) + len(added["excluded"]) == n_sel
+        assert ctx.result(f"dataset_{k}", dict)["split"]["train"] == (
+            ctx.result("dataset" if k == 1 else f"dataset_{k - 1}", dict)["split"]["train"]
             + len(added["added"])
         )
         doc = json.loads((ctx.dir_of(f"committee_{k}") / "committee.json").read_text())

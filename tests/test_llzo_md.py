@@ -13,13 +13,15 @@ import yaml
 from bundle.core.errors import InputError
 from runbook import config, engine, files, lammpslog, loader
 from runbook.config import stage_config
-from runbook.llzo import bicrystal, lmpdata, md, potential, stages
+from runbook.llzo import bicrystal, buildstage, lmpdata, md, potential, relaxstage, stages
 from runbook.stage import Context
 
 
 @pytest.fixture(scope="module")
 def bicrystal_data(tmp_path_factory) -> Path:
-    b = bicrystal.build(bicrystal.BicrystalSpec(plane=(2, 1), termination=1), 3)
+    spec = bicrystal.BicrystalSpec(plane=(2, 1), termination=1, gap=1.0, dopant="Al",
+                                   dopant_level=0.25)  # fmt: skip
+    b = bicrystal.build(spec, 3)
     d = lmpdata.from_symbols(b.box, b.atoms.get_chemical_symbols(), b.atoms.positions)
     return lmpdata.write_data(tmp_path_factory.mktemp("llzo") / "bc.data", d, "test")
 
@@ -39,7 +41,9 @@ def test_md_segment_moves_only_li(lammps_module, bicrystal_data, tmp_path):
     assert "kspace_style pppm 0.0001" in text and "fix nvt li nvt temp 700.00" in text
     assert md.main([str(tmp_path / "in.lammps")]) == 0
     r = md.collect(tmp_path)
-    assert r.steps == 100 and r.frames == 3 and r.nprocs == 1 and r.atoms == 1856
+    n_li = lmpdata.read_data(bicrystal_data).counts()["Li"]
+    assert r.steps == 100 and r.frames == 3 and r.nprocs == 1
+    assert r.atoms == len(lmpdata.read_data(bicrystal_data).ids)
     t_li = lammpslog.thermo_blocks((tmp_path / "log.lammps").read_text())[-1]["c_tli"]
     assert t_li[0] == pytest.approx(700.0, abs=0.5)  # created on Li only, measured on Li only
     assert r.temperature_mean_K > 700  # Li start on ideal sites: the relaxation heats them
@@ -51,7 +55,7 @@ def test_md_segment_moves_only_li(lammps_module, bicrystal_data, tmp_path):
     assert np.abs(li1 - li0).max() > 0.05  # Li moved
     assert np.all(after.velocities[after.types != 1] == 0)
     frames = (tmp_path / "traj.lammpstrj").read_text().split("ITEM: TIMESTEP")[1:]
-    assert all("ITEM: NUMBER OF ATOMS\n540\n" in f for f in frames)  # Li only
+    assert all(f"ITEM: NUMBER OF ATOMS\n{n_li}\n" in f for f in frames)  # Li only
     assert "id type xu yu zu" in frames[0]
 
 
@@ -99,22 +103,43 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     doc["stages"] = ["build"]
     doc = {k: v for k, v in doc.items() if k in ("schema", "name", "species", "profile",
                                                  "profiles", "stages", "build")}  # fmt: skip
+    # the translation found by the scan, not the scan itself (an hour of classical
+    # minimisations on the (310) cell): the structure at the first grid point
+    scan = doc["build"]["by_profile"]["h200"].pop("scan")
+    doc["build"].pop("scan")
+    doc["build"]["by_profile"]["h200"].update(
+        termination=scan["termination"][0], gap_A=scan["gap_A"][1]
+    )
     (tmp_path / "build-only.yaml").write_text(yaml.safe_dump(doc))
-    engine.run(loader.load(tmp_path / "build-only.yaml", profile="h200"), tmp_path / "run",
-               echo=lambda s: None)  # fmt: skip
-    ctx = Context(study, tmp_path / "run")
-    res = ctx.result("build")
-    assert sum(res["counts"].values()) >= 50_000 and res["charge_e"] == 0
-    assert 75 < res["box_A"][2] < 90  # Lz as in the published cell (about 80 Å)
+    build_only = loader.load(tmp_path / "build-only.yaml", profile="h200")
+    engine.run(build_only, tmp_path / "run", echo=lambda s: None)
+    ctx = Context(build_only, tmp_path / "run")  # the later stages read it as input
+    res = ctx.result("build", buildstage.BuildResult)
+    assert sum(res.counts.values()) >= 50_000 and res.charge_e == 0
+    assert 75 < res.box_A[2] < 90  # Lz as in the published cell (about 80 Å)
 
-    def stage(name: str) -> stages.Md:
-        return stages.Md(name, stage_config(study, name, stages.Md.Config))
+    def stage(name: str, **over) -> stages.Md:
+        cfg = stage_config(study, name, stages.Md.Config)
+        return stages.Md(name, cfg.model_copy(update=over))
 
     p = stage("production_excess").params(ctx)
     assert p.engine == "allegro" and p.steps * p.timestep_fs / 1000 == pytest.approx(100.0)
-    out = tmp_path / "render"
+    # the relax stage on this profile: Allegro minimises and anneals the big cell
+    rcfg = stage_config(study, "relax", relaxstage.Relax.Config).model_copy(
+        update={"reference": None}  # the control is not built here
+    )
+    rx = relaxstage.Relax("relax", rcfg)
+    rdir = tmp_path / "run" / "relax"  # a sibling of the build's folder: reads ../01_build
+    rdir.mkdir()
+    rx.render(ctx, rdir)
+    rtext = (rdir / "in.lammps").read_text()
+    assert "pair_style allegro\n" in rtext and "fix boxz all box/relax z 0.0" in rtext
+    assert "fix anneal all npt temp 1000.00 1000.00" in rtext and "run 10000" in rtext
+    (run_cmd, post_cmd) = files.read_commands(rdir)
+    assert run_cmd.mpi and run_cmd.argv[:2] == ("lmp", "-sf") and "relax_post.json" in post_cmd.argv
+    out = tmp_path / "run" / "render"
     out.mkdir()
-    stage("equilibrate").render(ctx, out)  # reads the built structure
+    stage("equilibrate", input="build").render(ctx, out)  # reads the built structure
     text = (out / "in.lammps").read_text()
     assert "pair_style allegro\n" in text
     assert "pair_coeff * * /opt/mlmd/models/llzo-allegro.nequip.pt2 Li La Zr O" in text
@@ -128,4 +153,4 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     assert params["engine"] == "allegro" and params["gpus"] == 8
     # without the compiled model on this machine the stage refuses before running
     with pytest.raises(InputError, match="does not exist"):
-        stage("equilibrate").preflight(ctx)
+        stage("equilibrate").preflight(Context(study, tmp_path / "run"))

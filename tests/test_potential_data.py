@@ -1,6 +1,7 @@
 """The data rules of the potential study, without engines: per-species energies by least
 squares (the trivial energy baseline and the model's energy shifts), the split per
-environment class, and the dataset step's refusal of a class with one frame."""
+environment class, the dataset step's refusal of a class with one frame, the `by_profile`
+merge rule, and the dft stage's record of each command's cost."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
-from runbook import energyref
-from runbook.potential import profiled
+from runbook import energyref, launchers, loader, stages
+from runbook.files import write_commands
+from runbook.potential.stages import TIMINGS, Dft
+from runbook.stage import StageFailed
 from runbook.steps import dataset
 
 MU = {"Li": -200.0, "La": -900.0, "Zr": -1300.0, "O": -440.0}
@@ -82,9 +85,33 @@ def test_the_dataset_step_splits_by_env_class_and_refuses_a_lonely_class(tmp_pat
         dataset.main(["dataset.json"])
 
 
-def test_deep_merge_replaces_leaves_and_merges_mappings():
+def test_by_profile_merge_replaces_leaves_and_merges_mappings():
+    """The loader's `by_profile` rule (runbook.loader.merged)."""
     base = {"a": 1, "b": {"c": 2, "d": {"e": 3}}, "f": [1, 2]}
     over = {"b": {"d": {"e": 4}, "g": 5}, "f": [3]}
-    assert profiled.deep_merge(base, over) == {"a": 1, "b": {"c": 2, "d": {"e": 4}, "g": 5},
-                                               "f": [3]}  # fmt: skip
+    assert loader.merged(base, over) == {"a": 1, "b": {"c": 2, "d": {"e": 4}, "g": 5},
+                                         "f": [3]}  # fmt: skip
     assert base["b"]["d"]["e"] == 3  # not modified
+
+
+def test_the_dft_stage_times_each_command_and_keeps_the_pw_exit_rule(tmp_path):
+    """The study's dft stage records wall and CPU seconds per command in timings.json,
+    and, like the generic stage, passes exit status 2 only with pw.x's non-convergence
+    mark in the log (python stands in for pw.x: the rule reads exit status and log)."""
+    stage = stages.build(loader.load("llzo-potential"), "dft")
+    assert isinstance(stage, Dft)
+    ok = (0, 2)
+    burn = "sum(range(10**7))"
+    unconverged = "print('convergence NOT achieved after 2 iterations'); raise SystemExit(2)"
+    write_commands(tmp_path, [
+        launchers.Command(("python", "-c", burn), "a.out", ok_codes=ok),
+        launchers.Command(("python", "-c", unconverged), "b.out", ok_codes=ok),
+        launchers.Command(("python", "-c", "raise SystemExit(2)"), "c.out", ok_codes=ok),
+    ])  # fmt: skip
+    with pytest.raises(StageFailed) as e:
+        stage.execute(launchers.Local(threads=1), tmp_path)
+    assert e.value.code == 2 and e.value.cmd.log == "c.out" and len(e.value.ran) == 3
+    rows = json.loads((tmp_path / TIMINGS).read_text())
+    assert [(r["log"], r["exit_status"]) for r in rows] == [("a.out", 0), ("b.out", 2),
+                                                            ("c.out", 2)]  # fmt: skip
+    assert rows[0]["cpu_s"] >= 0.05 and all(r["wall_s"] > 0 for r in rows)

@@ -1,4 +1,5 @@
-"""The llzo-potential study's profiles: `by_profile` merging and its errors, and golden
+"""The llzo-potential study's profiles: `by_profile` as the study loader merges it into
+each stage block (runbook.loader) and its errors, and golden
 renderings of what the h200 profile runs (pw.x input of a 96-atom LLZO cell at converged
 settings, the data-parallel Allegro training config, the Slurm jobs of dft and train).
 `UPDATE_GOLDEN=1` rewrites the golden files: review the diff."""
@@ -16,7 +17,7 @@ from ase.io import write
 from bundle.core import render
 from bundle.core.errors import InputError
 from runbook import engine, loader, qe, slurm, stages
-from runbook.potential import cells, phases, profiled
+from runbook.potential import cells, phases
 from runbook.sweep import plan as sweep_plan
 from runbook.sweep import slurm as sweep_slurm
 from tests.conftest import assert_golden
@@ -32,10 +33,10 @@ SPECIES = {
 
 
 def bound(name: str, profile: str, tmp_path: Path, overrides=()):
+    """The study as the loader gives it under `profile`, and stage `name` built from it:
+    its `cfg` is the block with that profile's `by_profile` entry merged in."""
     study = loader.load("llzo-potential", overrides=list(overrides), profile=profile)
-    stage = stages.build(study, name)
-    stage.bind(engine.Context(study, tmp_path))
-    return study, stage
+    return study, stages.build(study, name)
 
 
 def test_by_profile_merges_nested_blocks_and_keeps_the_rest(tmp_path):
@@ -43,6 +44,9 @@ def test_by_profile_merges_nested_blocks_and_keeps_the_rest(tmp_path):
     _, h200 = bound("sample", "h200", tmp_path)
     assert cpu.cfg.bulk.orderings == 2 and h200.cfg.bulk.orderings == 12
     assert h200.cfg.bulk.strain_max == cpu.cfg.bulk.strain_max  # not named: kept
+    # kept from the block, not the model's defaults (0.02, 0.05): mappings merge key by key
+    assert (h200.cfg.related.strain_max, h200.cfg.related.rattle_A) == (0.04, 0.08)
+    assert h200.cfg.related.per_phase == 60 and cpu.cfg.related.per_phase == 4
     assert [c.levels for c in h200.cfg.gb.cells] == [4, 6]
     assert all(c.x_fraction == 1.0 for c in h200.cfg.gb.cells)  # exact periodic bicrystals
     _, dft = bound("dft", "h200", tmp_path)
@@ -132,7 +136,9 @@ def test_golden_h200_slurm_jobs_of_dft_and_train(tmp_path):
 
 
 def test_the_effective_dft_settings_reach_the_model_manifest_rule(tmp_path):
-    _, dft = bound("dft", "h200", tmp_path)
-    eff = profiled.effective("dft", dft.cfg, engine.Context(loader.load("llzo-potential",
-                             profile="h200"), tmp_path))  # fmt: skip
-    assert eff.ecutrho_ry == 480 and eff.by_profile == {}
+    """What the potential study's train stage records as `dft_settings` (the dft stage
+    built from the loaded study) is the h200 block, with no `by_profile` left in it."""
+    study, dft = bound("dft", "h200", tmp_path)
+    assert "by_profile" not in study.blocks["dft"] and study.blocks["dft"]["ecutrho_ry"] == 480
+    settings = dft.cfg.model_dump(mode="json")
+    assert settings["ecutrho_ry"] == 480 and "by_profile" not in settings

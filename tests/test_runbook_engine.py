@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from bundle.cli import app
 from bundle.core.errors import EngineError, InputError
 from runbook import engine, files, loader
+from runbook.stages.dataset import DatasetResult
+from runbook.stages.structure import StructureResult
 from tests.conftest import require_program
 
 STUDY = {
@@ -124,6 +126,28 @@ def test_selection_errors_and_the_run_lock(tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(InputError, match="another `bundle run` is using it"):
             _run(study, run)
+
+
+def test_a_result_is_read_typed_and_a_misfit_names_the_manifest_and_field(tmp_path):
+    """`ctx.result(name, Type)`: a stage reads an earlier stage's result as its type;
+    a recorded result that does not fit is one line naming the manifest and the field."""
+    study = loader.load(_write(tmp_path, STUDY))
+    run = tmp_path / "run"
+    engine.run(study, run, echo=lambda s: None, until="structure")
+    ctx = engine.Context(study, run)
+    manifest = run / "01_structure" / "manifest.json"
+    assert ctx.result("structure", StructureResult).n_frames == 3
+    with pytest.raises(InputError) as e:  # the wrong type: a field it lacks
+        ctx.result("structure", DatasetResult)
+    assert (e.value.file, e.value.field) == (str(manifest), "result.split")
+    assert "DatasetResult" in str(e.value) and "\n" not in str(e.value)
+    m = json.loads(manifest.read_text())
+    m["result"]["n_frames"] = "three"  # a recorded value of the wrong type
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(InputError) as e:
+        ctx.result("structure", StructureResult)
+    assert (e.value.file, e.value.field) == (str(manifest), "result.n_frames")
+    assert "\n" not in str(e.value)
 
 
 def test_status_reports_states_and_modified_outputs(tmp_path):

@@ -22,7 +22,18 @@ from bundle.core.errors import EXIT_CHECK_FAILED
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 runner = CliRunner()
+# the relaxation is tests/test_llzo_relax.py's: here a fixed translation, brief minimisation
 TINY = [
+    "build.scan=null",
+    "build.gap_A=1.0",
+    *(
+        f"{r}.{k}"
+        for r in ("relax", "relax_control")
+        for k in ("anneal_ps=0.0", "maxiter=40", "fmax_bound_eV_A=100.0")
+    ),
+    "equilibrate_control.time_ps=0.2",
+    "production_control.time_ps=0.4",
+    "production_control.dump_every_ps=0.04",
     "equilibrate.time_ps=0.2",
     "production.time_ps=0.4",
     "production.dump_every_ps=0.04",
@@ -67,23 +78,23 @@ def stage_dirs(point: Path) -> list[str]:
 def test_until_builds_every_point_and_point_selects_one(tmp_path):
     run = tmp_path / "run"
     seeds = ["--set", "sweep.seeds=[1,2]"]
-    r = bundle_run(run, *seeds, "--point", "seed2", "--until", "build")
+    r = bundle_run(run, *seeds, "--point", "seed2", "--until", "build_control")
     assert r.exit_code == 0, r.output
-    assert stage_dirs(run / "points" / "seed2") == ["01_build"]
+    assert stage_dirs(run / "points" / "seed2") == ["01_build_control"]
     assert not (run / "points" / "seed1").exists()  # --point: only that point
-    r = bundle_run(run, *seeds, "--until", "build")
+    r = bundle_run(run, *seeds, "--until", "build_control")
     assert r.exit_code == 0, r.output
     for point in ("seed1", "seed2"):
-        assert stage_dirs(run / "points" / point) == ["01_build"]
-        m = json.loads((run / "points" / point / "01_build" / "manifest.json").read_text())
+        assert stage_dirs(run / "points" / point) == ["01_build_control"]
+        m = json.loads((run / "points" / point / "01_build_control" / "manifest.json").read_text())
         assert m["status"] == "complete"
-    assert "[1/8] build: complete, skipped" in r.output  # seed2 was built already
+    assert "[1/13] build_control: complete, skipped" in r.output  # seed2 was built already
     assert "sweep report: not written" in r.output
     assert not (run / "sweep" / "report" / "report.md").exists()
     # the recorded study is the point's effective one (its seed set, by_profile applied)
     study = json.loads((run / "points" / "seed1" / "study.json").read_text())
     assert study["blocks"]["build"]["seed"] == 1 and "by_profile" not in study["blocks"]["build"]
-    r = bundle_run(run, *seeds, "--point", "seed3", "--until", "build")
+    r = bundle_run(run, *seeds, "--point", "seed3", "--until", "build_control")
     assert r.exit_code == 3 and "--point: seed3: no such point" in r.output
 
 
@@ -101,7 +112,7 @@ def test_a_failing_check_of_the_shipped_sweep_exits_1(failing_sweep):
     assert r.exit_code == EXIT_CHECK_FAILED, r.output
     assert "seed1:check" in r.output and "seed2:check" in r.output and "FAILED" in r.output
     for point in ("seed1", "seed2"):
-        check = run / "points" / point / "07_check"
+        check = run / "points" / point / "12_check"
         assert json.loads((check / "check.json").read_text())["status"] == "FAIL"
         m = json.loads((check / "manifest.json").read_text())
         assert m["status"] == "complete" and m["result"]["verdict"] == "FAIL"

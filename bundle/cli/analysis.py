@@ -93,6 +93,20 @@ FitWindow = Annotated[
 IncludeExcess = Annotated[
     bool, typer.Option("--include-excess", help="Count excess Li in the profile.")
 ]
+TemperatureK = Annotated[
+    float | None,
+    typer.Option(
+        "--temperature-K",
+        help="Thermostat target of the run (K), recorded in the results for `bundle "
+        "check`: a reference made at one temperature refuses results from another.",
+    ),
+]
+LiSites = Annotated[
+    Path | None,
+    typer.Option("--li-sites", help="li_sites.npz of the build: 24d/96h occupancies."),
+]
+SiteA = Annotated[float, typer.Option("--site-A", help="Site assignment radius for --li-sites, Å.")]
+HopA = Annotated[float, typer.Option("--hop-A", help="Hop distance, Å.")]
 DropIncomplete = Annotated[
     bool,
     typer.Option(
@@ -124,6 +138,10 @@ def analyze(
     origin_every: OriginEvery = 1,
     fit_window_ps: FitWindow = None,
     include_excess: IncludeExcess = False,
+    temperature_k: TemperatureK = None,
+    li_sites: LiSites = None,
+    site_a: SiteA = 1.0,
+    hop_a: HopA = 1.5,
     drop_incomplete_frame: DropIncomplete = False,
 ) -> None:
     """Grain-boundary metrics of METRICS.md (Li profile, Γ, excess Li in the GB bands,
@@ -145,6 +163,7 @@ def analyze(
         avg_window_ps=avg_window_ps, n_blocks=n_blocks, w_start=w_start,
         origin_every=origin_every, fit_window_ps=_pair(fit_window_ps, "--fit-window-ps", "2,10"),
         include_excess=include_excess, drop_incomplete_frame=drop_incomplete_frame,
+        temperature_K=temperature_k, li_sites=_str(li_sites), site_A=site_a, hop_A=hop_a,
     )  # fmt: skip
     bar, tick = _progress(sum(d.stat().st_size for d in dumps if d.is_file()))
     with bar:

@@ -33,6 +33,14 @@ Executor = Annotated[
 Wait = Annotated[
     bool, typer.Option("--wait", help="slurm: wait for the jobs and report the outcome.")
 ]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Check the study, every sweep point, the selection and each stage's "
+        "preflight; run nothing, write nothing.",
+    ),
+]
 
 
 def run(
@@ -46,6 +54,7 @@ def run(
     overrides: Overrides = None,
     executor: Executor = "local",
     wait: Wait = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Run a study's stages into NN_<stage>/ folders (a sweep: one run folder per point,
     then the sweep report). A stage whose manifest matches its inputs is skipped; a killed
@@ -62,7 +71,9 @@ def run(
     loaded = loader.load_all(study, overrides or [], profile)
     folder = run_dir or Path("runs") / loaded.study.name
     sel = local.Selection(point, start, until, tuple(force or ()))
-    if executor == "slurm":
+    if dry_run:
+        _dry_run(loaded, folder, sel)
+    elif executor == "slurm":
         pr = slurm.run_study(loaded, folder, sel=sel, wait=wait, echo=typer.echo)
         _judge(pr.failed_checks() if wait else [])
     elif loaded.sweep is not None:
@@ -71,6 +82,21 @@ def run(
         if point:
             raise InputError("--point", point, "this study has no sweep", "leave --point out")
         _run_one(loaded.study, folder, sel)
+
+
+def _dry_run(loaded, folder: Path, sel) -> None:
+    from runbook import engine
+    from runbook.sweep import local
+
+    if loaded.sweep is not None:
+        pl, _, _ = local.prepare(loaded, folder, sel)
+        what = f"{len(sel.points(pl))} sweep point(s)"
+    else:
+        if sel.point:
+            raise InputError("--point", sel.point, "this study has no sweep", "leave --point out")
+        engine.prepare(loaded.study, folder, sel.start, sel.until, list(sel.force))
+        what = "the study"
+    typer.echo(f"{loaded.file}: {what} checked ({', '.join(loaded.study.stages)}); nothing run")
 
 
 def _run_one(study, folder: Path, sel) -> None:

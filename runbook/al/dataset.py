@@ -58,8 +58,8 @@ class Grow(Stage):
         return [write_params(stage_dir, "grow.json", p), write_commands(stage_dir, [])]
 
     def collect(self, ctx: Context, stage_dir: Path) -> dict:
-        base, lab = ctx.dir_of(self.c.base), ctx.result(self.c.labels)
-        split = ctx.result(self.c.base)["split"]
+        base, lab = ctx.dir_of(self.c.base), ctx.result(self.c.labels, dict)
+        split = ctx.result(self.c.base, dict)["split"]
         frames = {s: read(base / f"{s}.extxyz", index=":") if split.get(s) else [] for s in SPLITS}
         new = read(ctx.dir_of(self.c.labels) / lab["file"], index=":") if lab["n_frames"] else []
         added = [self._entry(a) for a in new]

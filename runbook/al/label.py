@@ -40,7 +40,7 @@ class Label(Dft):
 
     def n_frames(self, ctx: Context) -> int:
         up = ctx.upstream_of_kind("structure", self.name)
-        return int(ctx.result(up).get("n_selected", 0))
+        return int(ctx.result(up, dict).get("n_selected", 0))
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         if self.n_frames(ctx) == 0:  # nothing selected: nothing to label

@@ -93,11 +93,11 @@ def summary(ctx, iterations: int) -> list[dict]:
     the next selection took. `ctx`: the run's runbook.stage.Context."""
     rows = []
     for k in range(iterations + 1):
-        dev = ctx.result(f"explore_{k}")["deviation"]
+        dev = ctx.result(f"explore_{k}", dict)["deviation"]
         row = {"iteration": k, "explore": f"explore_{k}", "frames": dev["frames"]}
         row["regions"] = {n: r["atom_frames"] for n, r in dev.get("regions", {}).items()}
         if k >= 1:
-            row["added"] = ctx.result(f"dataset_{k}")["n_added"]
+            row["added"] = ctx.result(f"dataset_{k}", dict)["n_added"]
         rows.append(row)
     return rows
 

@@ -67,7 +67,7 @@ class Select(Stage):
         return [write_params(stage_dir, "select.json", p), write_commands(stage_dir, [])]
 
     def window(self, ctx: Context) -> tuple[float, float]:
-        summary = ctx.result(self.c.md).get("deviation")
+        summary = ctx.result(self.c.md, dict).get("deviation")
         if not summary:
             raise InputError(ctx.study.source, f"{self.name}.md", "that MD has no committee record")
         return (self.c.lo_ev_a or summary["lo_ev_a"], self.c.hi_ev_a or summary["hi_ev_a"])
@@ -76,7 +76,7 @@ class Select(Stage):
         md_dir = ctx.dir_of(self.c.md)
         rec = deviation.load(md_dir / deepmd_md.RECORD)
         lo, hi = self.window(ctx)
-        type_map = {int(k): v for k, v in ctx.result(self.c.md)["type_map"].items()}
+        type_map = {int(k): v for k, v in ctx.result(self.c.md, dict)["type_map"].items()}
         inside = np.flatnonzero((rec.frame_max >= lo) & (rec.frame_max < hi))
         frames = frames_at(md_dir / deepmd_md.DEVI_DUMP, rec.step[inside], type_map)
         desc = np.array([descriptor(a, self.c.r_cut_a, self.c.n_bins) for a in frames])

@@ -59,7 +59,7 @@ class Committee(Stage):
                 raise InputError(src, f"{self.name}.members.{k}", f"{m!r} is not train_deepmd")
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        params = {"members": [ctx.rel(m, ctx.result(m)["model"]) for m in self.c.members]}
+        params = {"members": [ctx.rel(m, ctx.result(m, dict)["model"]) for m in self.c.members]}
         return [write_params(stage_dir, "committee-params.json", params),
                 write_commands(stage_dir, [])]  # fmt: skip
 

@@ -15,6 +15,7 @@ turns both into the deviation record (checks.deviation).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -57,12 +58,20 @@ class DeepmdMd(Strict):
     band_half_width_a: float = Field(1.0, gt=0, description="half-width of each band, Å")
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """What an MD stage reads of a `train_deepmd` result (TrainDeepmdResult of
+    runbook.stages.train_deepmd, which imports this package's stage: a view, no cycle)."""
+
+    model: str
+
+
 def upstream_model(ctx: Context, before: str, cfg: DeepmdMd) -> tuple[str, Path, Path]:
     """(path written into inputs, model file, manifest) of `cfg.stage`, else of the last
     train_deepmd stage before `before`."""
     name = cfg.stage or ctx.upstream_of_kind("train_deepmd", before)
     _check_stage(ctx, before, name, f"{before}.deepmd.stage")
-    model = ctx.result(name)["model"]
+    model = ctx.result(name, TrainedModel).model
     return ctx.rel(name, model), ctx.dir_of(name) / model, ctx.dir_of(name) / modelcard.FILENAME
 
 
@@ -87,7 +96,7 @@ def committee_paths(
         if not done or done.get("status") != "complete":
             out.append((m, None))
             continue
-        model = ctx.result(m)["model"]
+        model = ctx.result(m, TrainedModel).model
         out.append((ctx.rel(m, model), ctx.dir_of(m) / model))
     return out
 

@@ -6,25 +6,22 @@ velocity seeds (md.seeds = [2k-1, 2k]).
 
 A judged quantity's value is the mean over the n replicas and its bounds a prediction
 interval for ONE further replica, |x - mean| <= t(1 - alpha/2, n - 1) s sqrt(1 + 1/n)
-with alpha = 0.01 per quantity (as runbook.llzo.mkref); the analysis parameters are
+with alpha = 0.01 per quantity (runbook.llzo.mkref sets a family-wise rate instead); the
+analysis parameters are
 copied from the replicas, which must agree. The conductivity at the stated temperature
 is an extrapolation along the Arrhenius line: reported, not judged.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import time
-from pathlib import Path
 
 import numpy as np
-import yaml
 from scipy import stats
 
-from bundle.core import __version__
 from checks.results import get_path
+from runbook import refdoc
+from runbook.refdoc import r6 as _r
 
 ALPHA = 0.01
 REPORTED = [("arrhenius.ln_D0", "1", "ln of the prefactor D0 in cm²/s"),
@@ -63,41 +60,23 @@ def make(docs: list[dict], names: list[str], name: str, command: str) -> dict:
         if x:
             why = f"mean of {len(x)} replicas, not judged ({what})"
             quantities[key] = {"value": _r(float(np.mean(x))), "unit": unit, "source": why}
-    return {
-        "schema": "gb-reference/1",
-        "name": name,
-        "source": f"the li-diffusion study, cpu profile, {n} replicas ({', '.join(names)})",
-        "made_by": {
-            "command": command,
-            "bundle_version": __version__,
-            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "replicas": names,
-            "interval": f"prediction interval for one new replica, alpha = {ALPHA} per "
-            f"quantity: t({1 - ALPHA / 2}, {n - 1}) * sqrt(1 + 1/{n}) = {factor:.3f} s",
-        },
-        "parameters": params,
-        "quantities": quantities,
-    }
-
-
-def _r(x: float) -> float:
-    return float(f"{x:.6g}")
+    interval = (f"prediction interval for one new replica, alpha = {ALPHA} per quantity: "
+                f"t({1 - ALPHA / 2}, {n - 1}) * sqrt(1 + 1/{n}) = {factor:.3f} s")  # fmt: skip
+    return refdoc.document(
+        name, f"the li-diffusion study, cpu profile, {n} replicas ({', '.join(names)})",
+        command, names, params, quantities, interval=interval,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m runbook.lidiff.mkref")
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--command", required=True, help="how the replicas were made")
-    ap.add_argument("results", nargs="+", type=Path)
-    a = ap.parse_args(argv)
-    docs = [json.loads(p.read_text()) for p in a.results]
+    a = refdoc.parser("python -m runbook.lidiff.mkref").parse_args(argv)
+    docs = refdoc.read_results(a.results)
     names = [p.parent.parent.name for p in a.results]  # <replica>/<NN_analyze>/results.json
     doc = make(docs, names, a.name, a.command)
     head = (f"# {a.name}: the li-diffusion cpu profile's own reference (runbook.lidiff.mkref)."
             "\n# Values: mean over replicas; bounds: a prediction interval for one more "
             "replica.\n")  # fmt: skip
-    a.out.write_text(head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    refdoc.write(a.out, head, doc)
     print(f"wrote {a.out} from {len(docs)} replicas")
     return 0
 

@@ -13,7 +13,7 @@ and Arrhenius figures. Blocks may carry `by_profile` overrides (merged by runboo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,11 +27,15 @@ from runbook.config import Strict
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import TYPE_IDS, garnet, potential
-from runbook.llzo.stages import Check, LlzoStage  # noqa: F401  (Check: the study's kind)
+from runbook.llzo.stages import Check, LlzoStage, WithDataFile  # noqa: F401  (Check: the study's kind)
 from runbook.stage import Context
 from runbook.stages.report import ReportResult
 
-TYPE_NAMES = [s for s, _ in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])]
+# the undoped garnet of this study: LAMMPS types 1-4 (runbook.llzo.TYPE_IDS; the dopant
+# types 5+ of the grain-boundary builder never occur here, and a model need not know them)
+SPECIES = ("Li", "La", "Zr", "O")
+TYPE_NAMES = sorted(SPECIES, key=TYPE_IDS.__getitem__)
+TYPES = {TYPE_IDS[s]: s for s in SPECIES}
 BACKEND = {"deepmd": "deepmd", "allegro": "allegro"}
 
 
@@ -150,9 +154,8 @@ class Md(LlzoStage):
         if not c.model or not Path(c.model).exists():
             raise InputError(src, f"{self.name}.model", f"potential {c.potential} needs a model")
         card = Path(c.model).parent / modelcard.FILENAME
-        types = {t: s for s, t in TYPE_IDS.items()}
         modelcard.guard(
-            modelcard.load(card), card, "metal", types, src, self.name, backend=BACKEND[c.potential]
+            modelcard.load(card), card, "metal", TYPES, src, self.name, backend=BACKEND[c.potential]
         )
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
@@ -161,7 +164,7 @@ class Md(LlzoStage):
         gpu = ctx.study.active.accelerator == "cuda"
         frozen = c.frozen_framework if c.frozen_framework is not None else c.potential == "baseline"
         common = self._potential_context(c)
-        data_in = ctx.rel(c.input, ctx.result(c.input)["data_file"])
+        data_in = ctx.rel(c.input, ctx.result(c.input, WithDataFile).data_file)
         files, cmds = [], []
         for t in c.temperatures_K:
             for seed in c.seeds:
@@ -297,13 +300,13 @@ class Analyze(LlzoStage):
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.cfg
-        md = ctx.result(c.md)
-        runs = [{**r, "dump": ctx.rel(c.md, r["dump"])} for r in md["runs"]]
+        md = ctx.result(c.md, MdGridResult)
+        runs = [{**r, "dump": ctx.rel(c.md, r["dump"])} for r in md.runs]
         p = {
             "runs": runs,
-            "build": ctx.result(c.build),
-            "md": {k: md[k] for k in ("potential", "frozen_framework", "timestep_fs",
-                                      "dump_every_ps", "production_ps", "cost")},
+            "build": asdict(ctx.result(c.build, BuildResult)),
+            "md": {k: getattr(md, k) for k in ("potential", "frozen_framework", "timestep_fs",
+                                               "dump_every_ps", "production_ps", "cost")},
             **c.model_dump(mode="json", exclude={"build", "md"}),
         }  # fmt: skip
         cmd = Command(("python", "-m", "runbook.lidiff.analysis", "analysis.json"), "analyze.log")

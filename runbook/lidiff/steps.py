@@ -64,7 +64,7 @@ def md(p: dict) -> dict:
         if p["potential"] == "allegro":
             from runbook import mdcoupling
 
-            types = {t: s for s, t in TYPE_IDS.items()}
+            types = {TYPE_IDS[s]: s for s in p["type_names"]}
             calc = mdcoupling.load_calculator(p["model"], device="cpu")
             coupling = mdcoupling.ModelCoupling(lmp, calc, types, exit_on_error=True).attach()
         t0 = time.perf_counter()

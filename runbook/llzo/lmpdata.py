@@ -2,7 +2,10 @@
 
 Contract (checked against LAMMPS 2025-07-22 `read_data` / `write_data`):
 - `atom_style charge`, orthorhombic box from 0, `units metal` (Å, g/mol, e).
-- types 1 Li, 2 La, 3 Zr, 4 O (`runbook.llzo.TYPE_IDS`), with a `Masses` section;
+- types 1 Li, 2 La, 3 Zr, 4 O, then the dopants (5 Al, 6 Ga, 7 Ta; `runbook.llzo.TYPE_IDS`),
+  declared up to the highest type present (never fewer than 4), with a `Masses` section;
+- per-atom charges are what they are: a charge that differs from its type's usual one
+  (a reduced cation, a neutral inserted Li) is kept by the MD input (`charge_overrides`);
 - `Atoms # charge` lines `id type q x y z [ix iy iz]`; an optional `Velocities` section
   (Å/ps).
 `read_data` reads back what LAMMPS' own `write_data` writes (the files an MD stage hands
@@ -39,10 +42,39 @@ class DataFile:
         return [SYMBOL_OF_TYPE[int(t)] for t in self.types]
 
     def counts(self) -> dict[str, int]:
-        return {s: int(np.sum(self.types == t)) for s, t in TYPE_IDS.items()}
+        """Li, La, Zr, O always; a dopant when present."""
+        out = {s: int(np.sum(self.types == t)) for s, t in TYPE_IDS.items()}
+        return {s: n for s, n in out.items() if n or s in ("Li", "La", "Zr", "O")}
 
     def charge(self) -> float:
         return float(self.charges.sum())
+
+    @property
+    def n_types(self) -> int:
+        return max(4, int(self.types.max()) if len(self.types) else 4)
+
+
+def n_types_of(symbols) -> int:
+    """Atom types a data file holding `symbols` declares (see the module docstring)."""
+    return max([4] + [TYPE_IDS[s] for s in set(symbols)])
+
+
+def charge_overrides(data: DataFile) -> dict[int, float]:
+    """{atom id: charge - usual charge of its type} for the atoms whose charge differs
+    from the most common charge of their type (by more than 1e-6 e)."""
+    out: dict[int, float] = {}
+    for t in np.unique(data.types):
+        sel = data.types == t
+        vals, counts = np.unique(np.round(data.charges[sel], 6), return_counts=True)
+        usual = vals[np.argmax(counts)]
+        odd = sel & (np.abs(data.charges - usual) > 1e-6)
+        out.update(
+            {
+                int(i): float(q - usual)
+                for i, q in zip(data.ids[odd], data.charges[odd], strict=True)
+            }
+        )
+    return out
 
 
 def from_symbols(box, symbols: list[str], positions: np.ndarray) -> DataFile:
@@ -60,7 +92,7 @@ def write_data(path: Path, data: DataFile, title: str) -> Path:
         f"# {title}",
         "",
         f"{len(data.ids)} atoms",
-        f"{len(TYPE_IDS)} atom types",
+        f"{data.n_types} atom types",
         "",
         f"0.0 {lx:.10f} xlo xhi",
         f"0.0 {ly:.10f} ylo yhi",
@@ -69,7 +101,7 @@ def write_data(path: Path, data: DataFile, title: str) -> Path:
         "Masses",
         "",
     ]
-    for s, t in sorted(TYPE_IDS.items(), key=lambda kv: kv[1]):
+    for s, t in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])[: data.n_types]:
         lines.append(f"{t} {atomic_masses[atomic_numbers[s]]:.4f}  # {s}")
     lines += ["", "Atoms # charge", ""]
     img = data.images if data.images is not None else np.zeros((len(data.ids), 3), int)

@@ -1,9 +1,13 @@
-"""The LAMMPS driver of the LLZO study: Li-only NVT MD with the framework frozen.
+"""The LAMMPS driver of the LLZO study: NVT MD with the framework frozen (Li only, the
+published protocol) or mobile (every atom; optionally NPT with the box free along z).
 
 Three steps, kept apart:
-- `render(params, stage_dir, data_in)`: pure; writes `in.lammps` from
-  `templates/lammps/llzo_classical.in.j2` (cpu: Buckingham + PPPM, frame-frame pairs
-  excluded) or `llzo_allegro_kokkos.in.j2` (h200: the delivered Allegro model, Kokkos).
+- `render(params, stage_dir, data_in)`: writes `in.lammps` from
+  `templates/lammps/llzo_classical.in.j2` (cpu: Buckingham + PPPM; with the framework
+  frozen, frame-frame pairs excluded) or `llzo_allegro_kokkos.in.j2` (h200: the delivered
+  Allegro model, Kokkos). It reads the input data file for the number of atom types and
+  for per-atom charges that differ from their type's usual one (a reduced cation, a
+  neutral inserted Li: `lmpdata.charge_overrides`), which the classical input keeps.
 - `python -m runbook.llzo.md in.lammps`: runs the input through the LAMMPS Python module
   (`bundle.core.engines.load_lammps`), with OpenMP threads when OMP_NUM_THREADS > 1 and on
   as many MPI ranks as the launcher started; writes `md.json` (rank 0).
@@ -28,7 +32,7 @@ from pathlib import Path
 from bundle.core import render as jrender
 from bundle.core.errors import EngineError
 from runbook import lammpslog
-from runbook.llzo import TYPE_IDS, potential
+from runbook.llzo import TYPE_IDS, lmpdata, potential
 
 CLASSICAL_TEMPLATE = "lammps/llzo_classical.in.j2"
 ALLEGRO_TEMPLATE = "lammps/llzo_allegro_kokkos.in.j2"
@@ -46,6 +50,9 @@ class MDParams:
     dump_every: int = 0  # steps between trajectory frames; 0: no trajectory
     thermo_every: int = 500
     skin: float = 2.0
+    framework: str = "frozen"  # frozen (Li-only MD) | mobile (every atom)
+    barostat_z: bool = False  # mobile only: NPT with the box free along z (p_z = 0)
+    pdamp_fs: float = 1000.0
     # classical baseline (cpu)
     potential_file: str = str(potential.DEFAULT_FILE)
     li_o_scale: float = 1.0  # multiplies the Li-O Buckingham energy (perturbation runs)
@@ -59,6 +66,9 @@ class MDParams:
 
 def render(p: MDParams, stage_dir: Path, data_in: str) -> Path:
     """Write `in.lammps` for segment `p` reading `data_in` (a path relative to the stage)."""
+    if p.barostat_z and p.framework == "frozen":
+        raise ValueError("a barostat needs the framework mobile")
+    data = lmpdata.read_data(stage_dir / data_in)
     common = dict(
         data_in=data_in,
         data_out="final.data",
@@ -70,9 +80,12 @@ def render(p: MDParams, stage_dir: Path, data_in: str) -> Path:
         dump_every=p.dump_every,
         thermo_every=p.thermo_every,
         skin=p.skin,
+        framework=p.framework,
+        barostat_z=p.barostat_z,
+        pdamp_fs=p.pdamp_fs,
     )
     if p.engine == "allegro":
-        names = [s for s, _ in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])]
+        names = [s for s, _ in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])][: data.n_types]
         text = jrender.render_text(
             ALLEGRO_TEMPLATE, model=p.model, type_names=names, gpus=p.gpus, **common
         )
@@ -84,7 +97,8 @@ def render(p: MDParams, stage_dir: Path, data_in: str) -> Path:
             CLASSICAL_TEMPLATE,
             potential_name=pset.name,
             potential_file=Path(p.potential_file).name,
-            potential_lines=potential.lammps_lines(pset, p.cutoff, p.kspace_accuracy),
+            potential_lines=potential.lammps_lines(pset, p.cutoff, p.kspace_accuracy, data.n_types),
+            charge_lines=charge_lines(data, pset),
             **common,
         )
     path = stage_dir / "in.lammps"
@@ -93,6 +107,14 @@ def render(p: MDParams, stage_dir: Path, data_in: str) -> Path:
         json.dumps(asdict(p), indent=2, sort_keys=True) + "\n"
     )
     return path
+
+
+def charge_lines(data: lmpdata.DataFile, pset: potential.PotentialSet) -> list[str]:
+    """`set atom ID charge q` for atoms whose charge differs from their type's usual one."""
+    types = dict(zip(data.ids.tolist(), data.types.tolist(), strict=True))
+    sym = lmpdata.SYMBOL_OF_TYPE
+    return [f"set atom {i} charge {pset.charges[sym[types[i]]] + dq:.6f}"
+            for i, dq in sorted(lmpdata.charge_overrides(data).items())]  # fmt: skip
 
 
 @dataclass(frozen=True)

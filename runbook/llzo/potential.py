@@ -22,6 +22,7 @@ from runbook.llzo import TYPE_IDS
 
 DEFAULT_FILE = Path(__file__).with_name("buckingham.yaml")
 SCHEMA = "llzo-potential/1"
+BASE = {"Li", "La", "Zr", "O"}  # species every potential file must give charges for
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,17 @@ def load(path: Path = DEFAULT_FILE) -> PotentialSet:
         raise InputError(path, "schema", f"expected `schema: {SCHEMA}`")
     species = set(TYPE_IDS)
     charges = doc.get("charges") or {}
-    if set(charges) != species:
-        raise InputError(path, "charges", f"need exactly {sorted(species)} (got {sorted(charges)})")
+    if not isinstance(charges, dict) or not BASE <= set(charges) <= species:
+        got = sorted(charges) if isinstance(charges, dict) else charges
+        raise InputError(path, "charges", f"need {sorted(BASE)}, optionally "
+                         f"{sorted(species - BASE)} (got {got})")  # fmt: skip
     pairs: dict[frozenset[str], Buckingham] = {}
     for key, p in (doc.get("pairs") or {}).items():
         names = str(key).split("-")
         if len(names) != 2 or not set(names) <= species:
-            raise InputError(path, f"pairs.{key}", "expected `A-B` with A, B in Li, La, Zr, O")
+            raise InputError(
+                path, f"pairs.{key}", f"expected `A-B` with A, B in {', '.join(TYPE_IDS)}"
+            )
         try:
             b = Buckingham(float(p["A"]), float(p["rho"]), float(p["C"]))
         except (KeyError, TypeError, ValueError):
@@ -81,10 +86,28 @@ def load(path: Path = DEFAULT_FILE) -> PotentialSet:
                         pairs, str(path))  # fmt: skip
 
 
-def lammps_lines(pset: PotentialSet, cutoff: float = 8.0, accuracy: float = 1e-4) -> list[str]:
+def check_species(pset: PotentialSet, species: set[str], where: Path | str, field: str) -> None:
+    """Refuse a structure holding a species the set gives no charge or no X-O pair for."""
+    for s in sorted(species - {"O"}):
+        if s not in pset.charges or pset.pair(s, "O") is None:
+            raise InputError(
+                where, field, f"the structure holds {s} but the potential file {pset.source} "
+                f"has no {s} charge or {s}-O pair",
+                f"add a cited {s}-O Buckingham pair and charge to the potential file",
+            )  # fmt: skip
+
+
+def lammps_lines(
+    pset: PotentialSet, cutoff: float = 8.0, accuracy: float = 1e-4, n_types: int = 4
+) -> list[str]:
     """`set type ... charge`, `pair_style`, `pair_coeff` and `kspace_style` lines (after
-    `read_data`: the set's charges replace whatever the data file carried)."""
-    by_type = sorted(TYPE_IDS.items(), key=lambda kv: kv[1])
+    `read_data`: the set's charges replace whatever the data file carried) for the first
+    `n_types` types of TYPE_IDS (a data file declares as many as it needs)."""
+    by_type = sorted(TYPE_IDS.items(), key=lambda kv: kv[1])[:n_types]
+    missing = [s for s, _ in by_type if s not in pset.charges]
+    if missing:
+        raise InputError(pset.source, "charges", f"no charge for {', '.join(missing)}",
+                         "add it (with the pair terms' source) or drop that species")  # fmt: skip
     lines = [f"set type {t} charge {pset.charges[s]:g}" for s, t in by_type]
     lines += [f"pair_style buck/coul/long {cutoff:g}", "pair_coeff * * 0.0 1.0 0.0"]
     for i, (a, ti) in enumerate(by_type):

@@ -2,10 +2,14 @@
 
     python -m runbook.llzo.report report.json
 
-Sections: structure (bicrystal), MD segments (temperature, steps/s), the metrics of
-METRICS.md next to the published values (reported, not judged), the `bundle check`
-verdict per quantity, and the figures `bundle analyze` drew (the Li density profile
-with its GB planes first).
+Sections: a plain-language reading generated from the numbers (runbook.llzo.reading),
+structure (bicrystal), MD segments (temperature, steps/s), the metrics of METRICS.md next
+to the published values (reported, not judged) with the `bundle check` verdict per
+quantity, the profile metrics with their standard errors beside the boundary-free control
+and the single crystal when the study ran them (report.json `control`, `crystal`: stage
+folders holding results.json), one figure of the control and boundary profiles side by
+side, D by region with 95 % intervals and hop counts, site occupancies, and the figures
+`bundle analyze` drew (the Li density profile with its GB planes first).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pathlib import Path
 from bundle.core import atomic
 from checks.reference import load_reference
 from checks.results import get_path
+from runbook.llzo import reading
+from runbook.llzo import report_parts as parts
 
 # (results.json path, label, unit) in the order of METRICS.md
 ROWS = [
@@ -54,25 +60,14 @@ def _get(doc: dict, key: str):
         return None
 
 
-def render_report(p: dict, here: Path) -> str:
-    build = json.loads((here / p["build"] / "bicrystal.json").read_text())
-    res = json.loads((here / p["analyze"] / "results.json").read_text())
-    check = None
-    if p.get("check") and (here / p["check"] / "check.json").exists():
-        check = json.loads((here / p["check"] / "check.json").read_text())
-    lines = [f"# {p['study']} — profile {p['profile']}", ""]
-    lines += structure_lines(build) + md_lines(p, here) + metric_lines(p, res, check)
-    lines += ["", "## Figures", ""]
-    for sub, src, dst in FIGURES:
-        f = here / p["analyze"] / sub / src
-        if f.exists():
-            shutil.copyfile(f, here / dst)
-            lines.append(f"![{dst}]({dst})")
-    lines += ["", f"Sections of results.json by source: `{json.dumps(res.get('sources', {}))}`"]
-    return "\n".join(lines) + "\n"
+def _load(here: Path, rel: str | None, name: str = "results.json") -> dict | None:
+    """A results document of an optional run (control, single crystal), or None."""
+    if not rel or not (here / rel / name).exists():
+        return None
+    return json.loads((here / rel / name).read_text())
 
 
-def structure_lines(build: dict) -> list[str]:
+def structure(build: dict) -> list[str]:
     c = build["counts"]
     return [
         "## Structure",
@@ -87,7 +82,7 @@ def structure_lines(build: dict) -> list[str]:
     ]
 
 
-def md_lines(p: dict, here: Path) -> list[str]:
+def md_segments(p: dict, here: Path) -> list[str]:
     lines = [
         "## MD segments",
         "",
@@ -102,18 +97,12 @@ def md_lines(p: dict, here: Path) -> list[str]:
             f" | {seg['steps']} | {r['timestep_fs']:g} | {seg['steps_per_s']:.1f} "
             f"| {m['wall_s']:.0f} |"
         )
-    return lines
+    return [*lines, ""]
 
 
-def metric_lines(p: dict, res: dict, check: dict | None) -> list[str]:
-    """The metrics next to the published values, with the check's verdict per quantity."""
-    try:
-        pub = {q.key: q.value for q in load_reference(p["published"]).quantities}
-    except Exception:  # the published reference is context only
-        pub = {}
+def metrics_table(res: dict, pub: dict, check: dict | None) -> list[str]:
     verdict = {r["quantity"]: r for r in (check or {}).get("checks", [])}
     lines = [
-        "",
         "## Metrics (METRICS.md) next to the published study",
         "",
         "Published values are context (another model, cell and run length), not a target.",
@@ -132,7 +121,65 @@ def metric_lines(p: dict, res: dict, check: dict | None) -> list[str]:
             f"**bundle check against {check['reference']['name']}: {check['status']}** "
             f"({s['pass']} pass, {s['fail']} fail, {s['not_judged']} reported).",
         ]
+    return [*lines, ""]
+
+
+def uncertainty(res: dict, control: dict | None, crystal: dict | None, here: Path) -> list[str]:
+    fig = parts.fig_control(res, control, here)
+    return [
+        "## Profile metrics with their uncertainty",
+        "",
+        *parts.profile_uncertainty(res),
+        "",
+        "### Control (no boundary) and single crystal",
+        "",
+        *parts.reference_runs(res, control, crystal),
+        "",
+        f"![{fig}]({fig})",
+        "",
+    ]
+
+
+def dynamics(res: dict) -> list[str]:
+    return [
+        "## Diffusion by region (GLS with the MSD covariance; 95 % intervals)",
+        "",
+        *parts.diffusion_table(res),
+        "",
+        *parts.hops_table(res),
+        "",
+        "## Li site occupancies",
+        "",
+        *parts.occupancy_table(res),
+        "",
+    ]
+
+
+def figures(p: dict, here: Path) -> list[str]:
+    lines = ["## Figures", ""]
+    for sub, src, dst in FIGURES:
+        f = here / p["analyze"] / sub / src
+        if f.exists():
+            shutil.copyfile(f, here / dst)
+            lines.append(f"![{dst}]({dst})")
     return lines
+
+
+def render_report(p: dict, here: Path) -> str:
+    build = json.loads((here / p["build"] / "bicrystal.json").read_text())
+    res = json.loads((here / p["analyze"] / "results.json").read_text())
+    control, crystal = _load(here, p.get("control")), _load(here, p.get("crystal"))
+    try:
+        pub = {q.key: q.value for q in load_reference(p["published"]).quantities}
+    except Exception:  # the published reference is context only
+        pub = {}
+    check = _load(here, p.get("check"), "check.json")
+    lines = [f"# {p['study']} — profile {p['profile']}", ""]
+    lines += ["## What this run shows", "", reading.paragraph(res, control, crystal), ""]
+    lines += structure(build) + md_segments(p, here) + metrics_table(res, pub, check)
+    lines += uncertainty(res, control, crystal, here) + dynamics(res) + figures(p, here)
+    lines += ["", f"Sections of results.json by source: `{json.dumps(res.get('sources', {}))}`"]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

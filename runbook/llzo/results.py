@@ -1,21 +1,27 @@
 """One results.json (schema gb-analysis/1) from the study's two analyses.
 
-    python -m runbook.llzo.results PROFILE_DIR EXCESS_DIR OUT.json
+    python -m runbook.llzo.results PROFILE_DIR EXCESS_DIR OUT.json [--control DIR]
+        [--crystal DIR]
 
 The published study measured the Li profile, Γ and diffusion on the base system
 (検証A) and the excess-Li band counts after inserting Li (検証B). `bundle analyze` is run
 on each trajectory; this step takes the profile/Γ/diffusion sections from the first and
 `excess`, `n_excess` and the excess averaging parameters from the second. The extra key
-`sources` says which file each section came from; nothing is recomputed here.
+`sources` says which file each section came from; nothing is recomputed here. With the
+results of a boundary-free control run and/or a single crystal of the same composition
+(their `bundle analyze` folders), `reference_runs` gets Γ against the crystal density and
+the control-vs-boundary table (checks.crystal).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from bundle.core import atomic
+from checks import crystal as cx
+from checks.extras import REFERENCE_RUNS
 
 EXCESS_PARAMETERS = ("avg_window_ps", "n_blocks")
 
@@ -46,14 +52,29 @@ def merge(profile: dict, excess: dict, profile_src: str, excess_src: str) -> dic
     return out
 
 
+def with_reference_runs(doc: dict, control: dict | None, crystal: dict | None) -> dict:
+    """`doc` plus the reference_runs block when a control or a single crystal was run."""
+    section = cx.section(doc, crystal, control)
+    return doc if section is None else doc | {REFERENCE_RUNS: section}
+
+
+def _read(folder: Path | None) -> dict | None:
+    return None if folder is None else json.loads((folder / "results.json").read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3:
-        raise SystemExit("usage: python -m runbook.llzo.results PROFILE_DIR EXCESS_DIR OUT.json")
-    p, e = Path(args[0]) / "results.json", Path(args[1]) / "results.json"
+    ap = argparse.ArgumentParser(prog="python -m runbook.llzo.results")
+    ap.add_argument("profile", type=Path)
+    ap.add_argument("excess", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--control", type=Path, help="bundle analyze folder of the control run")
+    ap.add_argument("--crystal", type=Path, help="bundle analyze folder of the single crystal")
+    a = ap.parse_args(argv)
+    p, e = a.profile / "results.json", a.excess / "results.json"
     doc = merge(json.loads(p.read_text()), json.loads(e.read_text()), str(p), str(e))
-    atomic.write_file(Path(args[2]), atomic.strict_json(doc, indent=2))
-    print(f"wrote {args[2]}")
+    doc = with_reference_runs(doc, _read(a.control), _read(a.crystal))
+    atomic.write_file(a.out, atomic.strict_json(doc, indent=2))
+    print(f"wrote {a.out}")
     return 0
 
 

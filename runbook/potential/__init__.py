@@ -15,8 +15,8 @@ Modules, in the order the study uses them:
 - `choose`      the `select` step: the chosen frames, the rule, the figure
 - `validate`    the `validate` step: per-class errors vs trivial baselines, parity plots
 - `stability`   a short MD of bulk LLZO through the model (`fix external`)
-- `profiled`    the generic dft/dataset/train/deploy stages with per-profile overrides
-- `stages`      the plug-in stage classes of the study
+- `stages`      the plug-in stage classes of the study (sample, select, dft with
+                timings, train with the DFT settings and classes in its manifest, validate)
 
 Units: eV, Å, eV/Å (LAMMPS `metal`). Environment classes are the keys of `ENV_CLASSES`.
 """

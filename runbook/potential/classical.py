@@ -2,8 +2,11 @@
 
 This is *cheap sampling*: the classical set (runbook/llzo/buckingham.yaml, a rigid-ion
 Lewis-Catlow model) only proposes configurations; every selected frame is labelled by
-pw.x and the classical energies and forces are thrown away. The model has no Al
-parameters, so Al-doped cells are not sampled this way (they are strained and rattled).
+pw.x and the classical energies and forces are thrown away. Only Li, La, Zr and O are
+sampled this way (SAMPLED): the Al-O term the grain-boundary study added (GULP
+catlow.lib) was fitted for Al2O3, and all-atom MD of the 96-atom Al-doped primitive cell
+with it loses atoms in LAMMPS within 200 steps at 700 K (measured), so Al-doped cells are
+strained and rattled instead.
 
 Protocol: NVT (Nose-Hoover) at `temperature_K` from Maxwell-Boltzmann velocities
 (seeded), `units metal`, PPPM 1e-4 with an 8 Å real-space cutoff (the baseline's), a
@@ -30,6 +33,7 @@ from ase.neighborlist import neighbor_list
 from runbook.llzo import FORMAL_CHARGE, TYPE_IDS, potential
 
 SPECIES_ORDER = [s for s, _ in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])]
+SAMPLED = {"Li", "La", "Zr", "O"}  # module docstring
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,9 @@ def snapshots(atoms: Atoms, spec: MdSpec) -> list[Atoms]:
     """Frames of an NVT run of `atoms` (module docstring); species Li, La, Zr, O only."""
     from bundle.core import engines
 
-    unknown = sorted(set(atoms.get_chemical_symbols()) - set(TYPE_IDS))
+    unknown = sorted(set(atoms.get_chemical_symbols()) - SAMPLED)
     if unknown:
-        raise ValueError(f"the classical baseline has no parameters for {unknown}")
+        raise ValueError(f"the classical sampler takes {sorted(SAMPLED)} only, not {unknown}")
     work = atoms.copy()
     work.set_initial_charges([FORMAL_CHARGE[s] for s in work.get_chemical_symbols()])
     prism = Prism(work.cell.array)

@@ -7,7 +7,7 @@ never reads an untyped dict. Units: Å, K, fs, eV.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -85,7 +85,6 @@ class SampleConfig(Strict):
     gb: GbSampling = GbSampling()
     excess_li: ExcessLiSampling = ExcessLiSampling()
     related: RelatedSampling = RelatedSampling()
-    by_profile: dict[str, dict[str, Any]] = {}
 
 
 class Descriptor(Strict):
@@ -102,7 +101,6 @@ class SelectConfig(Strict):
     descriptor: Descriptor = Descriptor()
     variance: float = Field(0.95, gt=0, le=1, description="PCA: variance the kept PCs explain")
     max_components: int = Field(10, ge=1)
-    by_profile: dict[str, dict[str, Any]] = {}
 
     @field_validator("quota")
     @classmethod
@@ -140,4 +138,3 @@ class ValidateConfig(Strict):
     model: str | None = Field(None, description="a compiled model outside this run")
     bounds: Bounds
     stability: Stability = Stability()
-    by_profile: dict[str, dict[str, Any]] = {}

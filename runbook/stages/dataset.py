@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -12,6 +13,7 @@ from bundle.core.errors import EngineError
 from runbook.config import Strict
 from runbook.files import python_step, write_commands, write_params
 from runbook.stage import Context, Stage
+from runbook.stages.dft import DftResult
 
 
 class DatasetConfig(Strict):
@@ -60,3 +62,26 @@ class Dataset(Stage):
             a["min_distance_a"],
             s.get("groups", {}),
         )
+
+
+def data_provenance(ctx: Context, dataset_stage: str) -> dict[str, Any]:
+    """What a model was trained on, for its manifest (runbook.modelcard): the dataset and
+    DFT stages, their output hashes, the split, the DFT settings and the pseudopotentials'
+    hashes."""
+    dft = ctx.upstream_of_kind("dft", dataset_stage)
+    dft_manifest = ctx.manifest(dft)
+    return {
+        "study": ctx.study.name,
+        "dataset_stage": dataset_stage,
+        "dataset_output_hash": ctx.manifest(dataset_stage)["output_hash"],
+        "split": ctx.result(dataset_stage, DatasetResult).split,
+        "dft_stage": dft,
+        "dft_output_hash": dft_manifest["output_hash"],
+        "dft_settings": ctx.study.blocks.get(dft, {}),
+        "pseudopotentials_sha256": {
+            k.removeprefix("pseudo/"): v
+            for k, v in dft_manifest["inputs"].items()
+            if k.startswith("pseudo/")
+        },
+        "pw_version": ctx.result(dft, DftResult).pw_version,
+    }

@@ -22,7 +22,7 @@ from runbook.config import Strict
 from runbook.files import sha256_file, write_commands
 from runbook.launchers import STAGE_DIR, Command
 from runbook.stage import Context, Stage
-from runbook.stages.dataset import DatasetResult
+from runbook.stages.dataset import DatasetResult, data_provenance
 
 
 class LossCoeffs(Strict):
@@ -168,7 +168,7 @@ class Train(Stage):
             type_names=list(ctx.study.species),
             r_max_angstrom=c.r_max_angstrom,
             model_dtype=c.model_dtype,
-            data=modelcard.data_provenance(ctx, ds),
+            data=data_provenance(ctx, ds),
             training={
                 "architecture": "allegro.model.AllegroModel",
                 "hyperparameters": c.model_dump(mode="json"),

@@ -7,14 +7,16 @@ STAGE` redoes one stage. The report is written once every point is complete.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from runbook import engine, loader
+from runbook.config import Study
 from runbook.engine import RunSummary
 from runbook.sweep import collect
-from runbook.sweep.plan import Plan, PlannedPoint, first_incomplete, lay_out
+from runbook.sweep.plan import PLAN, Plan, PlannedPoint, first_incomplete, layout, write_files
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,8 @@ class Selection:
     def points(self, pl: Plan) -> tuple[PlannedPoint, ...]:
         return (pl.point(self.point),) if self.point else pl.points
 
-    def check(self, pl: Plan) -> None:
-        """Every name is a point or a stage of the study (before anything runs)."""
-        study = loader.load(pl.points[0].study_file)
+    def check(self, pl: Plan, study: Study) -> None:
+        """Every name is a point or a stage of the study (before anything is written)."""
         engine.check_selection(study, [s for s in (self.start, self.until) if s], "--from/--until")
         engine.check_selection(study, list(self.force), "--force")
         self.points(pl)
@@ -86,13 +87,43 @@ def run_local(
     echo: Callable[[str], None] = print,
 ) -> Outcome:
     """The sweep of a loaded study here, point after point (each resumable like any run),
-    then the report when every point is complete."""
-    pl = lay_out(loaded, run_dir)
-    sel.check(pl)
+    then the report when every point is complete.
+
+    Everything that can refuse is checked before a file is written: the selection and
+    every selected point's preflight. A point's control files (plan.json, its frozen
+    study, and the frozen studies not yet on disk) are written when its run records
+    itself (runbook.engine: once every refusal check of that point has passed), so a
+    refused sweep leaves no file behind, and a frozen study never describes stages that
+    were refused."""
+    pl, texts, studies = prepare(loaded, run_dir, sel)
     for p in sel.points(pl):
         echo(f"== point {p.name} ({p.run_dir})")
-        run_point(p.study_file, p.run_dir, sel, echo=echo)
+        own = {k: v for k, v in texts.items() if k.name == PLAN or k == p.study_file}
+        own |= {k: v for k, v in texts.items() if not k.exists()}
+        engine.run(
+            studies[p.name],
+            p.run_dir,
+            start=sel.start,
+            until=sel.until,
+            force=list(sel.force),
+            echo=echo,
+            on_record=functools.partial(write_files, own),
+        )
     return outcome(pl, echo)
+
+
+def prepare(
+    loaded: loader.Loaded, run_dir: Path, sel: Selection = ALL
+) -> tuple[Plan, dict[Path, str], dict[str, Study]]:
+    """Every check of a sweep run that needs no outputs, writing nothing: the selection
+    and each selected point's preflight (runbook.engine.prepare). The plan, the text of
+    its control files and each point's study."""
+    pl, texts = layout(loaded, run_dir)
+    sel.check(pl, loaded.study)
+    studies = {p.point.name: p.study for p in loaded.points}
+    for p in sel.points(pl):
+        engine.prepare(studies[p.name], p.run_dir, sel.start, sel.until, list(sel.force))
+    return pl, texts, studies
 
 
 def outcome(pl: Plan, echo: Callable[[str], None] = print) -> Outcome:

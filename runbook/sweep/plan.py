@@ -13,7 +13,9 @@ jobs load. A study without a sweep block is one point whose run folder is RUN it
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,17 +79,25 @@ def plan(
 
 
 def lay_out(loaded: loader.Loaded, run_dir: Path) -> Plan:
-    """The plan of a loaded study under `run_dir`: frozen point studies and plan.json."""
+    """The plan of a loaded study under `run_dir`, its control files written (frozen
+    point studies and plan.json; a file whose bytes are unchanged is not rewritten)."""
+    pl, texts = layout(loaded, run_dir)
+    write_files(texts)
+    return pl
+
+
+def layout(loaded: loader.Loaded, run_dir: Path) -> tuple[Plan, dict[Path, str]]:
+    """The plan of a loaded study under `run_dir` and the text of each control file
+    (pure: nothing is written, so a refused sweep leaves nothing behind)."""
     run_dir = run_dir.resolve()
     control = run_dir / "sweep"
-    (control / "studies").mkdir(parents=True, exist_ok=True)
     chosen = [(p.point.name, p.point.seed, p.point.temperature_K, p.doc) for p in loaded.points]
     if loaded.sweep is None:  # no sweep: one point, the study itself
         chosen = [("study", 0, None, loaded.doc)]
-    planned = []
+    planned, texts = [], {}
     for name, seed, temperature, doc in chosen:
         frozen = control / "studies" / f"{name}.yaml"
-        frozen.write_text(
+        texts[frozen] = (
             f"# {name} of {loaded.file} (written by runbook.sweep; edit the study, not this "
             "file)\n" + yaml.safe_dump(doc, sort_keys=False)
         )
@@ -96,11 +106,23 @@ def lay_out(loaded: loader.Loaded, run_dir: Path) -> Plan:
     result = Plan(
         run_dir, str(loaded.file), tuple(loaded.study.stages), tuple(planned), loaded.sweep
     )
-    _write(result)
-    return result
+    texts[control / PLAN] = _plan_text(result)
+    return result, texts
 
 
-def _write(pl: Plan) -> None:
+def write_files(texts: dict[Path, str]) -> None:
+    """Each file atomically (temp file, rename), unless its bytes are already these."""
+    for path, text in texts.items():
+        with contextlib.suppress(OSError):
+            if path.read_text() == text:
+                continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
+def _plan_text(pl: Plan) -> str:
     doc = {
         "schema": PLAN_SCHEMA,
         "study": pl.study,
@@ -117,7 +139,7 @@ def _write(pl: Plan) -> None:
             for p in pl.points
         ],
     }
-    (pl.control / PLAN).write_text(json.dumps(doc, indent=2) + "\n")
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def load_plan(run_dir: Path) -> Plan:

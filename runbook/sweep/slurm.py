@@ -23,7 +23,7 @@ from runbook import engine, loader
 from runbook.config import Study
 from runbook.slurm import Allocation, BatchJob, TaskState, queue, render_batch, sbatch, sh, states
 from runbook.sweep.local import ALL, Selection
-from runbook.sweep.plan import Plan, first_incomplete, lay_out, statuses
+from runbook.sweep.plan import Plan, first_incomplete, layout, statuses, write_files
 
 JOBS = "jobs.json"
 
@@ -220,8 +220,9 @@ def run_study(
             "--from/--force", "--executor slurm", "not for slurm runs",
             "redo stages with a local run (--executor local), or remove their folders",
         )  # fmt: skip
-    pl = lay_out(loaded, run_dir)
-    sel.check(pl)
+    pl, texts = layout(loaded, run_dir)
+    sel.check(pl, loaded.study)  # before a file is written
+    write_files(texts)
     pr = progress(pl)
     if pr.active:
         echo(f"{len(pr.active)} job(s) of this run are still queued or running; nothing submitted")

@@ -69,7 +69,7 @@ def scf_cost(run: Path) -> dict:
     """pw.x's own CPU and WALL per SCF, by structure family."""
     dft = run / "03_dft"
     frames = read(run / "02_select" / "structures.extxyz", index=":")
-    tfile = dft / "timings.json"  # written by runbook.potential.profiled.Dft
+    tfile = dft / "timings.json"  # written by runbook.potential.stages.Dft
     timings = {r["log"]: r for r in json.loads(tfile.read_text())} if tfile.exists() else {}
     by: dict[str, list[dict]] = defaultdict(list)
     for i, a in enumerate(frames):
