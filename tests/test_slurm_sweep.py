@@ -41,6 +41,8 @@ def tiny_llzo(path: Path, seeds: list[int], temps: list[float], production_ps: f
     doc["stages"] = [s for s in doc["stages"] if s not in drop]
     for s in drop:
         del doc[s]
+    for key in ("control_from", "control_build"):  # the control chain is dropped
+        doc["analyze"].pop(key, None)
     doc["sweep"]["set"]["seed"] = [s for s in doc["sweep"]["set"]["seed"] if "control" not in s]
     doc["sweep"]["set"]["temperature"] = [
         s for s in doc["sweep"]["set"]["temperature"] if "control" not in s
