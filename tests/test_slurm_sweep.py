@@ -41,6 +41,8 @@ def tiny_llzo(path: Path, seeds: list[int], temps: list[float], production_ps: f
     doc["stages"] = [s for s in doc["stages"] if s not in drop]
     for s in drop:
         del doc[s]
+    for key in ("control_from", "control_build"):  # the control chain is dropped
+        doc["analyze"].pop(key, None)
     doc["sweep"]["set"]["seed"] = [s for s in doc["sweep"]["set"]["seed"] if "control" not in s]
     doc["sweep"]["set"]["temperature"] = [
         s for s in doc["sweep"]["set"]["temperature"] if "control" not in s
@@ -101,11 +103,18 @@ def test_sweep_runs_as_job_arrays_and_the_report_appears(slurm_cluster, tmp_path
     for g in doc["groups"]:
         gamma = g["stats"]["gamma_within_w_per_nm2"]
         assert gamma["n"] == 2 and gamma["se"] is not None
+    # Arrhenius of D: fitted where every temperature resolves D > 0, else the reason (the
+    # relaxed cell's Li barely leave their cages in 0.6 ps: tests/test_slurm_sweep_report.py
+    # checks the fit itself)
     fit = doc["arrhenius"]["D_all_cm2_s"]
-    assert fit is not None and fit["Ea_se_eV"] is not None
     text = report.read_text()
     assert "Arrhenius" in text and "| 700 | 1.5 | 2 |" in text
-    assert (run / "sweep" / "report" / "arrhenius.png").stat().st_size > 0
+    resolved = {g["T_K"] for g in doc["groups"] if (g["stats"]["D_all_cm2_s"]["mean"] or 0) > 0}
+    if len(resolved) >= 2:
+        assert fit is not None and fit["Ea_se_eV"] is not None
+        assert (run / "sweep" / "report" / "arrhenius.png").stat().st_size > 0
+    else:
+        assert fit is None and "D_all_cm2_s: no fit (needs ≥ 2 temperatures with D > 0)" in text
     merged = json.loads((run / "sweep" / "report" / "T700K_w2" / "results.json").read_text())
     assert merged["schema"] == "gb-analysis/1" and len(merged["seeds"]["sources"]) == 2
     # a second run finds everything done and submits nothing
@@ -149,8 +158,8 @@ def test_scancel_then_rerun_resubmits_only_the_unfinished(slurm_cluster, tmp_pat
     pl = sweep_plan.load_plan(run)
     _wait(lambda: not sweep_slurm.progress(pl).active, 240, "the queue to drain", slurm_cluster)
     states = sweep_slurm.progress(pl).stages
-    assert states[point][:2] == ["complete", "complete"]  # build, equilibrate
-    assert states[point][2] in ("incomplete", "pending")  # production: killed mid-run
+    assert states[point][:3] == ["complete"] * 3  # build, relax, equilibrate
+    assert states[point][3] in ("incomplete", "pending")  # production: killed mid-run
     other = next(n for n in states if n != point)
     assert set(states[other]) == {"complete"}
     assert not (run / "sweep" / "report" / "report.md").exists()
@@ -182,8 +191,8 @@ def test_a_failing_stage_is_named_with_its_log(slurm_cluster, tmp_path, monkeypa
     assert r.exit_code == 4, r.output
     assert "seed1_T700K:insert" in r.output and "logs in" in r.output
     states = sweep_slurm.progress(sweep_plan.load_plan(run)).stages["seed1_T700K"]
-    assert states[:3] == ["complete"] * 3 and states[3] == "failed"
-    assert states[4:] == ["pending", "pending"]
+    assert states[:4] == ["complete"] * 4 and states[4] == "failed"  # .. production; insert
+    assert states[5:] == ["pending", "pending"]
 
 
 def test_a_failing_check_of_the_shipped_sweep_exits_1_after_wait(
