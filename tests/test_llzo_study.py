@@ -35,6 +35,9 @@ from runbook.llzo import mkref
 
 NEW_SEED = 11  # not a replica of checks/references/llzo-gb-700K-cpu.yaml
 COLD_K = 500
+# the cpu scan's choice (termination 1, shift (0, 6.48) Å, gap 1 Å), as made_by.command of
+# checks/references/llzo-gb-700K-cpu.yaml records it
+SCANNED = ["build.scan=null", "build.termination=1", "build.shift_A=[0.0,6.48]", "build.gap_A=1.0"]
 MD_STAGES = ("equilibrate", "production", "production_excess", "equilibrate_control",
              "production_control")  # fmt: skip
 
@@ -57,6 +60,8 @@ def cpu_runs(tmp_path_factory, lammps_module) -> dict:
     root = tmp_path_factory.mktemp("llzo_gb")
     study = single_seed_study(root)
     seeds = [f"{key}={NEW_SEED}" for key in _shipped()["sweep"]["set"]["seed"]]
+    seeds += SCANNED  # the reference replicas' translation (the scan runs in test_offline's
+    # verify replica and in tests/test_llzo_relax.py; it does not depend on the seed)
     cold = [f"{key}={COLD_K}" for key in _shipped()["sweep"]["set"]["temperature"]]
     runs = {"new_seed": seeds, "cold": seeds + cold}
     procs = {}
