@@ -35,8 +35,10 @@ SERVICE_GROUPS = {
     "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
               "test_slurm_templates"),
 }  # fmt: skip
-FIRST = ("docker", "slurm", "test_llzo_study", "test_golden_helper", "test_lock",
-         "test_layers", "test_smoke")  # fmt: skip
+# the smoke fixture heads the longest chain (smoke -> DeePMD fixture -> labelling loop):
+# it starts at once, beside the image build and the llzo-gb study
+FIRST = ("docker", "test_smoke", "test_llzo_study", "slurm", "test_golden_helper",
+         "test_lock", "test_layers")  # fmt: skip
 AFTER_SMOKE = ("test_deepmd", "test_committee", "test_al_loop", "test_engines_lammps",
                "test_multirank", "test_resume",
                "test_runbook_config", "test_templates", "test_verify_engines",
