@@ -34,6 +34,14 @@ class DatasetResult:
     groups: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> group -> n
 
 
+@dataclass(frozen=True)
+class DatasetSplit:
+    """What a training reads of any dataset stage's result: the split counts (this
+    stage's DatasetResult, or the labelling loop's grown dataset, runbook.al.dataset)."""
+
+    split: dict[str, int]
+
+
 class Dataset(Stage):
     kind = "dataset"
     Config = DatasetConfig
@@ -74,7 +82,7 @@ def data_provenance(ctx: Context, dataset_stage: str) -> dict[str, Any]:
         "study": ctx.study.name,
         "dataset_stage": dataset_stage,
         "dataset_output_hash": ctx.manifest(dataset_stage)["output_hash"],
-        "split": ctx.result(dataset_stage, DatasetResult).split,
+        "split": ctx.result(dataset_stage, DatasetSplit).split,
         "dft_stage": dft,
         "dft_output_hash": dft_manifest["output_hash"],
         "dft_settings": ctx.study.blocks.get(dft, {}),

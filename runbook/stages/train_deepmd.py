@@ -44,7 +44,7 @@ from runbook.deepmd import logs
 from runbook.files import sha256_file, write_commands, write_params
 from runbook.launchers import Command
 from runbook.stage import Context, Stage
-from runbook.stages.dataset import DatasetResult, data_provenance
+from runbook.stages.dataset import DatasetSplit, data_provenance
 
 BACKENDS = {"cpu": ("tf", "model.pb"), "cuda": ("pt", "model.pth")}
 STEPS = "deepmd_steps.json"  # runbook.deepmd.steps
@@ -151,7 +151,7 @@ class TrainDeepmd(Stage):
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c, ds = self.c, self.dataset(ctx)
-        split = ctx.result(ds, DatasetResult).split
+        split = ctx.result(ds, DatasetSplit).split
         held_out = "test" if split.get("test") else "val"
         splits = {k: ctx.rel(ds, f"{k}.extxyz") if split.get(k) else None for k in split}
         data = write_params(
@@ -209,7 +209,7 @@ class TrainDeepmd(Stage):
         curve = logs.read_lcurve(stage_dir / "lcurve.out")
         last = {k: float(v[-1]) for k, v in curve.items()}
         ds = self.dataset(ctx)
-        held_out = "test" if ctx.result(ds, DatasetResult).split.get("test") else "val"
+        held_out = "test" if ctx.result(ds, DatasetSplit).split.get("test") else "val"
         card = modelcard.ModelManifest(
             backend="deepmd",
             units=modelcard.Units(**modelcard.DATA_UNITS),
