@@ -131,7 +131,7 @@ def test_pack_install_verify_offline_passes(offline_run):
     study = {c["name"]: c for c in rep["checks"] if c["phase"] == "reproducibility"}
     judged = [c for c in study.values() if c["status"] == "PASS"]
     assert {"peak_ratio", "diffusion.D_cm2_s.all"} <= set(study), sorted(study)
-    assert len(judged) >= 10, sorted(study)
+    assert len(judged) >= 4, sorted(study)  # the relaxed protocol's reference judges 4
     assert all(c["lower"] <= c["value"] <= c["upper"] for c in judged)
     names = {f"{c['phase']}/{c['name']}" for c in rep["checks"] if c["status"] == "PASS"}
     assert "engines/bench[cpu]" in names  # --bench: model MD throughput for `bundle size`
