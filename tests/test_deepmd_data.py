@@ -128,7 +128,7 @@ def test_neighbour_statistics_and_learning_curve():
 
 
 def test_stage_steps_run_in_one_process_each_into_its_log(tmp_path):
-    """`python -m runbook.deepmd.steps` (the train_deepmd stage's one command) on its data
+    """`python -m runbook.steps.deepmd_steps` (the train_deepmd stage's one command) on its data
     step, no TensorFlow: each step's output (file descriptors 1 and 2) lands in its own
     log, a failing step stops the rest with a line naming its log, timings.json has each
     step."""
@@ -148,7 +148,7 @@ def test_stage_steps_run_in_one_process_each_into_its_log(tmp_path):
         ]
     }
     (tmp_path / "steps.json").write_text(json.dumps(spec))
-    argv = [sys.executable, "-m", "runbook.deepmd.steps", "steps.json"]
+    argv = [sys.executable, "-m", "runbook.steps.deepmd_steps", "steps.json"]
     proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
     out = proc.stdout.splitlines()

@@ -1,11 +1,11 @@
 """The boundary protocol for real (LAMMPS, classical set) on the cpu cell, through the
-study stages: a two-point translation scan keeps the lower boundary energy; the relax
+study stages: the 4-point translation scan keeps the lowest boundary energy; the relax
 stage (minimise with the box free along z, anneal at 1000 K, quench) meets the
 residual-force bound and leaves a garnet in the grain interiors; the boundary-free control
 builds, relaxes and runs MD.
 
-One session fixture runs the chain once (`bundle run` of a cut-down llzo-gb: short anneal,
-no production); the tests read it. Marked slow: a few CPU minutes on one core.
+The chain is the shipped study's (the session fixture `llzo_gb_runs`, run once for these
+tests and tests/test_llzo_study.py); the tests read it.
 """
 
 from __future__ import annotations
@@ -16,30 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-
-from runbook import config, engine, loader
-
-STAGES = ["build_control", "relax_control", "build", "relax", "equilibrate_control"]
 
 
 @pytest.fixture(scope="session")
-def relaxed(tmp_path_factory, lammps_module) -> Path:
-    doc = yaml.safe_load(config.resolve_path("llzo-gb").read_text())
-    doc.pop("sweep")
-    doc = {k: v for k, v in doc.items() if k in ("schema", "name", "species", "profile",
-                                                 "profiles", *STAGES)}  # fmt: skip
-    doc["stages"] = STAGES
-    doc["build"]["scan"] = {"termination": [1], "shift_x_A": [0.0], "shift_y_A": [0.0],
-                            "gap_A": [1.0, 2.0], "seed": 1}  # fmt: skip
-    for name in ("relax", "relax_control"):
-        doc[name]["anneal_ps"] = 0.5
-    doc["equilibrate_control"].update(time_ps=0.2, dump_every_ps=0.1)
-    root = tmp_path_factory.mktemp("llzo_relax")
-    (root / "study.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    run = root / "run"
-    engine.run(loader.load(root / "study.yaml"), run, echo=lambda line: print(f"relax: {line}"))
-    return run
+def relaxed(llzo_gb_runs) -> Path:
+    """The new seed's run of the shipped study (tests/llzo_fixture.py): its 4-point scan,
+    builds, relaxations and control MD are what these tests read."""
+    run = llzo_gb_runs["new_seed"]
+    for name in ("build_control", "relax_control", "build", "relax", "equilibrate_control"):
+        m = _stage(run["dir"], name) / "manifest.json"
+        assert m.is_file(), run["log"][-2000:]
+    return run["dir"]
 
 
 def _stage(run: Path, name: str) -> Path:
@@ -56,7 +43,7 @@ def _json(run: Path, name: str, file: str) -> dict:
 def test_scan_keeps_the_lowest_boundary_energy(relaxed):
     scan = _json(relaxed, "build", "scan.json")
     gammas = [p["gamma_J_m2"] for p in scan["points"]]
-    assert len(gammas) == 2 and all(math.isfinite(g) and 0.0 < g < 10.0 for g in gammas)
+    assert len(gammas) == 4 and all(math.isfinite(g) and 0.0 < g < 10.0 for g in gammas)
     assert scan["best"] == int(np.argmin(gammas))
     built = _json(relaxed, "build", "bicrystal.json")
     assert built["gap_A"] == scan["best_point"]["gap_A"]  # the structure is the winner's

@@ -7,22 +7,21 @@ the proof that `bundle check` against the CPU reference discriminates:
   parameter, and its results, when they claim 700 K (a thermostat that did not hold its
   target), FAIL on the judged 1-ps MSD: the cage rattling scales with T.
 Measured when the reference was made (made_by.discrimination, runbook.llzo.mkref): a run
-at 600 K FAILs (population FAIL probability ~0.86), Li-O x 1.1 and x 1.5 PASS: in the
-relaxed, framework-frozen protocol no Li hops in 20 ps at 700 K (D is not resolved, see
-the reference's not_judged), so a potential change shows only through the rattling and
-the Li partition. 500 K is two reference bounds away: a robust test.
+at 600 K FAILs with population probability 0.95, at 500 K 1.0; Li-O x 1.1 0.03 and x 1.5
+0.26: in the relaxed, framework-frozen protocol no Li hops in 20 ps at 700 K (D is not
+resolved, see the reference's not_judged), so a potential change shows only through the
+rattling and the Li partition. 500 K is the robust probe.
 
-The two runs go side by side, one core each (the cpu profile is single-threaded), once
-per session; the 700 K run produces a report with the control and boundary profiles.
+Both runs come from the session fixture `llzo_gb_runs` (tests/llzo_fixture.py: the
+translation scan, builds and relaxations once, then the two MD chains side by side); the
+700 K run produces a report with the control and boundary profiles.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -30,57 +29,11 @@ import yaml
 
 from bundle.core import engines
 from checks.reference import load_reference
-from runbook import config
 from runbook.llzo import mkref
+from tests.llzo_fixture import COLD_K, NEW_SEED
 
-NEW_SEED = 11  # not a replica of checks/references/llzo-gb-700K-cpu.yaml
-COLD_K = 500
-# the cpu scan's choice (termination 1, shift (0, 6.48) Å, gap 1 Å), as made_by.command of
-# checks/references/llzo-gb-700K-cpu.yaml records it
-SCANNED = ["build.scan=null", "build.termination=1", "build.shift_A=[0.0,6.48]", "build.gap_A=1.0"]
 MD_STAGES = ("equilibrate", "production", "production_excess", "equilibrate_control",
              "production_control")  # fmt: skip
-
-
-def _shipped() -> dict:
-    return yaml.safe_load(config.resolve_path("llzo-gb").read_text())
-
-
-def single_seed_study(folder: Path) -> Path:
-    """The shipped study without its sweep block: one run, seeds given by --set."""
-    doc = _shipped()
-    doc.pop("sweep")
-    path = folder / "llzo-gb-one-seed.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-@pytest.fixture(scope="session")
-def cpu_runs(tmp_path_factory, lammps_module) -> dict:
-    root = tmp_path_factory.mktemp("llzo_gb")
-    study = single_seed_study(root)
-    seeds = [f"{key}={NEW_SEED}" for key in _shipped()["sweep"]["set"]["seed"]]
-    seeds += SCANNED  # the reference replicas' translation (the scan runs in test_offline's
-    # verify replica and in tests/test_llzo_relax.py; it does not depend on the seed)
-    cold = [f"{key}={COLD_K}" for key in _shipped()["sweep"]["set"]["temperature"]]
-    runs = {"new_seed": seeds, "cold": seeds + cold}
-    procs = {}
-    t0 = time.perf_counter()
-    for name, sets in runs.items():
-        argv = [engines.venv_bin("bundle"), "run", str(study), "--run-dir", str(root / name)]
-        for s in sets:
-            argv += ["--set", s]
-        log = open(root / f"{name}.log", "w")
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        procs[name] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env), log)
-    out = {}
-    for name, (p, log) in procs.items():
-        code = p.wait(timeout=2700)
-        log.close()
-        out[name] = {"code": code, "dir": root / name, "log": (root / f"{name}.log").read_text()}
-    out["wall_s"] = time.perf_counter() - t0
-    print(f"\nllzo-gb cpu study: two seeds side by side in {out['wall_s']:.0f} s")
-    return out
 
 
 def _stage(run: Path, name: str) -> Path:
@@ -94,8 +47,8 @@ def _check(run: Path) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.engine
-def test_new_seed_passes_the_cpu_reference(cpu_runs):
-    r = cpu_runs["new_seed"]
+def test_new_seed_passes_the_cpu_reference(llzo_gb_runs):
+    r = llzo_gb_runs["new_seed"]
     assert r["code"] == 0, r["log"][-2000:]
     rep = _check(r["dir"])
     assert rep["status"] == "PASS" and rep["reference"]["name"] == "llzo-gb-700K-cpu"
@@ -108,8 +61,10 @@ def test_new_seed_passes_the_cpu_reference(cpu_runs):
 
 @pytest.mark.slow
 @pytest.mark.engine
-def test_a_run_at_another_temperature_is_refused_and_fails_when_it_claims_700K(cpu_runs, tmp_path):
-    r = cpu_runs["cold"]
+def test_a_run_at_another_temperature_is_refused_and_fails_when_it_claims_700K(
+    llzo_gb_runs, tmp_path
+):
+    r = llzo_gb_runs["cold"]
     assert r["code"] != 0, r["log"][-2000:]  # the check stage is refused: not a verdict
     log = (_stage(r["dir"], "check") / "check.log").read_text()
     assert "temperature_K = 500.0" in log and "700.0" in log, log
@@ -126,14 +81,14 @@ def test_a_run_at_another_temperature_is_refused_and_fails_when_it_claims_700K(c
     failed = {c["quantity"] for c in rep["checks"] if c["status"] == "FAIL"}
     assert "diffusion_gls.msd_short_A2.all" in failed, failed
     msd = lambda run: _results(run)["diffusion_gls"]["msd_short_A2"]["all"]  # noqa: E731
-    assert msd(r["dir"]) < 0.85 * msd(cpu_runs["new_seed"]["dir"])  # colder: tighter rattling
+    assert msd(r["dir"]) < 0.85 * msd(llzo_gb_runs["new_seed"]["dir"])  # colder: tighter rattling
     _assert_thermostat_held(r["dir"], "production", COLD_K, _results(r["dir"])["n_li_total"])
 
 
 @pytest.mark.slow
 @pytest.mark.engine
-def test_cpu_study_report_shows_the_li_profile(cpu_runs):
-    run = cpu_runs["new_seed"]["dir"]
+def test_cpu_study_report_shows_the_li_profile(llzo_gb_runs):
+    run = llzo_gb_runs["new_seed"]["dir"]
     rep = _stage(run, "report")
     text = (rep / "report.md").read_text()
     assert "![li_profile.png](li_profile.png)" in text and (rep / "li_profile.png").stat().st_size

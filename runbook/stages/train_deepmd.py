@@ -2,9 +2,9 @@
 on the same dataset split as the Allegro `train` stage, frozen, and tested on the
 held-out frames.
 
-One command, `python -m runbook.deepmd.steps deepmd_steps.json` (log `deepmd.log`,
+One command, `python -m runbook.steps.deepmd_steps deepmd_steps.json` (log `deepmd.log`,
 per-step wall/CPU seconds in `timings.json`), runs these steps in one Python process so
-TensorFlow and deepmd-kit are imported once (runbook.deepmd.steps), each step with its
+TensorFlow and deepmd-kit are imported once (runbook.steps.deepmd_steps), each step with its
 own log:
 1. `deepmd_data` (runbook.steps.deepmd_data, data.log): the dataset stage's extxyz ->
    deepmd/npy systems under data/{train,val,test}/ (runbook.deepmd.npy; type_map = study
@@ -47,7 +47,7 @@ from runbook.stage import Context, Stage
 from runbook.stages.dataset import DatasetSplit, data_provenance
 
 BACKENDS = {"cpu": ("tf", "model.pb"), "cuda": ("pt", "model.pth")}
-STEPS = "deepmd_steps.json"  # runbook.deepmd.steps
+STEPS = "deepmd_steps.json"  # runbook.steps.deepmd_steps
 
 
 class Descriptor(Strict):
@@ -189,7 +189,7 @@ class TrainDeepmd(Stage):
             {"steps": [{"name": n, "log": f"{n}.log", "argv": list(a)} for n, a in steps]},
         )
         one = Command(
-            ("python", "-m", "runbook.deepmd.steps", STEPS), "deepmd.log", needs=("deepmd",)
+            ("python", "-m", "runbook.steps.deepmd_steps", STEPS), "deepmd.log", needs=("deepmd",)
         )
         return [data, text, spec, write_commands(stage_dir, [one])]
 

@@ -1,5 +1,5 @@
 """The `train_deepmd` stage's steps in ONE Python process
-(`python -m runbook.deepmd.steps deepmd_steps.json`): data conversion, `dp train`,
+(`python -m runbook.steps.deepmd_steps deepmd_steps.json`): data conversion, `dp train`,
 `dp freeze` and `dp test` run one after the other through the same entry point the `dp`
 console script calls (`deepmd.main.main(argv)`), so TensorFlow and deepmd-kit are
 imported once per training instead of once per command (about 70 % of a toy training's
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runbook.steps import params
+from runbook.steps import deepmd_data, params
 
 TIMINGS = "timings.json"
 
@@ -42,8 +42,6 @@ def _dp(argv: list[str]) -> None:
 
 
 def _data(argv: list[str]) -> None:
-    from runbook.steps import deepmd_data
-
     code = deepmd_data.main(argv)
     if code:
         raise SystemExit(code)
@@ -87,7 +85,8 @@ def run_step(step: dict) -> str | None:
     if program is None:
         return f"unknown program {argv[0]!r} (known: {', '.join(PROGRAMS)})"
     with output_to(Path(step["log"])):
-        print(f"# {shlex.join(argv)}  (in-process: python -m runbook.deepmd.steps)", flush=True)
+        here = "in-process: python -m runbook.steps.deepmd_steps"
+        print(f"# {shlex.join(argv)}  ({here})", flush=True)
         try:
             program(argv[1:])
         except SystemExit as e:
