@@ -25,14 +25,16 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # `make test` runs the suite on xdist workers (--dist loadgroup, no reorder; three on two
 # cores: the docker and slurm units wait on I/O and jobs much of the time). Each module is
 # one unit of work (its module fixtures run once); the tests that share a machine-wide
-# service are one unit each: docker (one image build per session) and slurm (one
-# cluster). Order: the three longest units first, each worker's second unit a short one
-# (xdist hands every worker two units at the start), then the smoke study's own test
-# (it runs the shared smoke fixture), then every unit that needs no shared study, and
-# last the units that read the smoke run: a worker reaching one early would wait on the
-# fixture's lock instead of working (measured in the rehearsal: a worker idle ~15 min).
+# service are one unit each: docker (one image build per session: the image modules and
+# every test that uses the engine; the other tests of test_pack and test_verify need no
+# engine and run elsewhere, off the longest chain) and slurm (one cluster). Order: the
+# three longest units first, each worker's second unit a short one (xdist hands every
+# worker two units at the start), then the smoke study's own test (it runs the shared
+# smoke fixture), then every unit that needs no shared study, and last the units that
+# read the smoke run: a worker reaching one early would wait on the fixture's lock
+# instead of working (measured in the rehearsal: a worker idle ~15 min).
 SERVICE_GROUPS = {
-    "docker": ("test_images_build", "test_offline", "test_pack", "test_verify"),
+    "docker": ("test_images_build", "test_offline"),
     "llzo_gb": ("test_llzo_study", "test_llzo_relax"),  # one llzo-gb run (tests/llzo_fixture.py)
     "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
               "test_slurm_templates"),
@@ -56,6 +58,8 @@ def _rank(item: pytest.Item) -> int:
 
 def _unit(item: pytest.Item) -> str:
     module = item.module.__name__.rpartition(".")[2] if item.module else item.nodeid
+    if "docker_engine" in getattr(item, "fixturenames", ()):
+        return "docker"  # the engine is a session fixture: one worker starts it
     return next((g for g, mods in SERVICE_GROUPS.items() if module in mods), module)
 
 
