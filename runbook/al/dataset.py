@@ -11,6 +11,7 @@ which it excluded (SCF not converged) and the dataset it grew from (stage, outpu
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,11 @@ from ase.io import read, write
 from pydantic import Field
 
 from bundle.core.errors import InputError
+from runbook.al.label import LabelResult
 from runbook.config import Strict
 from runbook.files import write_commands, write_json_atomic, write_params
 from runbook.stage import Context, Stage
+from runbook.stages.dataset import DatasetSplit
 
 SPLITS = ("train", "val", "test")
 
@@ -29,6 +32,18 @@ class GrowConfig(Strict):
     base: str = Field(description="the dataset stage to grow (the previous iteration's)")
     labels: str = Field(description="the al_label stage whose frames are added")
     iteration: int = Field(ge=1)
+
+
+@dataclass(frozen=True)
+class GrownDataset:
+    """The grown dataset: its split counts (what a training reads, DatasetSplit), the
+    loop iteration, the frames added and excluded, and the file that lists them."""
+
+    split: dict[str, int]
+    iteration: int
+    n_added: int
+    n_excluded: int
+    manifest: str
 
 
 class Grow(Stage):
@@ -57,11 +72,11 @@ class Grow(Stage):
              "labels_file": ctx.rel(self.c.labels, "dft.extxyz")}  # fmt: skip
         return [write_params(stage_dir, "grow.json", p), write_commands(stage_dir, [])]
 
-    def collect(self, ctx: Context, stage_dir: Path) -> dict:
-        base, lab = ctx.dir_of(self.c.base), ctx.result(self.c.labels, dict)
-        split = ctx.result(self.c.base, dict)["split"]
+    def collect(self, ctx: Context, stage_dir: Path) -> GrownDataset:
+        base, lab = ctx.dir_of(self.c.base), ctx.result(self.c.labels, LabelResult)
+        split = ctx.result(self.c.base, DatasetSplit).split
         frames = {s: read(base / f"{s}.extxyz", index=":") if split.get(s) else [] for s in SPLITS}
-        new = read(ctx.dir_of(self.c.labels) / lab["file"], index=":") if lab["n_frames"] else []
+        new = read(ctx.dir_of(self.c.labels) / lab.file, index=":") if lab.file else []
         added = [self._entry(a) for a in new]
         frames["train"] = [*frames["train"], *new]
         for s in SPLITS:
@@ -71,13 +86,13 @@ class Grow(Stage):
             "iteration": self.c.iteration,
             "grown_from": {"stage": self.c.base,
                            "output_hash": ctx.manifest(self.c.base)["output_hash"]},
-            "label_stage": self.c.labels, "added": added, "excluded": lab["excluded"],
-            "computed": len(lab["computed"]), "reused": len(lab["reused"]),
+            "label_stage": self.c.labels, "added": added, "excluded": lab.excluded,
+            "computed": len(lab.computed), "reused": len(lab.reused),
         }  # fmt: skip
         write_json_atomic(stage_dir / "added.json", doc)
-        return {"split": {s: len(frames[s]) for s in SPLITS}, "iteration": self.c.iteration,
-                "n_added": len(added), "n_excluded": len(lab["excluded"]),
-                "manifest": "added.json"}  # fmt: skip
+        return GrownDataset(split={s: len(frames[s]) for s in SPLITS},
+                            iteration=self.c.iteration, n_added=len(added),
+                            n_excluded=len(lab.excluded), manifest="added.json")  # fmt: skip
 
     def _entry(self, a) -> dict:
         h = hashlib.sha256()

@@ -22,10 +22,11 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runbook import launchers
+from runbook.al.select import SelectResult
 from runbook.files import read_commands, write_commands
 from runbook.stage import Context, StageFailed
 from runbook.stages.dft import Dft, DftConfig
@@ -35,12 +36,29 @@ DONE = "done"
 RECORD = "label-record.json"
 
 
+@dataclass(frozen=True)
+class LabelResult:
+    """A dft result (runbook.stages.dft.DftResult; no file and no energies when nothing
+    was selected) and where each label came from: `computed` by pw.x here, or `reused`
+    from the label store."""
+
+    file: str | None
+    n_frames: int
+    pw_version: str
+    computed: list[dict]
+    reused: list[dict]
+    excluded: list[dict] = field(default_factory=list)
+    energy_per_atom_ev: list[float] | None = None
+    max_force_ev_a: float | None = None
+    mean_scf_iterations: float | None = None
+
+
 class Label(Dft):
     Config = DftConfig
 
     def n_frames(self, ctx: Context) -> int:
         up = ctx.upstream_of_kind("structure", self.name)
-        return int(ctx.result(up, dict).get("n_selected", 0))
+        return ctx.result(up, SelectResult).n_selected
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         if self.n_frames(ctx) == 0:  # nothing selected: nothing to label
@@ -67,11 +85,11 @@ class Label(Dft):
         (stage_dir / RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         return ran
 
-    def collect(self, ctx: Context, stage_dir: Path) -> dict:
+    def collect(self, ctx: Context, stage_dir: Path) -> LabelResult:
         rec = json.loads((stage_dir / RECORD).read_text())
         if self.n_frames(ctx) == 0:
-            return {"file": None, "n_frames": 0, "pw_version": "", "excluded": [], **rec}
-        return {**asdict(super().collect(ctx, stage_dir)), **rec}
+            return LabelResult(file=None, n_frames=0, pw_version="", **rec)
+        return LabelResult(**asdict(super().collect(ctx, stage_dir)), **rec)
 
 
 def label_key(stage_dir: Path, input_name: str) -> str:

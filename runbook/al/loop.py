@@ -14,6 +14,9 @@ import copy
 
 from pydantic import Field
 
+from bundle.core.errors import InputError
+from runbook.al.dataset import GrownDataset
+from runbook.al.select import Explored
 from runbook.config import Strict
 
 SELECT = "runbook.al.select:Select"
@@ -93,11 +96,13 @@ def summary(ctx, iterations: int) -> list[dict]:
     the next selection took. `ctx`: the run's runbook.stage.Context."""
     rows = []
     for k in range(iterations + 1):
-        dev = ctx.result(f"explore_{k}", dict)["deviation"]
+        dev = ctx.result(f"explore_{k}", Explored).deviation
+        if dev is None:
+            raise InputError(ctx.study.source, f"explore_{k}", "that MD has no committee record")
         row = {"iteration": k, "explore": f"explore_{k}", "frames": dev["frames"]}
-        row["regions"] = {n: r["atom_frames"] for n, r in dev.get("regions", {}).items()}
+        row["regions"] = {n: r["atom_frames"] for n, r in dev["regions"].items()}
         if k >= 1:
-            row["added"] = ctx.result(f"dataset_{k}", dict)["n_added"]
+            row["added"] = ctx.result(f"dataset_{k}", GrownDataset).n_added
         rows.append(row)
     return rows
 

@@ -17,6 +17,7 @@ orthogonal boxes).
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,24 @@ class SelectConfig(Strict):
     hi_ev_a: float | None = Field(None, gt=0, description="default: the MD's trust_hi")
     r_cut_a: float = Field(4.0, gt=0, description="descriptor: distances up to here")
     n_bins: int = Field(16, ge=2, description="descriptor: bins per species pair")
+
+
+@dataclass(frozen=True)
+class Explored:
+    """What a selection (and the loop's summary) reads of an exploration md stage's result
+    (runbook.stages.md.MdResult): its committee deviation summary and its type map."""
+
+    type_map: dict[str, str]
+    deviation: dict | None = None
+
+
+@dataclass(frozen=True)
+class SelectResult:
+    n_selected: int
+    n_candidates: int
+    n_frames: int
+    window_ev_a: list[float]
+    chosen_steps: list[int]
 
 
 class Select(Stage):
@@ -67,16 +86,16 @@ class Select(Stage):
         return [write_params(stage_dir, "select.json", p), write_commands(stage_dir, [])]
 
     def window(self, ctx: Context) -> tuple[float, float]:
-        summary = ctx.result(self.c.md, dict).get("deviation")
+        summary = ctx.result(self.c.md, Explored).deviation
         if not summary:
             raise InputError(ctx.study.source, f"{self.name}.md", "that MD has no committee record")
         return (self.c.lo_ev_a or summary["lo_ev_a"], self.c.hi_ev_a or summary["hi_ev_a"])
 
-    def collect(self, ctx: Context, stage_dir: Path) -> dict:
+    def collect(self, ctx: Context, stage_dir: Path) -> SelectResult:
         md_dir = ctx.dir_of(self.c.md)
         rec = deviation.load(md_dir / deepmd_md.RECORD)
         lo, hi = self.window(ctx)
-        type_map = {int(k): v for k, v in ctx.result(self.c.md, dict)["type_map"].items()}
+        type_map = {int(k): v for k, v in ctx.result(self.c.md, Explored).type_map.items()}
         inside = np.flatnonzero((rec.frame_max >= lo) & (rec.frame_max < hi))
         frames = frames_at(md_dir / deepmd_md.DEVI_DUMP, rec.step[inside], type_map)
         desc = np.array([descriptor(a, self.c.r_cut_a, self.c.n_bins) for a in frames])
@@ -98,8 +117,9 @@ class Select(Stage):
             "per-pair distance histograms from the largest deviation",
         }  # fmt: skip
         write_json_atomic(stage_dir / "selection.json", doc)
-        return {"n_selected": len(out), "n_candidates": len(inside), "n_frames": rec.n_frames,
-                "window_ev_a": [lo, hi], "chosen_steps": doc["chosen_steps"]}  # fmt: skip
+        return SelectResult(n_selected=len(out), n_candidates=len(inside),
+                            n_frames=rec.n_frames, window_ev_a=[lo, hi],
+                            chosen_steps=doc["chosen_steps"])  # fmt: skip
 
 
 def frames_at(dump: Path, steps, type_map: dict[int, str]) -> list[Atoms]:

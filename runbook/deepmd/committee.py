@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -22,6 +23,7 @@ from pydantic import Field
 from bundle.core.errors import InputError
 from runbook import modelcard
 from runbook.config import Strict
+from runbook.deepmd.md import TrainedModel
 from runbook.files import sha256_file, write_commands, write_json_atomic, write_params
 from runbook.stage import Context, Stage
 
@@ -32,6 +34,14 @@ FILENAME = "committee.json"
 class CommitteeConfig(Strict):
     members: list[str] = Field(min_length=2, description="train_deepmd stages, in order")
     min_members: int = Field(3, ge=2, description="refuse a smaller committee")
+
+
+@dataclass(frozen=True)
+class CommitteeResult:
+    manifest: str  # committee.json
+    n_members: int
+    models: list[str]  # model-K.pb in this stage's folder, member order
+    dataset_output_hash: str
 
 
 class Committee(Stage):
@@ -59,11 +69,12 @@ class Committee(Stage):
                 raise InputError(src, f"{self.name}.members.{k}", f"{m!r} is not train_deepmd")
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        params = {"members": [ctx.rel(m, ctx.result(m, dict)["model"]) for m in self.c.members]}
+        models = [ctx.rel(m, ctx.result(m, TrainedModel).model) for m in self.c.members]
+        params = {"members": models}
         return [write_params(stage_dir, "committee-params.json", params),
                 write_commands(stage_dir, [])]  # fmt: skip
 
-    def collect(self, ctx: Context, stage_dir: Path) -> dict:
+    def collect(self, ctx: Context, stage_dir: Path) -> CommitteeResult:
         cards = [modelcard.load(ctx.dir_of(m) / modelcard.FILENAME) for m in self.c.members]
         self._check_same(ctx, cards)
         members = []
@@ -81,9 +92,9 @@ class Committee(Stage):
             })  # fmt: skip
         doc = committee_doc(cards[0], members)
         write_json_atomic(stage_dir / FILENAME, doc)
-        return {"manifest": FILENAME, "n_members": len(members),
-                "models": [m["model"] for m in members],
-                "dataset_output_hash": doc["dataset"]["output_hash"]}  # fmt: skip
+        return CommitteeResult(manifest=FILENAME, n_members=len(members),
+                               models=[m["model"] for m in members],
+                               dataset_output_hash=doc["dataset"]["output_hash"])  # fmt: skip
 
     def _check_same(self, ctx: Context, cards: list) -> None:
         src = ctx.study.source

@@ -80,12 +80,7 @@ class Relax(LlzoStage):
 
     def params(self, ctx: Context) -> relax.RelaxParams:
         c = self.cfg
-        engine = c.engine
-        if engine == "auto":
-            engine = "allegro" if ctx.study.active.accelerator == "cuda" else "classical"
-        if engine == "allegro" and not c.model:
-            raise InputError(ctx.study.source, f"{self.name}.model",
-                             "the allegro engine needs a model path")  # fmt: skip
+        engine = self.engine(ctx)
         dt = c.timestep_fs
         return relax.RelaxParams(
             anneal_K=c.anneal_K, anneal_steps=round(c.anneal_ps * 1000 / dt),

@@ -57,6 +57,17 @@ class LlzoStage(Stage):
                 f"stages: {', '.join(stages)}",
             )
 
+    def engine(self, ctx: Context, hint: str = "") -> str:
+        """The block's `engine` with `auto` resolved (allegro on a cuda profile, else the
+        classical set); allegro needs the block's `model`."""
+        engine = self.cfg.engine
+        if engine == "auto":
+            engine = "allegro" if ctx.study.active.accelerator == "cuda" else "classical"
+        if engine == "allegro" and not self.cfg.model:
+            raise InputError(ctx.study.source, f"{self.name}.model",
+                             "the allegro engine needs a model path", hint)  # fmt: skip
+        return engine
+
 
 @dataclass(frozen=True)
 class WithDataFile:
@@ -117,16 +128,9 @@ class Md(LlzoStage):
 
     def params(self, ctx: Context) -> md.MDParams:
         c = self.cfg
-        engine = c.engine
-        if engine == "auto":
-            engine = "allegro" if ctx.study.active.accelerator == "cuda" else "classical"
+        engine = self.engine(ctx, "give the model compiled on site with --target pair_allegro")
         steps = round(c.time_ps * 1000.0 / c.timestep_fs)
         dump_every = round(c.dump_every_ps * 1000.0 / c.timestep_fs) if c.dump_every_ps else 0
-        if engine == "allegro" and not c.model:
-            raise InputError(
-                ctx.study.source, f"{self.name}.model", "the allegro engine needs a model path",
-                "give the model compiled on site with --target pair_allegro",
-            )  # fmt: skip
         pfile = c.potential_file or str(potential.DEFAULT_FILE)
         return md.MDParams(
             temperature_K=c.temperature_K, steps=steps, timestep_fs=c.timestep_fs,
