@@ -23,7 +23,7 @@ def relaxed(llzo_gb_runs) -> Path:
     """The new seed's run of the shipped study (tests/llzo_fixture.py): its 4-point scan,
     builds, relaxations and control MD are what these tests read."""
     run = llzo_gb_runs["new_seed"]
-    for name in ("build_control", "relax_control", "build", "relax", "equilibrate_control"):
+    for name in ("build_control", "relax_control", "build", "relax", "production_control"):
         m = _stage(run["dir"], name) / "manifest.json"
         assert m.is_file(), run["log"][-2000:]
     return run["dir"]
@@ -85,5 +85,7 @@ def test_control_builds_relaxes_and_runs(relaxed):
     r = _json(relaxed, "relax_control", "relax.json")
     assert r["meets_force_bound"] and r["control"] and "gamma" not in r
     assert r["coordination"]["final"]["Zr-O"]["fraction_bulk"] == 1.0
-    m = _json(relaxed, "equilibrate_control", "manifest.json")
-    assert m["status"] == "complete" and m["result"]["md"]["frames"] >= 2
+    for name in ("equilibrate_control", "production_control"):
+        m = _json(relaxed, name, "manifest.json")
+        assert m["status"] == "complete" and m["result"]["md"]["steps"] > 0, name
+    assert m["result"]["md"]["frames"] >= 2  # the production dumps its frames
