@@ -236,3 +236,30 @@ def test_a_build_appends_its_labels_as_one_last_label_step():
         f'LABEL org.opencontainers.image.revision="{"a" * 40}" \\\n'
         f'      org.mlmd-bundle.lock-sha256="{"f" * 64}"'
     )
+
+
+def test_the_build_stream_is_read_by_whole_lines_across_chunks():
+    """The engine cuts its text where it likes: under load a chunk ended inside the
+    versions manifest (the CI rehearsal of 2026-11-30: `Invalid control character`).
+    Every cut of the same stream must give the same log, steps and manifest."""
+    import json
+
+    from bundle.images.build import parse_build_stream
+    from bundle.images.labels import MANIFEST_BEGIN, MANIFEST_END
+
+    manifest = {"schema": "image-versions/1", "python": {"ase": "3.29.0", "yarl": "1.25.1"}}
+    text = "\n".join([
+        "Step 1/2 : FROM base AS python", " ---> 5ea646024f46",
+        "Step 2/2 : RUN make", " ---> Running in 7ff69e1d4a31", MANIFEST_BEGIN,
+        *json.dumps(manifest, indent=2).splitlines(), MANIFEST_END,
+        " ---> 1f813d72fed9", "Successfully built 1f813d72fed9", "",
+    ])  # fmt: skip
+    whole = parse_build_stream([{"stream": text}])
+    assert whole.manifest == manifest and whole.steps == 2 and whole.froms == 1
+    assert whole.image_id == "1f813d72fed9" and whole.step_images == ["1f813d72fed9"]
+    for size in (1, 7, 13, 64):  # every cut, inside strings and inside line ends
+        cut = [{"stream": text[i : i + size]} for i in range(0, len(text), size)]
+        again = parse_build_stream(cut)
+        assert (again.lines, again.manifest, again.steps) == (whole.lines, manifest, 2), size
+    failed = parse_build_stream([{"stream": "Step 1/1 : RUN false\n"}, {"error": "exit 1"}])
+    assert failed.error == "exit 1" and failed.lines[-1] == "ERROR: exit 1"

@@ -75,6 +75,27 @@ class BuildLog:
     error: str | None = None
 
 
+def stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    """("line", text) for each whole line of the stream's text, ("error", message) for an
+    error chunk. The engine cuts its `stream` text where it likes, a line in two chunks
+    under load included (measured: the versions manifest cut inside a string), so the
+    text is split on newlines across chunks; a `status` chunk is one line."""
+    pending = ""
+    for chunk in chunks:
+        if "error" in chunk or "errorDetail" in chunk:
+            yield "error", chunk.get("error") or chunk["errorDetail"].get("message", "build failed")
+            continue
+        if "stream" in chunk:
+            pending += chunk["stream"] or ""
+        elif chunk.get("status"):
+            pending += chunk["status"].rstrip("\n") + "\n"
+        *whole, pending = pending.split("\n")
+        for ln in whole:
+            yield "line", ln.rstrip("\r")
+    if pending:
+        yield "line", pending.rstrip("\r")
+
+
 def parse_build_stream(chunks: Iterable[dict[str, Any]]) -> BuildLog:
     """Docker's classic-builder JSON stream (checked against docker 20.10) -> BuildLog."""
     out = BuildLog()
@@ -86,33 +107,31 @@ def parse_build_stream(chunks: Iterable[dict[str, Any]]) -> BuildLog:
         if started is not None:
             out.step_seconds.append((started[0], time.perf_counter() - started[1]))
 
-    for chunk in chunks:
-        if "error" in chunk or "errorDetail" in chunk:
-            out.error = chunk.get("error") or chunk["errorDetail"].get("message", "build failed")
+    for what, ln in stream_lines(chunks):
+        if what == "error":
+            out.error = ln
             out.lines.append(f"ERROR: {out.error}")
             continue
-        text = chunk.get("stream") or chunk.get("status") or ""
-        for ln in text.splitlines():
-            out.lines.append(ln)
-            if ln == MANIFEST_BEGIN:
-                manifest = []
-            elif ln == MANIFEST_END and manifest is not None:
-                out.manifest = json.loads("\n".join(manifest))
-                manifest = None
-            elif manifest is not None:
-                manifest.append(ln)
-            elif m := _STEP.match(ln):
-                close_step()
-                started = (ln[:120], time.perf_counter())
-                kind = m.group(1).upper()
-                out.steps += 1
-                out.froms += kind == "FROM"
-            elif ln.strip() == "---> Using cache":
-                out.cached += 1
-            elif m := _BUILT.match(ln):
-                out.image_id = m.group(1)
-            elif (m := _LAYER.match(ln)) and kind != "FROM":  # a base is not this build's
-                out.step_images.append(m.group(1))
+        out.lines.append(ln)
+        if ln == MANIFEST_BEGIN:
+            manifest = []
+        elif ln == MANIFEST_END and manifest is not None:
+            out.manifest = json.loads("\n".join(manifest))
+            manifest = None
+        elif manifest is not None:
+            manifest.append(ln)
+        elif m := _STEP.match(ln):
+            close_step()
+            started = (ln[:120], time.perf_counter())
+            kind = m.group(1).upper()
+            out.steps += 1
+            out.froms += kind == "FROM"
+        elif ln.strip() == "---> Using cache":
+            out.cached += 1
+        elif m := _BUILT.match(ln):
+            out.image_id = m.group(1)
+        elif (m := _LAYER.match(ln)) and kind != "FROM":  # a base is not this build's
+            out.step_images.append(m.group(1))
     close_step()
     return out
 
