@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundle.core import atomic
+from bundle.core import atomic, io
 from bundle.core.errors import InputError
 from checks import figures, metrics, results
 from checks import reference as ref
@@ -55,6 +55,7 @@ class AnalysisRequest:
     li_sites: str | None = None  # li_sites.npz of the build: 24d/96h occupancies
     site_A: float = 1.0  # site assignment radius
     hop_A: float = 1.5  # hop distance
+    deviation: str | None = None  # the MD's committee summary (JSON), copied into results
 
     def params(self, base: Path = Path(".")) -> metrics.Params:
         p = metrics.Params(
@@ -125,6 +126,7 @@ class AnalysisRequest:
             data=a(self.data),
             excess_ids=a(self.excess_ids),
             li_sites=a(self.li_sites),
+            deviation=a(self.deviation),
         )
 
 
@@ -148,6 +150,18 @@ def read_ids(path: Path) -> np.ndarray:
     return ids
 
 
+def committee_summary(path: Path) -> dict:
+    """An MD's committee deviation summary (checks.deviation.trust_levels' output, as
+    the md stage records it): a mapping with the trust window and the frame levels."""
+    doc = io.read_json(path, fix="give the `deviation` of an md stage's result")
+    if not isinstance(doc, dict) or not {"lo_ev_a", "hi_ev_a", "frames"} <= set(doc):
+        raise InputError(
+            path, "(document)", "not a committee deviation summary",
+            "give the `deviation` of an md stage's result (lo_ev_a, hi_ev_a, frames)",
+        )  # fmt: skip
+    return doc
+
+
 def analyze(
     req: AnalysisRequest,
     base: Path = Path("."),
@@ -169,11 +183,14 @@ def analyze(
     names = req.type_names(base)
     params = req.params(base)
     selection = req.selection(base, names)
+    committee = None if req.deviation is None else committee_summary(base / req.deviation)
     owned = (results.RESULTS, results.SUMMARY, *figures.FIGURES)
     with atomic.output_dir(out, "--out", dumps, owned=owned) as staging:
         doc = metrics.analyze(
             dumps, params, selection, scratch=staging, warn=warn, progress=progress
         )
+        if committee is not None:
+            doc["deviation"] = committee
         figures.write_figures(staging, doc)
         results.write_results(staging, doc)
     return out / results.RESULTS, doc

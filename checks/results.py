@@ -8,7 +8,10 @@ from typing import Any
 
 from bundle.core import atomic, io
 from bundle.core.errors import InputError
+from checks import deviation
 from checks.metrics import SCHEMA
+
+LEVELS = ("accurate", "candidate", "failed")  # DP-GEN trust levels (checks.deviation)
 
 RESULTS = "results.json"
 SUMMARY = "summary.md"
@@ -121,5 +124,23 @@ def summary_md(r: dict) -> str:
             + " cm²/s |",
             f"| D ratio GB/bulk | {_fmt(d['ratio_gb_bulk'], '.3g')} |",
         ]
+    if r.get("deviation"):
+        lines += committee_rows(r["deviation"])
     lines += ["", "Figures: profile.png, excess_ngb.png, msd.png (when their data exist).", ""]
     return "\n".join(lines)
+
+
+def committee_rows(dev: dict) -> list[str]:
+    """Table rows for an MD's committee summary: the levels of its frames and of each
+    region's atom-frames, and whether the run stayed inside the trust domain."""
+
+    def levels(lv: dict) -> str:
+        return " / ".join(f"{lv.get(k, float('nan')):.1%}" for k in LEVELS)
+
+    window = f"lo {dev['lo_ev_a']:g}, hi {dev['hi_ev_a']:g} eV/Å"
+    rows = [f"| committee frames {' / '.join(LEVELS)} ({window}) | {levels(dev['frames'])} |"]
+    for name, reg in (dev.get("regions") or {}).items():
+        rows.append(f"| committee {name} atom-frames | {levels(reg['atom_frames'])} |")
+    row = deviation.domain_row({"deviation": dev})
+    verdict = "inside" if row["status"] == "PASS" else row["reason"]
+    return [*rows, f"| committee trust domain | {verdict} |"]

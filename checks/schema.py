@@ -111,6 +111,7 @@ class Results(_Doc):
     gamma_per_nm2: Gamma
     excess: Excess | None
     diffusion: Diffusion | None
+    deviation: dict[str, Any] | None = None  # the MD's committee summary (checks.deviation)
 
     @classmethod
     def of(cls, doc: dict[str, Any], where: object = "results.json") -> Results:

@@ -101,9 +101,10 @@ def test_compressed_cell_is_failed_training_like_is_not(deepmd_run, tmp_path):
     assert deviation.trust_levels(far, LO, HI)["frames"]["failed"] == 1.0
 
 
-def test_md_outside_the_domain_makes_check_fail(deepmd_run, tmp_path, smoke_run):
+def test_md_outside_the_domain_makes_check_fail(deepmd_run, tmp_path):
     """A few tens of steps of the compressed cell through pair_style deepmd with the
-    committee; its deviation summary in a results.json; `bundle check` FAILs."""
+    committee, analysed by the analyze stage (which carries the MD's deviation summary
+    into results.json); `bundle check` of those results FAILs."""
     from typer.testing import CliRunner
 
     from bundle.cli import app
@@ -113,25 +114,30 @@ def test_md_outside_the_domain_makes_check_fail(deepmd_run, tmp_path, smoke_run)
         "kind": "md", "potential": "deepmd", "supercell": [2, 2, 2],
         "a_angstrom": round(0.85 * A_LI2O, 4), "units": "metal", "type_map": {1: "Li", 2: "O"},
         "ensemble": "nvt", "temperature_k": 600, "tdamp_fs": 50, "timestep_fs": 1.0,
-        "n_steps": 30, "thermo_every": 10, "dump_every": 10, "seed": 4243,
+        "n_steps": 60, "thermo_every": 10, "dump_every": 6, "seed": 4243,
         "deepmd": {"stage": "train_deepmd", "committee": ["train_deepmd_b", "train_deepmd_c"],
                    "devi_every": 5, "trust_lo_ev_a": LO, "trust_hi_ev_a": HI,
                    "band_planes_z_a": [2.0, 5.9], "band_half_width_a": 1.0},
     }  # fmt: skip
-    study, run_dir, _ = extend(deepmd_run, tmp_path / "run", {"md_compressed": md})
+    analyze = {"kind": "analyze", "gb_fractions": [0.25, 0.75], "li_type": "Li", "dz": 0.2,
+               "w": 0.5, "d_bulk": 1.0}  # fmt: skip
+    blocks = {"md_compressed": md, "analyze_compressed": analyze}
+    study, run_dir, _ = extend(deepmd_run, tmp_path / "run", blocks)
     summary = json.loads((stage_dir((study, run_dir), "md_compressed") / "manifest.json")
                          .read_text())["result"]["deviation"]  # fmt: skip
-    # the smoke run's analysis results with this run's committee summary
-    _, smoke = smoke_run
-    results = json.loads((smoke / "07_analyze" / "analysis" / "results.json").read_text())
-    results["deviation"] = summary
-    (tmp_path / "results.json").write_text(json.dumps(results))
+    adir = stage_dir((study, run_dir), "analyze_compressed")
+    assert json.loads((adir / "deviation.json").read_text()) == summary  # rendered input
+    produced = adir / "analysis" / "results.json"
+    results = json.loads(produced.read_text())
+    assert results["deviation"] == summary
+    summary_md = (adir / "analysis" / "summary.md").read_text()
+    assert "| committee trust domain | the run left" in summary_md
     ref = tmp_path / "ref.yaml"
     ref.write_text(
         "schema: gb-reference/1\nname: domain-only\nsource: test\nquantities:\n"
         "  n_frames: {value: 1, unit: '1', source: reported only}\n"
     )
-    r = CliRunner().invoke(app, ["check", str(tmp_path / "results.json"), "--reference", str(ref)])
+    r = CliRunner().invoke(app, ["check", str(produced), "--reference", str(ref)])
     print(r.stdout)
     assert r.exit_code == 1, r.stdout
     line = next(ln for ln in r.stdout.splitlines() if "deviation.trust_domain" in ln)

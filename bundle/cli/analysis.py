@@ -105,6 +105,15 @@ LiSites = Annotated[
     Path | None,
     typer.Option("--li-sites", help="li_sites.npz of the build: 24d/96h occupancies."),
 ]
+Deviation = Annotated[
+    Path | None,
+    typer.Option(
+        "--deviation",
+        help="The MD's committee deviation summary (JSON, `deviation` of its md stage "
+        "result), copied into the results: `bundle check` FAILs a run that left the "
+        "committee's trust domain.",
+    ),
+]
 SiteA = Annotated[float, typer.Option("--site-A", help="Site assignment radius for --li-sites, Å.")]
 HopA = Annotated[float, typer.Option("--hop-A", help="Hop distance, Å.")]
 DropIncomplete = Annotated[
@@ -143,6 +152,7 @@ def analyze(
     site_a: SiteA = 1.0,
     hop_a: HopA = 1.5,
     drop_incomplete_frame: DropIncomplete = False,
+    deviation: Deviation = None,
 ) -> None:
     """Grain-boundary metrics of METRICS.md (Li profile, Γ, excess Li in the GB bands,
     D by region of the time origin) → OUT/results.json (schema gb-analysis/1), profile.png,
@@ -164,6 +174,7 @@ def analyze(
         origin_every=origin_every, fit_window_ps=_pair(fit_window_ps, "--fit-window-ps", "2,10"),
         include_excess=include_excess, drop_incomplete_frame=drop_incomplete_frame,
         temperature_K=temperature_k, li_sites=_str(li_sites), site_A=site_a, hop_A=hop_a,
+        deviation=_str(deviation),
     )  # fmt: skip
     bar, tick = _progress(sum(d.stat().st_size for d in dumps if d.is_file()))
     with bar:

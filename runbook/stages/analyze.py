@@ -32,6 +32,7 @@ from runbook.stages.md import MdResult
 
 OUT = "analysis"
 REQUEST = "analyze.json"
+DEVIATION = "deviation.json"  # the MD's committee summary, when it ran with one
 
 
 def fmt6(x: float) -> float:
@@ -124,8 +125,14 @@ class Analyze(AnalysisStage):
         )
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+        req, written = self.request(ctx), []
+        summary = ctx.result(ctx.upstream_of_kind("md", self.name), MdResult).deviation
+        if summary is not None:  # a committee ran with the MD: its verdict goes along
+            written.append(write_params(stage_dir, DEVIATION, summary))
+            req = dataclasses.replace(req, deviation=DEVIATION)
         return [
-            write_params(stage_dir, REQUEST, self.request(ctx).to_json()),
+            *written,
+            write_params(stage_dir, REQUEST, req.to_json()),
             write_commands(stage_dir, [analysis_command(REQUEST, "analyze.log")]),
         ]
 
