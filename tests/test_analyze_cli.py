@@ -174,3 +174,40 @@ def test_options_that_contradict_each_other(tmp_path):
     assert r.exit_code == EXIT_BAD_INPUT and "give at most one" in r.stderr
     r = run(tmp_path / "nope.dump", *BASE, "--out", tmp_path / "o")
     assert r.exit_code == EXIT_BAD_INPUT and "nope.dump: (file): not found" in r.stderr
+
+
+def test_a_committee_summary_travels_into_the_results_and_is_judged(tmp_path):
+    """`--deviation`: the MD's committee summary is copied into results.json, summary.md
+    states it, and `bundle check` judges the trust domain from it; a file that is not a
+    summary is one error line before any analysis, and nothing is written."""
+    import numpy.random as npr
+
+    from checks import deviation
+
+    rng = npr.default_rng(3)
+    eps = rng.uniform(0.0, 0.3, (8, 60))  # (frames, atoms) force deviations, eV/Å
+    eps[:, :6] = 0.9  # six atoms far outside: 10 % of every frame's atom-frames
+    rec = deviation.DeviationRecord(
+        step=np.arange(8) * 100, time_ps=np.arange(8) * 0.1, ids=np.arange(1, 61),
+        types=np.zeros(60, int), type_names=["Li"], z=rng.uniform(0.0, L[2], (8, 60)), eps=eps,
+        frame_max=eps.max(axis=1), frame_min=eps.min(axis=1), frame_mean=eps.mean(axis=1),
+        box_z=np.tile([0.0, L[2]], (8, 1)), n_models=3, source="test",
+    )  # fmt: skip
+    summary = json.loads(json.dumps(deviation.trust_levels(rec, 0.15, 0.45)))
+    (tmp_path / "dev.json").write_text(json.dumps(summary))
+    dump = write_dump(tmp_path / "t.dump")
+    r = run(dump, *BASE, "--out", tmp_path / "out", "--deviation", tmp_path / "dev.json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["deviation"] == summary
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "| committee trust domain | the run left" in text
+    ref = tmp_path / "ref.yaml"
+    ref.write_text("schema: gb-reference/1\nname: domain-only\nsource: test\nquantities:\n"
+                   "  n_frames: {value: 12, unit: '1', source: reported only}\n")  # fmt: skip
+    r = CliRunner().invoke(app, ["check", str(tmp_path / "out"), "--reference", str(ref)])
+    assert r.exit_code == 1 and "FAIL  deviation.trust_domain" in r.stdout, r.stdout
+    (tmp_path / "bad.json").write_text('{"frames": {}}')
+    r = run(dump, *BASE, "--out", tmp_path / "bad", "--deviation", tmp_path / "bad.json")
+    assert r.exit_code == EXIT_BAD_INPUT and not (tmp_path / "bad").exists()
+    assert "not a committee deviation summary" in r.stderr and len(r.stderr.splitlines()) == 1
