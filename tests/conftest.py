@@ -11,6 +11,8 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,16 +27,20 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # `make test` runs the suite on xdist workers (--dist loadgroup, no reorder; three on two
 # cores: the docker and slurm units wait on I/O and jobs much of the time). Each module is
 # one unit of work (its module fixtures run once); the tests that share a machine-wide
-# service are one unit each: docker (one image build per session: the image modules and
-# every test that uses the engine; the other tests of test_pack and test_verify need no
-# engine and run elsewhere, off the longest chain) and slurm (one cluster). Order: the
-# three longest units first, each worker's second unit a short one (xdist hands every
-# worker two units at the start), then the smoke study's own test (it runs the shared
-# smoke fixture), then every unit that needs no shared study, and last the units that
-# read the smoke run: a worker reaching one early would wait on the fixture's lock
-# instead of working (measured in the rehearsal: a worker idle ~15 min).
+# service are one unit each: slurm (one cluster) and docker, in two units that share one
+# engine and one image build (the first to need it builds, the other waits for it):
+# `docker` (the build, then pack/install/verify offline and every other test that uses
+# the engine) starts first, `docker_images` (the image's own tests) last, so its worker
+# comes to it after the build and runs it beside the offline acceptance instead of after
+# it (in the CI run of 2026-11-30 one worker ran the docker tests alone for 11 min at the
+# end). Order: the three longest units first, each worker's second unit a short one
+# (xdist hands every worker two units at the start), then the smoke study's own test
+# (it runs the shared smoke fixture), then every unit that needs no shared study, and
+# last the units that read the smoke run: a worker reaching one early would wait on the
+# fixture's lock instead of working (measured in the rehearsal: a worker idle ~15 min).
 SERVICE_GROUPS = {
-    "docker": ("test_images_build", "test_offline"),
+    "docker": ("test_offline",),  # and every other test that uses the engine (_unit)
+    "docker_images": ("test_images_build",),
     "llzo_gb": ("test_llzo_study", "test_llzo_relax"),  # one llzo-gb run (tests/llzo_fixture.py)
     "slurm": ("test_slurm_cluster", "test_slurm_launcher", "test_slurm_sweep",
               "test_slurm_templates"),
@@ -46,7 +52,7 @@ FIRST = ("docker", "test_smoke", "llzo_gb", "slurm", "test_golden_helper",
 AFTER_SMOKE = ("test_deepmd", "test_committee", "test_al_loop", "test_engines_lammps",
                "test_multirank", "test_resume",
                "test_runbook_config", "test_templates", "test_verify_engines",
-               "smoke_run")  # fmt: skip
+               "smoke_run", "docker_images")  # fmt: skip
 
 
 def _rank(item: pytest.Item) -> int:
@@ -58,9 +64,10 @@ def _rank(item: pytest.Item) -> int:
 
 def _unit(item: pytest.Item) -> str:
     module = item.module.__name__.rpartition(".")[2] if item.module else item.nodeid
-    if "docker_engine" in getattr(item, "fixturenames", ()):
-        return "docker"  # the engine is a session fixture: one worker starts it
-    return next((g for g, mods in SERVICE_GROUPS.items() if module in mods), module)
+    group = next((g for g, mods in SERVICE_GROUPS.items() if module in mods), None)
+    if group is None and "docker_engine" in getattr(item, "fixturenames", ()):
+        group = "docker"
+    return group or module
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -194,27 +201,68 @@ def _echo(prefix: str):
 def docker_engine(tmp_path_factory):
     """A docker SDK client for the session's engine: the running one if it answers,
     else dockerd started here (vfs, data root /var/lib/docker so image caches persist)
-    and stopped at session end. Skips without docker (fails under CI=true)."""
+    by the first worker that needs it. Two workers use it (the docker and docker_images
+    units), so no worker stops it: the session's controller does, at the end
+    (`pytest_sessionfinish`), when this session started it. Skips without docker (fails
+    under CI=true)."""
     from bundle import images
     from bundle.core.errors import MissingComponent
 
-    proc = None
-    if not images.engine_answers():
-        try:
-            proc = images.start_engine(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
-        except MissingComponent as e:
-            require(False, "Docker engine", str(e))
-    try:
-        yield images.docker_client()
-    finally:
-        if proc is not None:
-            images.stop_engine(proc)
+    with shared_dir(tmp_path_factory, "dockerd") as shared:
+        if not images.engine_answers():
+            try:
+                proc = images.start_engine(shared / "dockerd.log")
+            except MissingComponent as e:
+                require(False, "Docker engine", str(e))
+            (shared / DOCKERD_PID).write_text(str(proc.pid))
+    return images.docker_client()
+
+
+DOCKERD_PID = "dockerd.pid"
+
+
+def pytest_sessionfinish(session):
+    """The controller (or a run without workers) stops the engine this session started."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    pid_file = factory.getbasetemp() / "dockerd" / DOCKERD_PID if factory else None
+    if pid_file is None or not pid_file.is_file():
+        return
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(600):  # 60 s, then SIGKILL
+            time.sleep(0.1)
+            os.kill(pid, 0)
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
 def cpu_image(docker_engine, tmp_path_factory):
-    """The cpu image, built for real once per session (layers cached between sessions):
-    a bundle.images.BuildResult (tag, image_id, labels, manifest_path, build log)."""
+    """The cpu image, built for real once per session (layers cached between sessions)
+    by the first worker that needs it, read by the others: a bundle.images.BuildResult
+    (tag, image_id, labels, manifest_path, build log)."""
+    import dataclasses
+    import json
+
     from bundle import images
 
-    return images.build("cpu", client=docker_engine, out_dir=tmp_path_factory.mktemp("cpu-image"))
+    with shared_dir(tmp_path_factory, "cpu-image") as shared:
+        done = shared / "build-result.json"
+        if not done.is_file():
+            r = images.build("cpu", client=docker_engine, out_dir=shared)
+            done.write_text(json.dumps(dataclasses.asdict(r), default=str))
+        d = json.loads(done.read_text())
+    d["step_seconds"] = [tuple(x) for x in d["step_seconds"]]
+    d["manifest_path"] = Path(d["manifest_path"]) if d["manifest_path"] else None
+    return images.BuildResult(**d)
+
+
+@contextlib.contextmanager
+def cpu_tag_held(tmp_path_factory) -> Iterator[None]:
+    """Held by a test that moves or removes the cpu image's tag (the docker units run on
+    two workers): no other such test runs meanwhile."""
+    with shared_dir(tmp_path_factory, "cpu-tag"):
+        yield

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from bundle import manifest as mf
-from tests.conftest import require, require_program
+from tests.conftest import cpu_tag_held, require, require_program
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 
@@ -144,13 +144,18 @@ def test_pack_install_verify_offline_passes(offline_run):
 
 
 def test_a_lost_image_tag_fails_verify_with_the_hint_and_reinstall_restores_it(
-    offline_run, netns, docker_engine
+    offline_run, netns, docker_engine, tmp_path_factory
 ):
     """What `bundle doctor` advises for a missing image, followed offline: re-running
     install finds the image by its content ID and names it again (no 2.5 GB load)."""
     r = offline_run
     ref, image_id = r["image"]
     verify = [*netns, str(r["prefix"] / "bin" / "bundle"), "verify", "--only", "images"]
+    with cpu_tag_held(tmp_path_factory):  # no rebuild moves the tag back meanwhile
+        _lose_and_restore(r, docker_engine, verify, ref, image_id)
+
+
+def _lose_and_restore(r, docker_engine, verify, ref, image_id):
     repo, tag = ref.rsplit(":", 1)
     image = docker_engine.images.get(image_id)
     image.tag(repo, f"{tag}-hold")  # a second name: removing `ref` removes only the name
