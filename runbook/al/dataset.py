@@ -76,7 +76,7 @@ class Grow(Stage):
         base, lab = ctx.dir_of(self.c.base), ctx.result(self.c.labels, LabelResult)
         split = ctx.result(self.c.base, DatasetSplit).split
         frames = {s: read(base / f"{s}.extxyz", index=":") if split.get(s) else [] for s in SPLITS}
-        new = read(ctx.dir_of(self.c.labels) / lab.file, index=":") if lab.file else []
+        new = read(ctx.dir_of(self.c.labels) / lab.file, index=":") if lab.n_frames else []
         added = [self._entry(a) for a in new]
         frames["train"] = [*frames["train"], *new]
         for s in SPLITS:
