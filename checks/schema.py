@@ -91,7 +91,9 @@ class Diffusion(_Doc):
 
 
 class Results(_Doc):
-    """One results.json (schema gb-analysis/1)."""
+    """One results.json (schema gb-analysis/1). A run made with a model committee also
+    carries `deviation` (checks.deviation.trust_levels' output, judged by
+    checks.deviation.domain_row), kept as an extra key: absent, not null, otherwise."""
 
     schema_: Literal["gb-analysis/1"] = Field(alias="schema")
     parameters: Parameters
@@ -111,7 +113,6 @@ class Results(_Doc):
     gamma_per_nm2: Gamma
     excess: Excess | None
     diffusion: Diffusion | None
-    deviation: dict[str, Any] | None = None  # the MD's committee summary (checks.deviation)
 
     @classmethod
     def of(cls, doc: dict[str, Any], where: object = "results.json") -> Results:
