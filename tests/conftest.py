@@ -30,10 +30,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # service are one unit each: slurm (one cluster) and docker, in two units that share one
 # engine and one image build (the first to need it builds, the other waits for it):
 # `docker` (the build, then pack/install/verify offline and every other test that uses
-# the engine) starts first, `docker_images` (the image's own tests) last, so its worker
-# comes to it after the build and runs it beside the offline acceptance instead of after
-# it (in the CI run of 2026-11-30 one worker ran the docker tests alone for 11 min at the
-# end). Order: the three longest units first, each worker's second unit a short one
+# the engine) starts first, `docker_images` (the image's own tests) in its alphabetical
+# place among the units that need no shared study, so its worker comes to it about when
+# the build ends (~23 min) and runs it beside the offline acceptance instead of after it
+# (in the CI run of 2026-11-30 one worker ran the docker tests alone for 11 min at the
+# end; placed last, the unit started only at ~35 min in the third rehearsal).
+# Order: the three longest units first, each worker's second unit a short one
 # (xdist hands every worker two units at the start), then the smoke study's own test
 # (it runs the shared smoke fixture), then every unit that needs no shared study, and
 # last the units that read the smoke run: a worker reaching one early would wait on the
@@ -52,7 +54,7 @@ FIRST = ("docker", "test_smoke", "llzo_gb", "slurm", "test_golden_helper",
 AFTER_SMOKE = ("test_deepmd", "test_committee", "test_al_loop", "test_engines_lammps",
                "test_multirank", "test_resume",
                "test_runbook_config", "test_templates", "test_verify_engines",
-               "smoke_run", "docker_images")  # fmt: skip
+               "smoke_run")  # fmt: skip
 
 
 def _rank(item: pytest.Item) -> int:
