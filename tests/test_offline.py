@@ -152,10 +152,10 @@ def test_a_lost_image_tag_fails_verify_with_the_hint_and_reinstall_restores_it(
     ref, image_id = r["image"]
     verify = [*netns, str(r["prefix"] / "bin" / "bundle"), "verify", "--only", "images"]
     with cpu_tag_held(tmp_path_factory):  # no rebuild moves the tag back meanwhile
-        _lose_and_restore(r, docker_engine, verify, ref, image_id)
+        _lose_and_restore(r, docker_engine, netns, verify, ref, image_id)
 
 
-def _lose_and_restore(r, docker_engine, verify, ref, image_id):
+def _lose_and_restore(r, docker_engine, netns, verify, ref, image_id):
     repo, tag = ref.rsplit(":", 1)
     image = docker_engine.images.get(image_id)
     image.tag(repo, f"{tag}-hold")  # a second name: removing `ref` removes only the name

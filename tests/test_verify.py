@@ -133,9 +133,12 @@ def test_verify_from_the_source_checkout_finds_the_flavor_image(cpu_image, tmp_p
     out = tmp_path / "report"
     args = ["verify", "--profile", "cpu", "--quick", "--only", "host,images"]
     r = runner.invoke(app, [*args, "--out", str(out)])
-    report = json.loads((out / "report.json").read_text())
-    assert r.exit_code == 0 and report["status"] == "PASS", r.output
-    assert by_name(report)[f"images/{cpu_image.tag}"]["status"] == "PASS"
+    assert r.exit_code in (0, 1), r.output  # a verdict, never a crash
+    checks = by_name(report := json.loads((out / "report.json").read_text()))
+    # the host's own numbers (free disk under a loaded test machine) are not this test's
+    assert checks["host/container-runtime"]["status"] == "PASS", r.output
+    assert checks[f"images/{cpu_image.tag}"]["status"] == "PASS", r.output
+    assert {c["phase"] for c in report["checks"] if c["status"] != "SKIP"} >= {"host", "images"}
 
 
 def test_doctor_on_a_passing_quick_report_says_to_run_the_study(installed_quick, monkeypatch):
