@@ -100,10 +100,10 @@ class Analyze(AnalysisStage):
     tools = ("numpy",)
     results_file = f"{OUT}/results.json"
 
-    def request(self, ctx: Context) -> request.AnalysisRequest:
+    def request(self, ctx: Context, md: str, mdr: MdResult) -> request.AnalysisRequest:
+        """The analysis of md stage `md` (result `mdr`); with its committee summary in
+        DEVIATION when a committee ran with it (render writes that file)."""
         c: AnalyzeConfig = self.cfg  # type: ignore[assignment]
-        md = ctx.upstream_of_kind("md", self.name)
-        mdr = ctx.result(md, MdResult)
         planes = None
         if c.gb_fractions:
             planes = [f * mdr.box_angstrom[2] for f in c.gb_fractions]
@@ -122,14 +122,16 @@ class Analyze(AnalysisStage):
             d_bulk=fmt6(c.d_bulk),
             window_ps=tuple(fmt6(t) for t in c.window_ps) if c.window_ps else None,  # type: ignore[arg-type]
             avg_window_ps=fmt6(c.avg_window_ps) if c.avg_window_ps else 50.0,
+            deviation=DEVIATION if mdr.deviation is not None else None,
         )
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
-        req, written = self.request(ctx), []
-        summary = ctx.result(ctx.upstream_of_kind("md", self.name), MdResult).deviation
-        if summary is not None:  # a committee ran with the MD: its verdict goes along
-            written.append(write_params(stage_dir, DEVIATION, summary))
-            req = dataclasses.replace(req, deviation=DEVIATION)
+        md = ctx.upstream_of_kind("md", self.name)
+        mdr = ctx.result(md, MdResult)
+        req = self.request(ctx, md, mdr)
+        written = []
+        if mdr.deviation is not None:  # a committee ran with the MD: its verdict goes along
+            written.append(write_params(stage_dir, DEVIATION, mdr.deviation))
         return [
             *written,
             write_params(stage_dir, REQUEST, req.to_json()),
