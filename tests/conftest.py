@@ -237,8 +237,19 @@ def pytest_sessionfinish(session):
         os.kill(pid, signal.SIGTERM)
         for _ in range(600):  # 60 s, then SIGKILL
             time.sleep(0.1)
-            os.kill(pid, 0)
+            if _exited(pid):
+                return
         os.kill(pid, signal.SIGKILL)
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie child of this process (a run without workers started it here),
+    reaped now; raises ProcessLookupError when no such process exists."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    os.kill(pid, 0)
+    return False
 
 
 @pytest.fixture(scope="session")
