@@ -300,6 +300,16 @@ def trust_levels(
     return out
 
 
+def band_levels(summary: dict) -> tuple[str, dict]:
+    """(region, its atom-frame trust levels) that a loop judges convergence on: the
+    boundary band when the record has one, else all atoms (`all`), else the frames."""
+    regions = summary.get("regions") or {}
+    for name in ("boundary", "all"):
+        if name in regions:
+            return name, regions[name]["atom_frames"]
+    return "frames", summary["frames"]
+
+
 def region_levels(eps: np.ndarray, mask: np.ndarray, lo: float, hi: float) -> dict:
     """Trust levels of one region (mask (F, N)): of its per-frame maxima (a frame where
     the region holds no atom is not counted) and of its atom-frames."""

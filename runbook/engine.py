@@ -24,6 +24,10 @@ while it runs (runbook.children). A re-run first terminates the sessions a kille
 left running (SIGTERM, then SIGKILL) and says so in its log; their stages are
 incomplete and are redone.
 
+A stage whose result carries a non-empty `stop_reason` ends the run after it (a labelling
+loop whose exploration is trusted enough: runbook.al.select); the later stages are not
+run and the reason is echoed (again on every re-run, which skips up to that stage).
+
 Where the commands run is the profile's launcher; `in_batch_job=True` says the caller is
 already inside this stage's Slurm job (a sweep's job array), a parameter of `run`.
 """
@@ -131,6 +135,7 @@ class RunSummary:
     ran: list[str]
     skipped: list[str]
     wall_s: dict[str, float]
+    stopped: tuple[str, str] | None = None  # (stage, why): a stage's result ended the run
 
 
 def check_selection(study: Study, names: list[str], flag: str) -> None:
@@ -189,8 +194,23 @@ def run(
                 redone = True
             else:
                 summary.skipped.append(name)
+            why = stop_reason(ctx, name)
+            if why:
+                later = study.stages[i + 1 : last + 1]
+                if later:
+                    echo(f"stopped after {name}: {why} (not run: {', '.join(later)})")
+                summary.stopped = (name, why)
+                break
         record()
     return summary
+
+
+def stop_reason(ctx: Context, name: str) -> str | None:
+    """A finished stage's `stop_reason` (its result says the later stages are not needed,
+    e.g. a labelling loop that converged), else None."""
+    result = (read_manifest(ctx.dir_of(name)) or {}).get("result")
+    why = result.get("stop_reason") if isinstance(result, dict) else None
+    return str(why) if why else None
 
 
 def prepare(

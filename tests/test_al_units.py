@@ -84,3 +84,45 @@ def test_loop_blocks_wire_each_iteration_to_the_previous():
     assert b["explore_2"]["deepmd"]["stage"] == "train_2_a"
     with pytest.raises(ValueError):
         loop.LoopConfig(iterations=1, base_members=["a", "b"], explore={}, select={})
+
+
+def _summary(boundary: dict | None, frames: dict) -> dict:
+    out = {"lo_ev_a": 0.15, "hi_ev_a": 0.45, "frames": frames}
+    if boundary is not None:
+        out["regions"] = {"boundary": {"frames": frames, "atom_frames": boundary},
+                          "interior": {"frames": frames, "atom_frames": frames}}  # fmt: skip
+    return out
+
+
+class _Ctx:
+    """What Select.converged reads: the exploration's result (typed view)."""
+
+    def __init__(self, deviation_summary: dict):
+        self.dev = deviation_summary
+
+    def result(self, name, typ):
+        return typ(type_map={"1": "Li"}, deviation=self.dev)
+
+
+def _levels(candidate: float, failed: float, n: int = 100) -> dict:
+    return {"accurate": 1 - candidate - failed, "candidate": candidate, "failed": failed, "n": n}
+
+
+def test_the_loop_stops_on_the_band_fraction_outside_trust_and_never_on_nan():
+    cfg = select.SelectConfig(md="explore_1", max_frames=2, stop_below=0.05)
+    sel = select.Select("select_2", cfg)
+    busy_frames = _levels(0.5, 0.2)
+    why = sel.converged(_Ctx(_summary(_levels(0.03, 0.01), busy_frames)))
+    assert why and "boundary" in why and "0.0400 < stop_below 0.05" in why
+    # few candidates but many failed atom-frames: not converged (failed are never labelled)
+    assert sel.converged(_Ctx(_summary(_levels(0.01, 0.30), busy_frames))) is None
+    assert sel.converged(_Ctx(_summary(_levels(0.04, 0.02), busy_frames))) is None
+    # no atom-frame in the band (NaN levels) proves nothing
+    nan = {"accurate": float("nan"), "candidate": float("nan"), "failed": float("nan"), "n": 0}
+    assert sel.converged(_Ctx(_summary(nan, busy_frames))) is None
+    # no per-atom record: the frames decide
+    assert "frames" in sel.converged(_Ctx(_summary(None, _levels(0.0, 0.0))))
+    off = select.Select("select_2", select.SelectConfig(md="explore_1", max_frames=2))
+    assert off.converged(_Ctx(_summary(_levels(0.0, 0.0), busy_frames))) is None
+    with pytest.raises(ValueError):
+        select.SelectConfig(md="explore_1", max_frames=2, stop_below=0.0)

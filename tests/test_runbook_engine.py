@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel, ConfigDict
 from typer.testing import CliRunner
 
 from bundle.cli import app
 from bundle.core.errors import EngineError, InputError
 from runbook import engine, files, loader
+from runbook.stage import Stage
 from runbook.stages.dataset import DatasetResult
 from runbook.stages.structure import StructureResult
 from tests.conftest import require_program
@@ -58,7 +60,8 @@ def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
 
 
 def _run(path: Path, run: Path, **kw) -> engine.RunSummary:
-    return engine.run(loader.load(path), run, echo=lambda s: None, **kw)
+    kw.setdefault("echo", lambda s: None)
+    return engine.run(loader.load(path), run, **kw)
 
 
 def test_manifest_skip_and_no_rewrite(tmp_path):
@@ -197,3 +200,38 @@ def test_a_failing_engine_leaves_a_failed_manifest_and_exit_4(tmp_path):
     out = CliRunner().invoke(app, ["run", str(study), "--run-dir", str(run)])
     assert out.exit_code == 4, out.output
     assert out.output.strip().splitlines()[-1].startswith("error: stage dft:")
+
+
+class GateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stop: bool = False
+
+
+class Gate(Stage):
+    """A stage with no command whose result may end the run (as a converged loop's select)."""
+
+    kind = "gate"
+    Config = GateConfig
+
+    def render(self, ctx, stage_dir: Path) -> list[Path]:
+        return [files.write_commands(stage_dir, [])]
+
+    def collect(self, ctx, stage_dir: Path) -> dict:
+        return {"stop_reason": "enough data" if self.cfg.stop else None}
+
+
+def test_a_stage_whose_result_says_stop_ends_the_run_and_a_rerun_stops_there_again(tmp_path):
+    doc = {**STUDY, "stages": ["structure", "gate", "dataset_like"],
+           "gate": {"kind": "tests.test_runbook_engine:Gate", "stop": True}}  # fmt: skip
+    path, run = _write(tmp_path, doc), tmp_path / "run"
+    lines: list[str] = []
+    s = _run(path, run, echo=lines.append)
+    assert s.ran == ["structure", "gate"] and s.stopped == ("gate", "enough data")
+    assert "stopped after gate: enough data (not run: dataset_like)" in lines
+    assert not (run / "03_dataset_like").exists()
+    again = _run(path, run)
+    assert again.ran == [] and again.skipped == ["structure", "gate"] and again.stopped
+    doc["gate"]["stop"] = False
+    path = _write(tmp_path, doc)
+    s = _run(path, run, force=["gate"])
+    assert s.ran == ["gate", "dataset_like"] and s.stopped is None

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from bundle.core.errors import InputError
 from runbook.al.dataset import GrownDataset
-from runbook.al.select import Explored
+from runbook.al.select import Explored, SelectResult
 from runbook.config import Strict
 
 SELECT = "runbook.al.select:Select"
@@ -93,9 +93,15 @@ def compose(doc: dict, cfg: LoopConfig) -> dict:
 
 def summary(ctx, iterations: int) -> list[dict]:
     """Per exploration (iteration 0..N): trust levels overall and per region, and what
-    the next selection took. `ctx`: the run's runbook.stage.Context."""
+    the next selection took; a loop that converged (select_k's stop_reason) ends its rows
+    with that reason. `ctx`: the run's runbook.stage.Context."""
     rows = []
     for k in range(iterations + 1):
+        if k >= 1:
+            why = ctx.result(f"select_{k}", SelectResult).stop_reason
+            if why:
+                rows[-1]["stop_reason"] = why
+                break
         dev = ctx.result(f"explore_{k}", Explored).deviation
         if dev is None:
             raise InputError(ctx.study.source, f"explore_{k}", "that MD has no committee record")

@@ -17,6 +17,7 @@ orthogonal boxes).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,10 @@ class SelectConfig(Strict):
     hi_ev_a: float | None = Field(None, gt=0, description="default: the MD's trust_hi")
     r_cut_a: float = Field(4.0, gt=0, description="descriptor: distances up to here")
     n_bins: int = Field(16, ge=2, description="descriptor: bins per species pair")
+    stop_below: float | None = Field(
+        None, gt=0, le=1, description="end the loop when the exploration's boundary-band "
+        "atom-frames outside the trusted level (candidate + failed) are fewer than this",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class SelectResult:
     n_frames: int
     window_ev_a: list[float]
     chosen_steps: list[int]
+    stop_reason: str | None = None  # the loop converged: the engine runs no later stage
 
 
 class Select(Stage):
@@ -91,10 +97,29 @@ class Select(Stage):
             raise InputError(ctx.study.source, f"{self.name}.md", "that MD has no committee record")
         return (self.c.lo_ev_a or summary["lo_ev_a"], self.c.hi_ev_a or summary["hi_ev_a"])
 
+    def converged(self, ctx: Context) -> str | None:
+        """Why the loop ends here (the exploration is trusted enough), else None."""
+        if self.c.stop_below is None:
+            return None
+        region, levels = deviation.band_levels(ctx.result(self.c.md, Explored).deviation or {})
+        untrusted = float(levels["candidate"]) + float(levels["failed"])
+        if not math.isfinite(untrusted) or untrusted >= self.c.stop_below:
+            return None  # no atom-frame in the band proves nothing
+        return (f"converged: {region} atom-frames of {self.c.md} outside the trusted level "
+                f"{untrusted:.4f} < stop_below {self.c.stop_below:g}")  # fmt: skip
+
     def collect(self, ctx: Context, stage_dir: Path) -> SelectResult:
+        lo, hi = self.window(ctx)
+        why = self.converged(ctx)
+        if why:
+            write(stage_dir / "structures.extxyz", [], format="extxyz")
+            doc = {"md": self.c.md, "window_ev_a": [lo, hi], "stop_reason": why,
+                   "chosen_steps": []}  # fmt: skip
+            write_json_atomic(stage_dir / "selection.json", doc)
+            n = int(ctx.result(self.c.md, Explored).deviation["frames"].get("n") or 0)
+            return SelectResult(0, 0, n, [lo, hi], [], stop_reason=why)
         md_dir = ctx.dir_of(self.c.md)
         rec = deviation.load(md_dir / deepmd_md.RECORD)
-        lo, hi = self.window(ctx)
         type_map = {int(k): v for k, v in ctx.result(self.c.md, Explored).type_map.items()}
         inside = np.flatnonzero((rec.frame_max >= lo) & (rec.frame_max < hi))
         frames = frames_at(md_dir / deepmd_md.DEVI_DUMP, rec.step[inside], type_map)
