@@ -110,6 +110,7 @@ def test_two_iterations_and_a_kill_during_labelling(deepmd_run, tmp_path):
         doc = json.loads((ctx.dir_of(f"committee_{k}") / "committee.json").read_text())
         assert doc["dataset"]["output_hash"] == ctx.manifest(f"dataset_{k}")["output_hash"]
         assert [m["seed"] for m in doc["members"]] == [1, 2, 3]
+    assert_lineage(ctx, "train_2_a")
     fractions = [loop.band_candidate_fraction(r) for r in rows]
     cpu = sum(cpu1[:4]) - sum(cpu0[:4])
     print("candidate fraction of boundary-band atom-frames per iteration (0, 1, 2):", fractions)
@@ -117,3 +118,23 @@ def test_two_iterations_and_a_kill_during_labelling(deepmd_run, tmp_path):
     print(f"loop: wall {wall:.0f} s, CPU {cpu:.0f} s (this process and its reaped "
           "children, the killed first run included; the pw.x killed in flight not)")  # fmt: skip
     assert all(0.0 <= f <= 1.0 for f in fractions)
+
+
+def assert_lineage(ctx, member: str) -> None:
+    """The member's model manifest says which iteration added which frames: the chain of
+    added.json records (hashed), and each training frame carries its iteration."""
+    from ase.io import read
+
+    from runbook.files import sha256_file
+
+    card = json.loads((ctx.dir_of(member) / "model_manifest.json").read_text())
+    lin = card["data"]["lineage"]
+    assert [e["iteration"] for e in lin] == [2, 1, 0]
+    assert lin[-1]["frames"] == sum(ctx.result("dataset", dict)["split"].values())
+    for e in lin[:2]:
+        record = ctx.run_dir / e["record"]
+        assert e["record_sha256"] == sha256_file(record)
+        assert e["added"] == len(json.loads(record.read_text())["added"])
+    train = read(ctx.dir_of("dataset_2") / "train.extxyz", index=":")
+    tags = [a.info.get("al_iteration", 0) for a in train]
+    assert [tags.count(k) for k in (1, 2)] == [lin[1]["added"], lin[0]["added"]]

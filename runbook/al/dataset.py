@@ -23,7 +23,7 @@ from runbook.al.label import LabelResult
 from runbook.config import Strict
 from runbook.files import write_commands, write_json_atomic, write_params
 from runbook.stage import Context, Stage
-from runbook.stages.dataset import DatasetSplit
+from runbook.stages.dataset import GROWN, DatasetSplit
 
 SPLITS = ("train", "val", "test")
 
@@ -77,6 +77,8 @@ class Grow(Stage):
         split = ctx.result(self.c.base, DatasetSplit).split
         frames = {s: read(base / f"{s}.extxyz", index=":") if split.get(s) else [] for s in SPLITS}
         new = read(ctx.dir_of(self.c.labels) / lab.file, index=":") if lab.n_frames else []
+        for a in new:
+            a.info["al_iteration"] = self.c.iteration  # base frames carry none: iteration 0
         added = [self._entry(a) for a in new]
         frames["train"] = [*frames["train"], *new]
         for s in SPLITS:
@@ -89,10 +91,10 @@ class Grow(Stage):
             "label_stage": self.c.labels, "added": added, "excluded": lab.excluded,
             "computed": len(lab.computed), "reused": len(lab.reused),
         }  # fmt: skip
-        write_json_atomic(stage_dir / "added.json", doc)
+        write_json_atomic(stage_dir / GROWN, doc)
         return GrownDataset(split={s: len(frames[s]) for s in SPLITS},
                             iteration=self.c.iteration, n_added=len(added),
-                            n_excluded=len(lab.excluded), manifest="added.json")  # fmt: skip
+                            n_excluded=len(lab.excluded), manifest=GROWN)  # fmt: skip
 
     def _entry(self, a) -> dict:
         h = hashlib.sha256()

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from bundle.core.errors import EngineError
 from runbook.config import Strict
-from runbook.files import python_step, write_commands, write_params
+from runbook.files import python_step, sha256_file, write_commands, write_params
 from runbook.stage import Context, Stage
 from runbook.stages.dft import DftResult
 
@@ -92,4 +92,26 @@ def data_provenance(ctx: Context, dataset_stage: str) -> dict[str, Any]:
             if k.startswith("pseudo/")
         },
         "pw_version": ctx.result(dft, DftResult).pw_version,
+        "lineage": lineage(ctx, dataset_stage),
     }
+
+
+GROWN = "added.json"  # a grown dataset's record of the frames one iteration added
+
+
+def lineage(ctx: Context, dataset_stage: str) -> list[dict[str, Any]]:
+    """Which iteration added which frames: newest first, one entry per grown dataset
+    (its `added.json`, hashed: every added frame with its labels' SHA-256), down to the
+    dataset the loop started from (iteration 0)."""
+    out, stage = [], dataset_stage
+    while (ctx.dir_of(stage) / GROWN).is_file():
+        path = ctx.dir_of(stage) / GROWN
+        doc = json.loads(path.read_text())
+        out.append({"iteration": doc["iteration"], "stage": stage,
+                    "added": len(doc["added"]), "excluded": len(doc["excluded"]),
+                    "record": f"{ctx.dir_of(stage).name}/{GROWN}",
+                    "record_sha256": sha256_file(path)})  # fmt: skip
+        stage = doc["grown_from"]["stage"]
+    split = ctx.result(stage, DatasetSplit).split
+    out.append({"iteration": 0, "stage": stage, "frames": sum(split.values())})
+    return out
