@@ -180,6 +180,7 @@ def test_main_writes_the_table_and_keeps_verdicts_per_model(tmp_path, monkeypatc
     p = {"models": {m: {"validation": f, "training": {"stage": m, "wall_s": 1.5, "cpu_s": 2.5}}
                     for m, f in (("allegro", "a.json"), ("deepmd", "b.json"))},
          "classes": ["bulk", "gb"], "bootstrap": BOOT}  # fmt: skip
+    p["models"]["deepmd"]["training"]["steps"] = {"train": {"wall_s": 1.0, "cpu_s": 2.0}}
     (tmp_path / "compare.json").write_text(json.dumps(p))
     monkeypatch.chdir(tmp_path)
     assert compare.main(["compare.json"]) == 0
@@ -188,6 +189,7 @@ def test_main_writes_the_table_and_keeps_verdicts_per_model(tmp_path, monkeypatc
     assert out["classes"]["bulk"]["winner"]["energy_mae_meV_atom"]["winner"] == "allegro"
     md = (tmp_path / "comparison.md").read_text()
     assert "| bulk | 4 | 40 |" in md and "| deepmd | FAIL | 1.5 | 2.5 |" in md
+    assert "deepmd: the training step alone (`dp train`) took 1.0 s wall, 2.0 s CPU" in md
     # models validated on different frames are refused
     (tmp_path / "b.json").write_text(json.dumps({"verdict": "PASS", "reasons": [],
                                                  "model": "b", "frames": frames[:3]}))  # fmt: skip

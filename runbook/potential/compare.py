@@ -170,6 +170,13 @@ def markdown(doc: dict) -> str:
     for m in names:
         t = doc["training"][m]
         out.append(f"| {m} | {doc['verdicts'][m]} | {t['wall_s']} | {t['cpu_s']} |")
+    for m in names:
+        step = (doc["training"][m].get("steps") or {}).get("train")
+        if step:
+            out.append(
+                f"\n{m}: the training step alone (`dp train`) took {step['wall_s']} s "
+                f"wall, {step['cpu_s']} s CPU (the stage also converts, freezes, tests)."
+            )
     out += ["", f"Run verdict: {doc['verdict']} (PASS only when every model PASSes)."]
     return "\n".join(out) + "\n"
 

@@ -364,9 +364,12 @@ class Compare(Stage):
         models = {}
         for m, v in c.models.items():
             t = ctx.manifest(v.train_stage)  # the engine's record: the whole stage, children's CPU
+            steps = ctx.dir_of(v.train_stage) / "timings.json"  # train_deepmd: each step
             models[m] = {"validation": ctx.rel(v.validate_stage, "validation.json"),
                          "training": {"stage": v.train_stage, "wall_s": t["wall_s"],
-                                      "cpu_s": t.get("cpu_s")}}  # fmt: skip
+                                      "cpu_s": t.get("cpu_s"),
+                                      "steps": json.loads(steps.read_text())
+                                      if steps.exists() else None}}  # fmt: skip
         first = next(iter(c.models.values())).validate_stage
         classes = ctx.result(first, ValidateResult).classes
         p = {"models": models, "classes": sorted(classes),
