@@ -195,3 +195,23 @@ def test_main_writes_the_table_and_keeps_verdicts_per_model(tmp_path, monkeypatc
                                                  "model": "b", "frames": frames[:3]}))  # fmt: skip
     with pytest.raises(ValueError, match="other held-out frames"):
         compare.main(["compare.json"])
+
+
+def test_the_run_verdict_covers_both_validate_stages(tmp_path):
+    """Each validate stage is a check: `bundle run` judges both (engine.verdicts reads a
+    ValidateResult, which is no reference CheckResult), so a DeePMD FAIL cannot hide
+    behind an Allegro PASS."""
+    from runbook import engine
+
+    st = study()
+    ctx = Context(st, tmp_path)
+    for name, verdict in (("validate", "PASS"), ("validate_deepmd", "FAIL")):
+        result = {"verdict": verdict, "reasons": [], "classes": {}, "stability": {},
+                  "model": "m", "figures": []}  # fmt: skip
+        if name == "validate":
+            result["report"] = "validation.json"
+        ctx.dir_of(name).mkdir()
+        write_json_atomic(ctx.dir_of(name) / "manifest.json",
+                          {"status": "complete", "result": result})  # fmt: skip
+    got = {v.stage: v.verdict for v in engine.verdicts(st, tmp_path)}
+    assert got == {"validate": "PASS", "validate_deepmd": "FAIL"}

@@ -231,6 +231,7 @@ class ValidateResult:
     stability: dict
     model: str
     figures: list[str] = field(default_factory=list)
+    report: str = "validation.json"  # what `bundle run` names beside a FAIL
 
 
 class Validate(Stage):
