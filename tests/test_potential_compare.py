@@ -166,6 +166,7 @@ def test_too_few_frames_no_winner_and_unevaluable_frames_left_out():
     row = compare.compare_class("gb", {"allegro": a, "deepmd": b}, BOOT)
     assert row["frames"] == 3 and row["evaluated_by_all"] == 2 and row["atoms"] == 20
     assert all(w["winner"] is None and "no spread" in w["why"] for w in row["winner"].values())
+    assert row["models"]["allegro"]["force_rmse_ev_A_bootstrap_sd"] is None
 
 
 def test_main_writes_the_table_and_keeps_verdicts_per_model(tmp_path, monkeypatch):

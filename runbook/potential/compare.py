@@ -86,7 +86,7 @@ def decide(names: tuple[str, str], point: dict, draws: dict, n: int, p: dict) ->
         diff = point[names[0]][k] - point[names[1]][k]
         rec: dict = {"difference": diff, "interval": None, "winner": None}
         if n < p["min_frames"]:
-            rec["why"] = f"{n} frame(s) evaluable by both (< {p['min_frames']}): no spread"
+            rec["why"] = f"{n} frame(s) < {p['min_frames']}: no spread"
         else:
             d = draws[k][0] - draws[k][1]
             lo, hi = float(np.quantile(d, lo_q)), float(np.quantile(d, hi_q))
@@ -116,10 +116,14 @@ def compare_class(cls: str, models: dict[str, list[dict]], p: dict) -> dict:
         "baselines": class_errors(per[names[0]], model=False),
     }  # fmt: skip
     if len(names) == 2 and common:
-        draws = paired_bootstrap(per[names[0]], per[names[1]], p["resamples"], p["seed"])
+        # below min_frames no spread is reported: the SD of one or two frames means nothing
+        few = len(common) < p["min_frames"]
+        draws = {} if few else paired_bootstrap(per[names[0]], per[names[1]], p["resamples"],
+                                                p["seed"])  # fmt: skip
         for m, k in ((0, 0), (1, 1)):
             for s, _ in STATS:
-                row["models"][names[m]][f"{s}_bootstrap_sd"] = float(np.std(draws[s][k]))
+                sd = None if few else float(np.std(draws[s][k]))
+                row["models"][names[m]][f"{s}_bootstrap_sd"] = sd
         row["winner"] = decide(names, row["models"], draws, len(common), p)
     return row
 
@@ -155,7 +159,7 @@ def markdown(doc: dict) -> str:
             cells.append(fmt(r["baselines"][s]))
         for s, _ in STATS:
             w = r.get("winner", {}).get(s)
-            cells.append("—" if w is None else (w["winner"] or f"none ({w['why']})"))
+            cells.append("—" if w is None else (w["winner"] or f"none: {w['why']}"))
         lines.append("| " + " | ".join(cells) + " |")
     out = [
         f"# Model comparison ({', '.join(names)}) on held-out frames",
