@@ -216,3 +216,22 @@ def test_the_run_verdict_covers_both_validate_stages(tmp_path):
                           {"status": "complete", "result": result})  # fmt: skip
     got = {v.stage: v.verdict for v in engine.verdicts(st, tmp_path)}
     assert got == {"validate": "PASS", "validate_deepmd": "FAIL"}
+
+
+def test_compare_refuses_a_validation_without_per_frame_errors(tmp_path):
+    """A run validated by an older bundle keeps its validate stage (same inputs, skipped)
+    but has no per-frame errors: compare names the stage to redo."""
+    st = study()
+    ctx = Context(st, tmp_path)
+    result = {"verdict": "PASS", "reasons": [], "classes": {"bulk": {}}, "stability": {},
+              "model": "m"}  # fmt: skip
+    for name in ("train", "validate", "train_deepmd", "validate_deepmd"):
+        ctx.dir_of(name).mkdir()
+        m = {"status": "complete", "wall_s": 1.0, "cpu_s": 1.0, "result": result}
+        write_json_atomic(ctx.dir_of(name) / "manifest.json", m)
+    (ctx.dir_of("validate") / "validation.json").write_text(json.dumps({"verdict": "PASS"}))
+    (ctx.dir_of("validate_deepmd") / "validation.json").write_text(json.dumps({"frames": []}))
+    out = tmp_path / "render"
+    out.mkdir()
+    with pytest.raises(InputError, match="--force validate"):
+        stages.build(st, "compare").render(ctx, out)

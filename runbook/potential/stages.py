@@ -371,6 +371,14 @@ class Compare(Stage):
                                       "cpu_s": t.get("cpu_s"),
                                       "steps": json.loads(steps.read_text())
                                       if steps.exists() else None}}  # fmt: skip
+        for m, v in c.models.items():  # validations written before per-frame errors were
+            path = ctx.dir_of(v.validate_stage) / "validation.json"
+            if "frames" not in json.loads(path.read_text()):
+                raise InputError(
+                    path, "frames", f"no per-frame errors: model {m} was validated by an "
+                    "older bundle (same inputs, so the stage was skipped)",
+                    f"redo it: bundle run ... --force {v.validate_stage}",
+                )  # fmt: skip
         first = next(iter(c.models.values())).validate_stage
         classes = ctx.result(first, ValidateResult).classes
         p = {"models": models, "classes": sorted(classes),
