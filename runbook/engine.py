@@ -63,7 +63,6 @@ from runbook.files import (
     write_json_atomic,
 )
 from runbook.stage import Context, Stage, StageFailed
-from runbook.stages.analyze import CheckResult
 
 
 @dataclass
@@ -445,6 +444,16 @@ class Verdict:
     report: Path
 
 
+@dataclass(frozen=True)
+class _Judged:
+    """What every check stage's result holds: its verdict, and maybe its report file (the
+    reference check's CheckResult has one; the potential study's ValidateResult, whose
+    report is validation.json, does not name it). Other fields are ignored."""
+
+    verdict: str
+    report: str = ""
+
+
 def verdicts(study: Study, run_dir: Path) -> list[Verdict]:
     """The verdicts of the study's complete check stages in `run_dir` (a value each stage
     recorded when it collected; a check that could not judge is a failed stage, not here)."""
@@ -453,6 +462,6 @@ def verdicts(study: Study, run_dir: Path) -> list[Verdict]:
     for name in study.stages:
         m = read_manifest(ctx.dir_of(name))
         if ctx.kind_of(name) == "check" and m and m.get("status") == "complete":
-            r = ctx.result(name, CheckResult)
+            r = ctx.result(name, _Judged)
             out.append(Verdict(name, r.verdict, ctx.dir_of(name) / r.report))
     return out

@@ -6,6 +6,10 @@ without) running MD on it.
 TensorFlow runs in its own process (`python -m runbook.deepmd.evaluate SPEC`): the
 caller may hold torch or LAMMPS, and a TF import there costs seconds and memory. The
 worker writes the committee's forces (M, F, N, 3) to `forces.npy` beside the spec.
+
+`deeppot_predictor` is one model as a function of a frame (energy eV, forces eV/Å), for a
+process that already runs TensorFlow (the potential study's validate step, backend
+`deepmd`).
 """
 
 from __future__ import annotations
@@ -64,6 +68,27 @@ def record_of(forces: np.ndarray, frames: list) -> deviation.DeviationRecord:
         ids=np.arange(1, len(first) + 1), types=np.array(types), type_names=names,
         z=z, box_z=box_z, source=f"deepmd DeepPot committee of {forces.shape[0]} (python)",
     )  # fmt: skip
+
+
+def deeppot_predictor(model: str):
+    """`predict(atoms) -> (energy, forces (N, 3))` of the frozen model `model` (DeePMD's
+    own type map: a symbol it does not know raises ValueError naming it)."""
+    from deepmd.infer import DeepPot
+
+    dp = DeepPot(model)
+    tmap = dp.get_type_map()
+
+    def predict(atoms) -> tuple[float, np.ndarray]:
+        syms = atoms.get_chemical_symbols()
+        unknown = sorted(set(syms) - set(tmap))
+        if unknown:
+            raise ValueError(f"{model} does not know {', '.join(unknown)} (type map {tmap})")
+        types = np.array([tmap.index(s) for s in syms])
+        cell = atoms.cell.array.reshape(1, -1) if atoms.pbc.any() else None
+        e, f, _ = dp.eval(atoms.positions.reshape(1, -1), cell, types)
+        return float(np.ravel(e)[0]), np.asarray(f, float).reshape(-1, 3)
+
+    return predict
 
 
 def _worker(spec_path: str) -> None:

@@ -2,6 +2,7 @@
 that make an Allegro model of Li-La-Zr-O(-Al) a product of the runbook.
 
     sample -> select -> dft -> dataset -> train -> deploy -> validate
+                                  +-> train_deepmd -> validate_deepmd -> compare
 
 Modules, in the order the study uses them:
 
@@ -14,6 +15,8 @@ Modules, in the order the study uses them:
 - `selection`   pooled descriptors -> PCA -> farthest-point sampling with class quotas
 - `choose`      the `select` step: the chosen frames, the rule, the figure
 - `validate`    the `validate` step: per-class errors vs trivial baselines, parity plots
+                (one code path for an Allegro and a DeePMD model)
+- `compare`     the `compare` step: two validated models per class, bootstrap winners
 - `stability`   a short MD of bulk LLZO through the model (`fix external`)
 - `stages`      the plug-in stage classes of the study (sample, select, dft with
                 timings, train with the DFT settings and classes in its manifest, validate)

@@ -138,3 +138,28 @@ class ValidateConfig(Strict):
     model: str | None = Field(None, description="a compiled model outside this run")
     bounds: Bounds
     stability: Stability = Stability()
+
+
+class ValidateDeepmdConfig(ValidateConfig):
+    """`validate` of the frozen DeePMD model of a `train_deepmd` stage."""
+
+    train: str | None = Field(None, description="train_deepmd stage (default: the last before)")
+
+
+class CompareModel(Strict):
+    validate_stage: str = Field(description="the model's validate stage (validation.json)")
+    train_stage: str = Field(description="the stage that trained it (wall and CPU seconds)")
+
+
+class Bootstrap(Strict):
+    """Paired bootstrap over held-out frames (runbook.potential.compare)."""
+
+    resamples: int = Field(2000, ge=100)
+    level: float = Field(0.95, gt=0.5, lt=1)
+    seed: int = Field(1, ge=0)
+    min_frames: int = Field(3, ge=2, description="fewer frames in a class: no winner")
+
+
+class CompareConfig(Strict):
+    models: dict[str, CompareModel] = Field(min_length=2, max_length=2)
+    bootstrap: Bootstrap = Bootstrap()

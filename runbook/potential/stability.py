@@ -2,8 +2,10 @@
 
 The 96-atom primitive LLZO cell (runbook.potential.cells, Li ordering `ordering_seed`),
 every atom integrated, NVT (Nose-Hoover) at `temperature_K` from Maxwell-Boltzmann
-velocities, `units metal`, forces/energy/virial from the compiled model through the
-callback of runbook.mdcoupling (the path of the production CPU MD). Every `check_every`
+velocities, `units metal`, forces/energy/virial from the model by the path of the
+production CPU MD of its backend: an Allegro model through the `fix external` callback of
+runbook.mdcoupling, a DeePMD model through `pair_style deepmd` (DeePMD-kit's LAMMPS plugin;
+the process must start with bundle.core.engines.deepmd_env). Every `check_every`
 steps the shortest interatomic distance and the temperature are recorded. The run is
 stable when no pair ever comes closer than `min_pair_A` and the mean temperature of the
 second half lies within +-`temperature_band` (a fraction) of the target; a model that
@@ -33,14 +35,22 @@ def min_distance(atoms: Atoms, cutoff: float = 4.0) -> float:
     return float(d.min()) if len(d) else cutoff
 
 
-def _setup(s: Stability, data: str, n_types: int, r_max: float) -> list[str]:
+def _pair(backend: str, model: str, type_names: list[str], r_max: float) -> list[str]:
+    """The lines that make the model the force field."""
+    if backend == "deepmd":
+        return [f"pair_style deepmd {model}", f"pair_coeff * * {' '.join(type_names)}"]
+    return [
+        f"pair_style zero {r_max:.4f}", "pair_coeff * *",
+        f"fix {mdcoupling.FIX_ID} all external pf/callback 1 1",
+        f"fix_modify {mdcoupling.FIX_ID} energy yes virial yes",
+    ]  # fmt: skip
+
+
+def _setup(s: Stability, data: str, pair: list[str]) -> list[str]:
     t, damp = s.temperature_K, s.tdamp_fs / 1000.0
     return [
         "units metal", "atom_style atomic", "boundary p p p", "atom_modify map array",
-        f"read_data {data}", f"pair_style zero {r_max:.4f}", "pair_coeff * *",
-        "neighbor 1.0 bin",
-        f"fix {mdcoupling.FIX_ID} all external pf/callback 1 1",
-        f"fix_modify {mdcoupling.FIX_ID} energy yes virial yes",
+        f"read_data {data}", *pair, "neighbor 1.0 bin",
         f"timestep {s.timestep_fs / 1000.0:.6f}",
         f"velocity all create {t:.2f} {s.seed} dist gaussian mom yes rot no",
         f"fix integrate all nvt temp {t:.2f} {t:.2f} {damp:.6f}",
@@ -48,28 +58,34 @@ def _setup(s: Stability, data: str, n_types: int, r_max: float) -> list[str]:
     ]  # fmt: skip
 
 
-def run(model: str, type_names: list[str], r_max: float, s: Stability, device: str = "cpu") -> dict:
+def run(
+    model: str, type_names: list[str], r_max: float, s: Stability, device: str = "cpu",
+    backend: str = "allegro",
+) -> dict:  # fmt: skip
     """Run the test; returns the record (see the module docstring) with `stable`."""
     atoms = cells.primitive_cell(s.ordering_seed)
-    calc = mdcoupling.load_calculator(model, device=device)
     type_of = {sym: k + 1 for k, sym in enumerate(type_names)}
     prism = Prism(atoms.cell.array)
     temps, dmins, steps = [], [], []
+    coupling = None
     with tempfile.TemporaryDirectory(prefix="mlmd-stability-") as tmp:
         data = Path(tmp) / "cell.data"
         write(data, atoms, format="lammps-data", atom_style="atomic", specorder=type_names,
               masses=True, units="metal")  # fmt: skip
         lmp = engines.load_lammps().lammps(cmdargs=["-log", "none", "-screen", "none"])
         try:
-            lmp.commands_list(_setup(s, str(data), len(type_of), r_max))
-            coupling = mdcoupling.ModelCoupling(
-                lmp, calc, {t: sym for sym, t in type_of.items()}
-            ).attach()
+            if backend == "deepmd":
+                engines.require_deepmd_plugin(lmp)
+            lmp.commands_list(_setup(s, str(data), _pair(backend, model, type_names, r_max)))
+            if backend != "deepmd":
+                calc = mdcoupling.load_calculator(model, device=device)
+                types = {t: sym for sym, t in type_of.items()}
+                coupling = mdcoupling.ModelCoupling(lmp, calc, types).attach()
             t0 = time.perf_counter()
             lmp.command("run 0")
             for k in range(s.steps // s.check_every):
                 lmp.command(f"run {s.check_every}")
-                if coupling.error is not None:
+                if coupling is not None and coupling.error is not None:
                     raise RuntimeError(f"the model failed inside the MD: {coupling.error}")
                 x = np.array(lmp.gather_atoms("x", 1, 3)[:]).reshape(len(atoms), 3)
                 cur = atoms.copy()
@@ -80,7 +96,9 @@ def run(model: str, type_names: list[str], r_max: float, s: Stability, device: s
             wall = time.perf_counter() - t0
         finally:
             lmp.close()
-    return judge(s, steps, temps, dmins, wall, len(atoms), coupling.model_seconds)
+    # pair_style deepmd: the model's time is inside LAMMPS' run, not measured apart
+    model_s = coupling.model_seconds if coupling is not None else wall
+    return judge(s, steps, temps, dmins, wall, len(atoms), model_s)
 
 
 def judge(s: Stability, steps, temps, dmins, wall: float, n_atoms: int, model_s: float) -> dict:

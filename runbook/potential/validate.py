@@ -1,7 +1,15 @@
-"""Step `validate`: the deployed model on held-out frames, per environment class, against
-trivial baselines, plus a short MD stability test; PASS/FAIL against the study's bounds.
+"""Step `validate`: a model on held-out frames, per environment class, against trivial
+baselines, plus a short MD stability test; PASS/FAIL against the study's bounds.
 
     python -m runbook.potential.validate validate.json
+
+One code path for both backends (`backend` in the parameters): `allegro` (the deployed
+NequIP/Allegro model through its ASE calculator; MD through `fix external`) and `deepmd`
+(a frozen DeePMD-kit model through `DeepPot`; MD through `pair_style deepmd`, so the
+process needs bundle.core.engines.deepmd_env). Only `predict` (frame -> energy, forces)
+and the stability test's pair lines differ; the records, metrics, bounds and figures are
+the same, so two models validated on the same held-out file are compared frame by frame
+(runbook.potential.compare reads the per-frame errors, `frames` in validation.json).
 
 Per class (the frames' `env_class`) and, reported but not judged, per family:
 - energy: MAE of the per-atom energy (meV/atom) of the model and of the *per-species
@@ -18,7 +26,7 @@ bulk LLZO; otherwise it FAILs with that reason. The verdict is PASS only when ev
 class and the stability test pass.
 
 Writes validation.json (verdict, reasons, the table, the baselines' fit, the stability
-record) and figures/parity_energy.png, figures/parity_forces.png.
+record, the per-frame errors) and figures/parity_energy.png, figures/parity_forces.png.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 from ase.io import read
 
 from runbook import energyref, mdcoupling, modelcard
@@ -40,13 +50,36 @@ SCHEMA = "potential-validation/1"
 BULK_SPECIES = {"Li", "La", "Zr", "O"}
 
 
-def evaluate(frames, calc, mu: energyref.SpeciesEnergies, known: set[str]) -> list[dict]:
+Predict = Callable[[Atoms], tuple[float, np.ndarray]]  # frame -> (energy eV, forces eV/Å)
+
+
+def predictor(backend: str, model: str, device: str) -> Predict:
+    """The model as a function of a frame: Allegro through its ASE calculator, DeePMD
+    through DeepPot (runbook.deepmd.evaluate)."""
+    if backend == "deepmd":
+        from runbook.deepmd.evaluate import deeppot_predictor
+
+        return deeppot_predictor(model)
+    calc = mdcoupling.load_calculator(model, device=device)
+
+    def predict(atoms: Atoms) -> tuple[float, np.ndarray]:
+        a = atoms.copy()
+        a.calc = calc
+        return a.get_potential_energy(), a.get_forces()
+
+    return predict
+
+
+def evaluate(
+    frames, predict: Predict, mu: energyref.SpeciesEnergies, known: set[str]
+) -> list[dict]:
     """One record per frame: DFT, model and baseline energies/forces (model None when a
     species is unknown to the model)."""
     out = []
-    for ref in frames:
+    for k, ref in enumerate(frames):
         syms = ref.get_chemical_symbols()
         rec = {
+            "index": k,
             "env_class": str(ref.info.get("env_class", "unclassified")),
             "family": str(ref.info.get("family", "")),
             "n": len(ref),
@@ -58,10 +91,30 @@ def evaluate(frames, calc, mu: energyref.SpeciesEnergies, known: set[str]) -> li
             "f_model": None,
         }
         if not rec["missing"]:
-            a = ref.copy()
-            a.calc = calc
-            rec["e_model"], rec["f_model"] = a.get_potential_energy(), a.get_forces()
+            e, f = predict(ref)
+            rec["e_model"], rec["f_model"] = float(e), np.asarray(f, float).reshape(-1, 3)
         out.append(rec)
+    return out
+
+
+def frame_errors(recs: list[dict]) -> list[dict]:
+    """Per frame, what the per-class errors are sums of: the signed per-atom energy error
+    (meV/atom) and the sum of squared force-component errors (eV²/Å²) of the model and
+    of the baselines (zero force: the DFT forces themselves), with the component count.
+    A model that cannot evaluate the frame has None."""
+    out = []
+    for r in recs:
+        d = {
+            "index": r["index"], "env_class": r["env_class"], "family": r["family"],
+            "n": r["n"], "e_dft_ev": r["e_dft"], "components": int(r["f_dft"].size),
+            "e_err_base_meV_atom": (r["e_base"] - r["e_dft"]) / r["n"] * 1000.0,
+            "f_sq_base": float(np.sum(r["f_dft"] ** 2)),
+            "e_err_meV_atom": None, "f_sq": None,
+        }  # fmt: skip
+        if r["e_model"] is not None:
+            d["e_err_meV_atom"] = (r["e_model"] - r["e_dft"]) / r["n"] * 1000.0
+            d["f_sq"] = float(np.sum((r["f_model"] - r["f_dft"]) ** 2))
+        out.append(d)
     return out
 
 
@@ -163,7 +216,8 @@ def run_stability(p: dict, known: set[str], r_max: float, type_names: list[str])
             f"stability: not run, the model does not know {', '.join(missing)} (bulk LLZO)"
         ]}  # fmt: skip
     s = Stability.model_validate(p["stability"])
-    rec = stability.run(p["model"], type_names, r_max, s, device=p["device"])
+    backend = p.get("backend", "allegro")
+    rec = stability.run(p["model"], type_names, r_max, s, device=p["device"], backend=backend)
     rec["reasons"] = [f"stability: {r}" for r in rec["reasons"]]
     return rec
 
@@ -176,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     bounds = Bounds.model_validate(p["bounds"])
     train, held = read(p["train"], index=":"), read(p["held_out"], index=":")
     mu = energyref.fit(train, p["species"])
-    calc = mdcoupling.load_calculator(p["model"], device=p["device"])
-    recs = evaluate(held, calc, mu, known)
+    backend = p.get("backend", "allegro")  # absent in parameters written before DeePMD
+    recs = evaluate(held, predictor(backend, p["model"], p["device"]), mu, known)
     classes = {c: metrics([r for r in recs if r["env_class"] == c]) for c in p["classes"]}
     families = {
         f: metrics([r for r in recs if r["family"] == f])
@@ -191,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         "verdict": "FAIL" if reasons else "PASS",
         "reasons": reasons,
         "model": p["model"],
+        "backend": backend,
+        "held_out": p["held_out"],
         "model_type_names": list(card.type_names),
         "bounds": bounds.model_dump(),
         "classes": classes,
@@ -202,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             "fitted_on": p["train"],
         },  # fmt: skip
         "stability": stab,
+        "frames": frame_errors(recs),
         "figures": parity(recs, Path("figures")),
         "seconds": round(time.perf_counter() - t0, 2),
     }
