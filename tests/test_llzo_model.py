@@ -230,3 +230,16 @@ def test_h200_compiles_the_packaged_model_on_site_golden(tmp_path):
     doc = json.loads((out / "model.json").read_text())
     assert doc["compiles_to"] == "model.nequip.pt2" and (out / modelcard.FILENAME).exists()
     assert_golden(GOLDEN / "llzo-h200-model-compile.txt", line + "\n")
+
+
+def test_the_report_names_the_model_its_sha256_and_the_validation_verdict(tmp_path):
+    from runbook.llzo import report_parts
+
+    ctx = model_driven_run(tmp_path, ["Li", "La", "Zr", "O"])
+    text = "\n".join(report_parts.potential(ctx.run_dir, "01_model"))
+    run = tmp_path / "pot"
+    assert f"- model: `{run}/02_deploy/model.nequip.pt2`" in text
+    assert f"- SHA-256: `{files.sha256_file(run / '02_deploy' / 'model.nequip.pt2')}`" in text
+    assert "validation of the potential run: **PASS**" in text and "d" * 64 in text
+    classical = "\n".join(report_parts.potential(ctx.run_dir, None))
+    assert "Classical baseline" in classical

@@ -482,6 +482,14 @@ class Report(LlzoStage):
             # default: the control analysed by the analyze stage (absent: no control section)
             "control": ctx.rel(c.control) if c.control else ctx.rel(c.analyze, "control"),
             "crystal": ctx.rel(c.crystal) if c.crystal else None,
+            "model": next(
+                (
+                    ctx.rel(n)
+                    for n in reversed(ctx.before(self.name))
+                    if ctx.kind_of(n) == MODEL_KIND
+                ),
+                None,
+            ),  # fmt: skip
         }
         cmd = Command(("python", "-m", "runbook.llzo.report", "report.json"), "report.log")
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]
