@@ -9,7 +9,8 @@ runbook.config.ModelRef) and resolved here:
   the compiled one (model.nequip.pt2, the ASE target on cpu) and the validation verdict
   of a complete later stage that wrote validation.json (the potential's validate stage).
 - `file: <model>`: a packaged `.nequip.zip` (one installed in the bundle's `models/`) or a
-  compiled `.nequip.pt2`, with model_manifest.json beside it.
+  compiled `.nequip.pt2`, with its manifest beside it: `<name>.model_manifest.json` (several
+  models share `models/`) or else model_manifest.json.
 
 A bad reference is one InputError naming the study file and the field
 (`profiles.<p>.model.run` / `.file`): no such run, no complete deploy stage, no manifest.
@@ -105,10 +106,12 @@ def _from_file(model: Path, source: str, field: str) -> Resolved:
     if not model.is_file():
         raise InputError(source, field, f"no such model file: {model}",
                          "give a packaged .nequip.zip or compiled .nequip.pt2 model")  # fmt: skip
-    card = model.parent / modelcard.FILENAME
+    own = model.parent / f"{model.name.split('.')[0]}.{modelcard.FILENAME}"
+    card = own if own.is_file() else model.parent / modelcard.FILENAME
     if not card.is_file():
-        raise InputError(source, field, f"the model {model} has no {modelcard.FILENAME} "
-                         "beside it", "ship the deploy stage's manifest beside it")  # fmt: skip
+        raise InputError(source, field, f"the model {model} has no {own.name} or "
+                         f"{modelcard.FILENAME} beside it",
+                         "ship the deploy stage's manifest beside it")  # fmt: skip
     packaged = model if model.name.endswith(".zip") else None
     compiled = model if packaged is None else None
     return Resolved(field, model, packaged, compiled, card, _load(card, source, field))

@@ -217,8 +217,11 @@ def test_h200_compiles_the_packaged_model_on_site_golden(tmp_path):
     zipped = tmp_path / "models" / "llzo-allegro.nequip.zip"
     zipped.parent.mkdir()
     zipped.write_bytes(b"packaged")
-    modelcard.write(zipped.parent / modelcard.FILENAME, card(["Li", "La", "Zr", "O"]))
     s = study(zipped, "h200", "file")
+    msg = refusal(s, tmp_path)
+    assert "has no llzo-allegro.model_manifest.json or model_manifest.json beside it" in msg
+    # models/ holds several models: each its own <name>.model_manifest.json
+    modelcard.write(zipped.parent / f"llzo-allegro.{modelcard.FILENAME}", card(LLZO[:4]))
     engine.prepare(s, tmp_path / "gb", None, None, [])  # undoped h200 builds: accepted
     ctx = Context(s, tmp_path / "gb")
     m = modelstage.Model("model", stage_config(s, "model", modelstage.ModelConfig))
