@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bundle.core import io
 from bundle.core.errors import InputError
@@ -59,12 +59,38 @@ class LauncherSpec(Strict):
         return self
 
 
+class ModelRef(Strict):
+    """The ML potential a profile runs on, named once (runbook.modelref resolves it):
+    `run`, the folder of a potential study's run (its complete `deploy` stage, found by
+    kind, holds the packaged and compiled model and model_manifest.json), or `file`, a
+    model file (`.nequip.zip` packaged, e.g. one installed in the bundle's `models/`, or a
+    compiled `.nequip.pt2`) with model_manifest.json beside it. A relative path is taken
+    against the directory `bundle run` starts in (a run folder's usual `runs/...` path),
+    made absolute when the study is loaded: study.json records the path that ran."""
+
+    run: str | None = None
+    file: str | None = None
+
+    @field_validator("run", "file")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        return None if v is None else str(Path.cwd() / Path(v).expanduser())
+
+    @model_validator(mode="after")
+    def _one(self) -> ModelRef:
+        if (self.run is None) == (self.file is None):
+            raise ValueError("give exactly one of `run` (a potential run) or `file`")
+        return self
+
+
 class Profile(Strict):
-    """An executor profile: accelerator + per-stage launchers (`default` for the rest)."""
+    """An executor profile: accelerator + per-stage launchers (`default` for the rest);
+    `model`: the ML potential the profile's MD runs on (none: the classical baseline)."""
 
     accelerator: Literal["cpu", "cuda"] = "cpu"
     gpus: int = Field(0, ge=0)
     launchers: dict[str, LauncherSpec] = {}
+    model: ModelRef | None = None
 
     def launcher_for(self, stage: str) -> LauncherSpec:
         return self.launchers.get(stage) or self.launchers.get("default") or LauncherSpec()

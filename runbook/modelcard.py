@@ -120,3 +120,40 @@ def guard(
         raise InputError(
             source, f"{field}.type_map", f"LAMMPS types must be 1..N without gaps (got {types})"
         )
+
+
+def guard_species(
+    manifest: ModelManifest,
+    manifest_path: Path | str,
+    species: list[str],
+    data: str,
+    source: Path | str,
+    field: str,
+) -> None:
+    """Refuse a model that does not know every species of a data file, naming both lists
+    (`data` says which data file, or which stage will write it)."""
+    unknown = [s for s in species if s not in manifest.type_names]
+    if unknown:
+        raise InputError(
+            source,
+            field,
+            f"the model {manifest_path} knows {', '.join(manifest.type_names)} but the data "
+            f"file {data} holds {', '.join(species)} ({', '.join(unknown)} unknown to the model)",
+            "run a model trained with these species, or build without them",
+        )
+
+
+def guard_units(
+    manifest: ModelManifest, manifest_path: Path | str, source: Path | str, field: str
+) -> None:
+    """Refuse a model whose units are not LAMMPS `metal`, which every LAMMPS input of the
+    study uses (eV, Å), naming both."""
+    if manifest.units.lammps_units != DATA_UNITS["lammps_units"]:
+        u = manifest.units
+        raise InputError(
+            source,
+            field,
+            f"the model {manifest_path} was trained in {u.energy} and {u.length} (LAMMPS "
+            f"{u.lammps_units!r}) but the study runs LAMMPS units 'metal' (eV, Angstrom)",
+            "give a model trained on eV/Angstrom data (what the DFT pipeline writes)",
+        )

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bundle.core.errors import InputError
-from runbook import config, engine, files, lammpslog, loader
+from runbook import config, engine, files, lammpslog, loader, modelcard
 from runbook.config import stage_config
 from runbook.llzo import bicrystal, buildstage, lmpdata, md, potential, relaxstage, stages
 from runbook.stage import Context
@@ -97,7 +97,7 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     study = loader.load("llzo-gb", profile="h200")
     assert study.active.accelerator == "cuda" and study.active.gpus == 8
     # build for real with a study of the build stage alone (the full study's preflight
-    # refuses to start without the compiled model, as it should on a machine without it)
+    # refuses to start without the installed model, as it should on a machine without it)
     doc = yaml.safe_load(config.resolve_path("llzo-gb").read_text())
     doc.pop("sweep")
     doc["stages"] = ["build"]
@@ -112,11 +112,27 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     )
     (tmp_path / "build-only.yaml").write_text(yaml.safe_dump(doc))
     build_only = loader.load(tmp_path / "build-only.yaml", profile="h200")
-    engine.run(build_only, tmp_path / "run", echo=lambda s: None)
-    ctx = Context(build_only, tmp_path / "run")  # the later stages read it as input
+    engine.run(build_only, tmp_path / "build-only", echo=lambda s: None)
+    # the later stages read it as input from the full study's run folder, beside the
+    # model stage's record (the compile itself runs on the GPU site only)
+    ctx = Context(study, tmp_path / "run")
+    ctx.run_dir.mkdir()
+    (tmp_path / "build-only" / "01_build").rename(ctx.dir_of("build"))
     res = ctx.result("build", buildstage.BuildResult)
     assert sum(res.counts.values()) >= 50_000 and res.charge_e == 0
     assert 75 < res.box_A[2] < 90  # Lz as in the published cell (about 80 Å)
+    compiled = ctx.dir_of("model") / "model.nequip.pt2"
+    compiled.parent.mkdir()
+    card = modelcard.ModelManifest(
+        units=modelcard.Units(**modelcard.DATA_UNITS),
+        type_names=["Li", "La", "Zr", "O"],
+        r_max_angstrom=5.0,
+    )
+    modelcard.write(compiled.parent / modelcard.FILENAME, card)
+    prov = {"manifest": str(compiled.parent / modelcard.FILENAME), "sha256": "0" * 64}
+    (compiled.parent / "manifest.json").write_text(
+        json.dumps({"status": "complete", "result": {"file": str(compiled), "provenance": prov}})
+    )
 
     def stage(name: str, **over) -> stages.Md:
         cfg = stage_config(study, name, stages.Md.Config)
@@ -129,7 +145,7 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
         update={"reference": None}  # the control is not built here
     )
     rx = relaxstage.Relax("relax", rcfg)
-    rdir = tmp_path / "run" / "relax"  # a sibling of the build's folder: reads ../01_build
+    rdir = tmp_path / "run" / "relax"  # a sibling of the build's folder: reads ../04_build
     rdir.mkdir()
     rx.render(ctx, rdir)
     rtext = (rdir / "in.lammps").read_text()
@@ -142,7 +158,7 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
     stage("equilibrate", input="build").render(ctx, out)  # reads the built structure
     text = (out / "in.lammps").read_text()
     assert "pair_style allegro\n" in text
-    assert "pair_coeff * * /opt/mlmd/models/llzo-allegro.nequip.pt2 Li La Zr O" in text
+    assert f"pair_coeff * * {compiled} Li La Zr O" in text
     assert "fix nvt li nvt temp 700.00" in text and "exclude group frame frame" not in text
     (cmd,) = files.read_commands(out)
     assert cmd.mpi and cmd.argv[:8] == ("lmp", "-sf", "kk", "-k", "on", "g", "8", "-pk")
@@ -151,6 +167,6 @@ def test_h200_profile_renders_allegro_kokkos_on_all_gpus(tmp_path):
         assert spec.kind == "mpi" and spec.np == 8  # one MPI rank per GPU
     params = json.loads((out / "md_params.json").read_text())
     assert params["engine"] == "allegro" and params["gpus"] == 8
-    # without the compiled model on this machine the stage refuses before running
-    with pytest.raises(InputError, match="does not exist"):
-        stage("equilibrate").preflight(Context(study, tmp_path / "run"))
+    # without the installed packaged model on this machine the study refuses before running
+    with pytest.raises(InputError, match="no such model file: /opt/mlmd/models/llzo-allegro"):
+        engine.prepare(study, tmp_path / "refused", None, None, [])

