@@ -51,3 +51,22 @@ def test_bad_input_to_the_check_is_exit_3_and_no_report(tmp_path):
     r = python_m_checks(tmp_path, {"results": "nowhere", "reference": "x", "report": REPORT})
     assert r.returncode == EXIT_BAD_INPUT and "nowhere" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / REPORT).exists()
+
+
+def test_a_check_without_a_reference_says_not_judged_and_why_never_pass(tmp_path):
+    from runbook.llzo import report
+    from runbook.stages.analyze import NOT_JUDGED
+
+    with pytest.raises(ValueError, match="not_judged"):
+        CheckConfig()  # neither: refused
+    with pytest.raises(ValueError, match="not_judged"):
+        CheckConfig(reference="x", not_judged="toy lengths")  # both: refused
+    stage = Check("check", CheckConfig(not_judged="toy lengths no reference was made with"))
+    written = stage.render(None, tmp_path)  # type: ignore[arg-type]
+    assert sorted(p.name for p in written) == ["commands.json", NOT_JUDGED]
+    assert stage.execute(None, tmp_path) == []  # type: ignore[arg-type]
+    res = stage.collect(None, tmp_path)  # type: ignore[arg-type]
+    assert (res.verdict, res.exit_status, res.report) == ("NOT JUDGED", 0, NOT_JUDGED)
+    doc = json.loads((tmp_path / NOT_JUDGED).read_text())
+    lines = report.metrics_table({}, {}, None, doc)
+    assert "**bundle check: NOT JUDGED** (toy lengths no reference was made with)." in lines

@@ -26,6 +26,7 @@ from checks.reference import load_reference
 from checks.results import get_path
 from runbook.llzo import reading
 from runbook.llzo import report_parts as parts
+from runbook.stages.analyze import NOT_JUDGED, REPORT
 
 # (results.json path, label, unit) in the order of METRICS.md
 ROWS = [
@@ -102,7 +103,9 @@ def md_segments(p: dict, here: Path) -> list[str]:
     return [*lines, ""]
 
 
-def metrics_table(res: dict, pub: dict, check: dict | None) -> list[str]:
+def metrics_table(
+    res: dict, pub: dict, check: dict | None, unjudged: dict | None = None
+) -> list[str]:
     verdict = {r["quantity"]: r for r in (check or {}).get("checks", [])}
     lines = [
         "## Metrics (METRICS.md) next to the published study",
@@ -123,6 +126,8 @@ def metrics_table(res: dict, pub: dict, check: dict | None) -> list[str]:
             f"**bundle check against {check['reference']['name']}: {check['status']}** "
             f"({s['pass']} pass, {s['fail']} fail, {s['not_judged']} reported).",
         ]
+    elif unjudged is not None:
+        lines += ["", f"**bundle check: NOT JUDGED** ({unjudged['reason']})."]
     return [*lines, ""]
 
 
@@ -175,11 +180,12 @@ def render_report(p: dict, here: Path) -> str:
         pub = {q.key: q.value for q in load_reference(p["published"]).quantities}
     except Exception:  # the published reference is context only
         pub = {}
-    check = _load(here, p.get("check"), "check.json")
+    check = _load(here, p.get("check"), REPORT)
+    unjudged = _load(here, p.get("check"), NOT_JUDGED)
     lines = [f"# {p['study']} — profile {p['profile']}", ""]
     lines += ["## What this run shows", "", reading.paragraph(res, control, crystal), ""]
     lines += parts.potential(here, p.get("model"))
-    lines += structure(build) + md_segments(p, here) + metrics_table(res, pub, check)
+    lines += structure(build) + md_segments(p, here) + metrics_table(res, pub, check, unjudged)
     lines += uncertainty(res, control, crystal, here) + dynamics(res) + figures(p, here)
     lines += ["", f"Sections of results.json by source: `{json.dumps(res.get('sources', {}))}`"]
     return "\n".join(lines) + "\n"

@@ -429,9 +429,8 @@ class Analyze(LlzoStage, analyze.AnalysisStage):
 # ------------------------------------------------------------------------------- check
 
 
-class CheckConfig(Strict):
+class CheckConfig(analyze.CheckConfig):
     analyze: str = "analyze"
-    reference: str = Field(min_length=1)
 
 
 class Check(LlzoStage, analyze.Check):
@@ -446,7 +445,7 @@ class Check(LlzoStage, analyze.Check):
     def results_path(self, ctx: Context) -> str:
         return ctx.rel(self.cfg.analyze, "results.json")
 
-    def reference(self, ctx: Context) -> str:
+    def reference(self, ctx: Context) -> str | None:
         return self.cfg.reference
 
 

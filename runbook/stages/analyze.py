@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bundle.core.errors import EngineError
 from checks import request
@@ -162,19 +162,30 @@ def _int(item: tuple[str, str]) -> int:
 
 
 class CheckConfig(Strict):
-    reference: str = Field(min_length=1)
+    reference: str | None = Field(None, min_length=1)
+    not_judged: str | None = Field(
+        None, min_length=1, description="instead of `reference`: why no shipped reference can "
+        "judge this profile's results (the stage records it; the verdict is NOT JUDGED)",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _one(self) -> CheckConfig:
+        if (self.reference is None) == (self.not_judged is None):
+            raise ValueError("give `reference`, or `not_judged` saying why none applies")
+        return self
 
 
 @dataclass(frozen=True)
 class CheckResult:
     reference: str
-    verdict: str  # PASS | FAIL: the report's status
+    verdict: str  # PASS | FAIL: the report's status; NOT JUDGED: no reference applies
     exit_status: int
     report: str
 
 
 CHECK_REQUEST = "check_request.json"
 REPORT = "check.json"
+NOT_JUDGED = "not_judged.json"  # a check with no reference: why (read by reports)
 
 
 class Check(Stage):
@@ -189,10 +200,13 @@ class Check(Stage):
         """The results.json to judge (a plug-in study may wire another analyze stage)."""
         return ctx.rel(ctx.upstream_of_kind("analyze", self.name), OUT, "results.json")
 
-    def reference(self, ctx: Context) -> str:
+    def reference(self, ctx: Context) -> str | None:
         return self.cfg.reference  # type: ignore[attr-defined]
 
     def render(self, ctx: Context, stage_dir: Path) -> list[Path]:
+        if self.reference(ctx) is None:
+            why = {"verdict": "NOT JUDGED", "reason": self.cfg.not_judged}  # type: ignore[attr-defined]
+            return [write_params(stage_dir, NOT_JUDGED, why), write_commands(stage_dir, [])]
         req = request.CheckRequest(self.results_path(ctx), self.reference(ctx), REPORT)
         argv = ("python", "-m", "checks", "check", CHECK_REQUEST)
         return [
@@ -201,7 +215,10 @@ class Check(Stage):
         ]
 
     def execute(self, launcher: launchers.Launcher, stage_dir: Path) -> list[list[str]]:
-        (cmd,) = read_commands(stage_dir)
+        cmds = read_commands(stage_dir)
+        if not cmds:
+            return []  # not judged: nothing to run
+        (cmd,) = cmds
         code = launchers.run(launcher, cmd, stage_dir)
         if code not in cmd.ok_codes:
             raise StageFailed(code, cmd, [launcher.argv(cmd, stage_dir)])
@@ -209,6 +226,8 @@ class Check(Stage):
         return [launcher.argv(cmd, stage_dir)]
 
     def collect(self, ctx: Context, stage_dir: Path) -> CheckResult:
+        if self.reference(ctx) is None:
+            return CheckResult("", "NOT JUDGED", 0, NOT_JUDGED)
         code = read_json(stage_dir / "verdict.json")["exit_status"]
         if not (stage_dir / REPORT).is_file():  # exit 1 without a report: it crashed
             raise EngineError(
