@@ -4,8 +4,8 @@ tests/conftest.py):
 
 - `new_seed`: the shipped study with every seed set to NEW_SEED (not a replica of
   checks/references/llzo-gb-700K-cpu.yaml), the translation scan included;
-- `cold`: the same seed with every MD stage at COLD_K. Its first four stages (both builds
-  and relaxations: the anneal is at its own 1000 K, so the temperature sets leave their
+- `cold`: the same seed with every MD stage at COLD_K. Its first five stages (the model
+  record, both builds and relaxations: the anneal is at its own 1000 K, so the temperature sets leave their
   inputs unchanged) are the new seed's, copied once they are complete, so the engine skips
   them (same input hashes); the two runs then go on side by side, one core each (the cpu
   profile is single-threaded).
@@ -27,7 +27,8 @@ from runbook import config
 
 NEW_SEED = 11  # not a replica of checks/references/llzo-gb-700K-cpu.yaml
 COLD_K = 500
-SHARED = ("build_control", "relax_control", "build", "relax")  # no temperature among them
+# no temperature among them (the model stage: the classical baseline's record on cpu)
+SHARED = ("model", "build_control", "relax_control", "build", "relax")
 
 
 def shipped() -> dict:
@@ -64,8 +65,9 @@ def llzo_gb_runs(tmp_path_factory, lammps_module) -> dict:
     first = _start(study, root / "new_seed", seeds, logs["new_seed"], "--until", SHARED[-1])
     shared_ok = first.wait(timeout=2700) == 0
     if shared_ok:
-        for k, name in enumerate(SHARED, start=1):
-            stage = f"{k:02d}_{name}"
+        order = shipped()["stages"]
+        for name in SHARED:
+            stage = f"{order.index(name) + 1:02d}_{name}"
             shutil.copytree(root / "new_seed" / stage, root / "cold" / stage)
     procs = {name: _start(study, root / name, sets, logs[name]) for name, sets in runs.items()}
     out = {}
@@ -73,5 +75,5 @@ def llzo_gb_runs(tmp_path_factory, lammps_module) -> dict:
         code = p.wait(timeout=2700)
         out[name] = {"code": code, "dir": root / name, "log": logs[name].read_text()}
     out["wall_s"] = time.perf_counter() - t0
-    print(f"\nllzo-gb cpu study: two seeds, four stages shared, in {out['wall_s']:.0f} s")
+    print(f"\nllzo-gb cpu study: two seeds, five stages shared, in {out['wall_s']:.0f} s")
     return out
