@@ -5,10 +5,10 @@ tests/conftest.py):
 - `new_seed`: the shipped study with every seed set to NEW_SEED (not a replica of
   checks/references/llzo-gb-700K-cpu.yaml), the translation scan included;
 - `cold`: the same seed with every MD stage at COLD_K. Its first five stages (the model
-  record, both builds and relaxations: the anneal is at its own 1000 K, so the temperature sets leave their
-  inputs unchanged) are the new seed's, copied once they are complete, so the engine skips
-  them (same input hashes); the two runs then go on side by side, one core each (the cpu
-  profile is single-threaded).
+  record, both builds and relaxations: the anneal is at its own 1000 K, so the
+  temperature sets leave their inputs unchanged) are the new seed's, copied once they are
+  complete, so the engine skips them (same input hashes); the two runs then go on side by
+  side, one core each (the cpu profile is single-threaded).
 """
 
 from __future__ import annotations
