@@ -78,14 +78,19 @@ class Context:
         """The stages listed before `name`, in order."""
         return self.study.stages[: self.study.stages.index(name)]
 
+    def last_of_kind(self, kind: str, before: str) -> str | None:
+        """The name of the last stage of `kind` before stage `before`, or None."""
+        found = [n for n in self.before(before) if self.kind_of(n) == kind]
+        return found[-1] if found else None
+
     def upstream_of_kind(self, kind: str, before: str) -> str:
         """The name of the last stage of `kind` before stage `before` (input wiring)."""
-        found = [n for n in self.before(before) if self.kind_of(n) == kind]
-        if not found:
+        name = self.last_of_kind(kind, before)
+        if name is None:
             raise InputError(
                 self.study.source, "stages", f"stage {before} needs a `{kind}` stage before it"
             )
-        return found[-1]
+        return name
 
 
 class Stage:

@@ -91,9 +91,7 @@ class Relax(LlzoStage):
             tdamp_fs=c.tdamp_fs, pdamp_fs=c.pdamp_fs, seed=c.seed, ftol=c.ftol,
             maxiter=c.maxiter, engine=engine,
             potential_file=c.potential_file or str(potential.DEFAULT_FILE), cutoff=c.cutoff_A,
-            kspace_min=c.kspace_min, kspace_md=c.kspace_md,
-            model=(use.file or "") if use else "", r_max=use.r_max_A if use else 0.0,
-            model_manifest=(use.provenance or {}).get("manifest", "") if use else "",
+            kspace_min=c.kspace_min, kspace_md=c.kspace_md, **ModelUse.params(use),
         )  # fmt: skip
 
     def preflight(self, ctx: Context) -> None:

@@ -111,6 +111,14 @@ class ModelUse:
     provenance: dict | None
     r_max_A: float = 0.0
 
+    @staticmethod
+    def params(use: ModelUse | None) -> dict:
+        """The model fields of MD and relax parameters (model, model_manifest, r_max)."""
+        if use is None:
+            return {"model": "", "model_manifest": "", "r_max": 0.0}
+        manifest = (use.provenance or {}).get("manifest", "")
+        return {"model": use.file or "", "model_manifest": manifest, "r_max": use.r_max_A}
+
 
 @dataclass(frozen=True)
 class WithDataFile:
@@ -181,10 +189,8 @@ class Md(LlzoStage):
             tdamp_fs=c.tdamp_fs, velocity_seed=c.seed, dump_every=dump_every,
             thermo_every=c.thermo_every, potential_file=pfile, li_o_scale=c.li_o_scale,
             cutoff=c.cutoff_A, kspace_accuracy=c.kspace_accuracy, engine=engine,
-            model=use.file or "" if use else "", gpus=max(1, ctx.study.active.gpus),
-            framework=c.framework, barostat_z=c.barostat_z, pdamp_fs=c.pdamp_fs,
-            model_manifest=(use.provenance or {}).get("manifest", "") if use else "",
-            r_max=use.r_max_A if use else 0.0,
+            gpus=max(1, ctx.study.active.gpus), framework=c.framework,
+            barostat_z=c.barostat_z, pdamp_fs=c.pdamp_fs, **ModelUse.params(use),
         )  # fmt: skip
 
     def preflight(self, ctx: Context) -> None:
@@ -481,14 +487,7 @@ class Report(LlzoStage):
             # default: the control analysed by the analyze stage (absent: no control section)
             "control": ctx.rel(c.control) if c.control else ctx.rel(c.analyze, "control"),
             "crystal": ctx.rel(c.crystal) if c.crystal else None,
-            "model": next(
-                (
-                    ctx.rel(n)
-                    for n in reversed(ctx.before(self.name))
-                    if ctx.kind_of(n) == MODEL_KIND
-                ),
-                None,
-            ),  # fmt: skip
+            "model": ctx.rel(m) if (m := ctx.last_of_kind(MODEL_KIND, self.name)) else None,
         }
         cmd = Command(("python", "-m", "runbook.llzo.report", "report.json"), "report.log")
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]

@@ -175,8 +175,8 @@ class Md(Stage):
             deepmd_md.check_committee(ctx, self.name, c.deepmd, c.units, c.type_map, c.model)
 
     def structure(self, ctx: Context):
-        found = [n for n in ctx.before(self.name) if ctx.kind_of(n) == "structure"]
-        blk = ctx.study.blocks.get(found[-1], {}) if found else {}
+        found = ctx.last_of_kind("structure", self.name)
+        blk = ctx.study.blocks.get(found, {}) if found else {}
         a = self.c.a_angstrom or blk.get("a_angstrom")
         if a is None:
             raise InputError(ctx.study.source, f"{self.name}.a_angstrom", "no lattice constant")
