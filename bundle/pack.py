@@ -9,7 +9,8 @@ Layout of a bundle (all payload paths are listed and hashed in MANIFEST.json):
     runbook/pseudo/              the generated La/Zr/Al pseudopotentials, inputs, pseudo.yaml
     checks/references/           study references (bundle check)
     bundle/references/           engine references + the packaged model they use
-    models/                      further packaged models (`.nequip.zip`, never compiled)
+    models/                      further packaged models (`<name>.nequip.zip`, never compiled)
+                                 with their `<name>.model_manifest.json`
     pseudo/                      every pseudopotential a shipped study or reference names
     docs/                        README
 
@@ -31,6 +32,8 @@ from pathlib import Path
 from bundle import manifest as mf
 from bundle.core import __version__, io, lock, paths
 from bundle.core.errors import EngineError, InputError, MissingComponent
+from runbook import modelcard, modelref
+from runbook.files import sha256_file
 
 # Folders of the source tree that ship as data (relative to the root), and loose files.
 DATA_DIRS = (
@@ -293,6 +296,31 @@ def save_images(stage: Path, flavor: str, refs: list[str]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- pack
+def copy_models(stage: Path, models: tuple[Path, ...]) -> None:
+    """Each packaged model with its manifest, as `models/<name>.nequip.zip` and
+    `models/<name>.model_manifest.json` (what a `{file: ...}` model reference reads)."""
+    seen: set[str] = set()
+    for m in models:
+        if not m.name.endswith(".nequip.zip") or not m.is_file():
+            raise InputError(m, "(file)", "not a packaged model", "pass a `.nequip.zip` file")
+        card = modelref.manifest_beside(m)
+        if card is None:
+            own = modelref.own_manifest(m).name
+            raise InputError(m, "(file)", f"no {own} or {modelcard.FILENAME} beside it",
+                             "pass the deploy stage's model.nequip.zip")  # fmt: skip
+        want = modelcard.load(card).artifacts.get("packaged", {}).get("sha256")
+        if want != sha256_file(m):
+            raise InputError(card, "artifacts.packaged.sha256", f"{want} is not the SHA-256 of "
+                             f"{m}", "pass the manifest written with this model")  # fmt: skip
+        name = m.name.split(".")[0]
+        if name in seen:
+            raise InputError(m, "(file)", f"a second model named {name!r}",
+                             "rename one: <name>.nequip.zip")  # fmt: skip
+        seen.add(name)
+        _copy(m, stage / "models" / m.name)
+        _copy(card, stage / "models" / modelref.own_manifest(m).name)
+
+
 def source_revision() -> str:
     root = paths.root()
     try:
@@ -327,10 +355,7 @@ def pack(opts: PackOptions) -> PackResult:
     stage.mkdir(parents=True)
     try:
         copy_sources(stage)
-        for m in opts.models:
-            if not m.name.endswith(".nequip.zip"):
-                raise InputError(m, "(file)", "not a packaged model", "pass a `.nequip.zip`")
-            _copy(m, stage / "models" / m.name)
+        copy_models(stage, opts.models)
         shipped = copy_pseudos(stage)
         notes.append(f"pseudopotentials: {', '.join(shipped) or 'none named'}")
         if opts.wheels:

@@ -102,15 +102,27 @@ def _from_run(run: Path, source: str, field: str) -> Resolved:
     )  # fmt: skip
 
 
+def own_manifest(model: Path) -> Path:
+    """`<name>.model_manifest.json` for `<name>.nequip.zip` (several models share a folder)."""
+    return model.parent / f"{model.name.split('.')[0]}.{modelcard.FILENAME}"
+
+
+def manifest_beside(model: Path) -> Path | None:
+    """The model's own manifest, else the folder's `model_manifest.json`, else None."""
+    for card in (own_manifest(model), model.parent / modelcard.FILENAME):
+        if card.is_file():
+            return card
+    return None
+
+
 def _from_file(model: Path, source: str, field: str) -> Resolved:
     if not model.is_file():
         raise InputError(source, field, f"no such model file: {model}",
                          "give a packaged .nequip.zip or compiled .nequip.pt2 model")  # fmt: skip
-    own = model.parent / f"{model.name.split('.')[0]}.{modelcard.FILENAME}"
-    card = own if own.is_file() else model.parent / modelcard.FILENAME
-    if not card.is_file():
-        raise InputError(source, field, f"the model {model} has no {own.name} or "
-                         f"{modelcard.FILENAME} beside it",
+    card = manifest_beside(model)
+    if card is None:
+        raise InputError(source, field, f"the model {model} has no {own_manifest(model).name} "
+                         f"or {modelcard.FILENAME} beside it",
                          "ship the deploy stage's manifest beside it")  # fmt: skip
     packaged = model if model.name.endswith(".zip") else None
     compiled = model if packaged is None else None

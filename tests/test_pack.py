@@ -146,3 +146,28 @@ def test_pack_refuses_an_image_built_from_another_lock(tmp_path, vendor_keys, do
         assert not (tmp_path / "b").exists()
     finally:
         docker_engine.images.remove(ref, force=True)
+
+
+def test_models_ship_with_their_manifest_and_a_foreign_manifest_is_refused(tmp_path, vendor_keys):
+    from bundle import pack
+
+    key, pub = vendor_keys
+    src = tmp_path / "deploy"
+    src.mkdir()
+    model = src / "llzo.nequip.zip"
+    model.write_bytes((pack.references_dir() / "li2o-smoke.nequip.zip").read_bytes())
+    card = pack.references_dir() / "li2o-smoke.model_manifest.json"
+    r = pack_small(tmp_path / "b0", key, "--model", str(model))
+    assert r.exit_code == EXIT_BAD_INPUT and "llzo.model_manifest.json" in r.output
+    (src / "model_manifest.json").write_text(card.read_text())  # the deploy folder's name
+    r = pack_small(tmp_path / "b", key, "--model", str(model))
+    assert r.exit_code == 0, r.output
+    man, _ = mf.read_signed(tmp_path / "b", mf.Trust.parse([str(pub)]))
+    paths = {f.path for f in man.files}
+    assert {"models/llzo.nequip.zip", "models/llzo.model_manifest.json"} <= paths
+    other = json.loads(card.read_text())
+    other["artifacts"]["packaged"]["sha256"] = "0" * 64  # the manifest of another model
+    (src / "llzo.model_manifest.json").write_text(json.dumps(other))
+    r = pack_small(tmp_path / "b2", key, "--model", str(model))
+    assert r.exit_code == EXIT_BAD_INPUT and "artifacts.packaged.sha256" in r.output
+    assert not (tmp_path / "b2").exists() and not (tmp_path / "b2.partial").exists()

@@ -45,7 +45,8 @@ def pack(
         list[str] | None, typer.Option("--image", help="Image ref to ship instead of the flavor's.")
     ] = None,
     model: Annotated[
-        list[Path] | None, typer.Option("--model", help="Extra packaged model (.nequip.zip).")
+        list[Path] | None,
+        typer.Option("--model", help="Extra packaged model (<name>.nequip.zip), manifest beside."),
     ] = None,
     no_images: Annotated[
         bool, typer.Option("--no-images", help="Ship no image (docs/data-only bundles, tests).")
