@@ -72,17 +72,31 @@ def test_report_shows_control_and_boundary_side_by_side(tmp_path):
     res = with_dynamics(make_doc(heights(rng, 60, 400, extra_at_planes=20)),
                         fit(3e-6, 2.5e-6, 3.5e-6), fit(1e-6, 0.8e-6, 1.2e-6))  # fmt: skip
     control = make_doc(heights(rng, 60, 400))
-    build = {"counts": {"Li": 420, "La": 1, "Zr": 1, "O": 1}, "sigma": 5, "plane_hkl": [2, 1, 0],
-             "seed": 1, "charge_e": 0, "box_A": list(map(float, res["box_A"])),
+    build = {"counts": {"O": 1, "Zr": 1, "La": 1, "Al": 4, "Li": 420}, "sigma": 5,
+             "plane_hkl": [2, 1, 0], "seed": 1, "charge_e": 0,
+             "box_A": [float(x) for x in res["box_A"]],
              "gb_planes_A": res["gb_planes_A"]}  # fmt: skip
+    seg = {
+        "wall_s": 9,
+        "result": {
+            "engine": "classical",
+            "temperature_K": 700,
+            "timestep_fs": 2,
+            "framework": "mobile",
+            "md": {"temperature_mean_K": 701.0, "steps": 100, "steps_per_s": 11.0},
+        },
+    }
     for name, doc in (("build/bicrystal.json", build), ("ana/results.json", res),
-                      ("control/results.json", control)):  # fmt: skip
+                      ("control/results.json", control), ("md/manifest.json", seg)):  # fmt: skip
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(json.dumps(doc))
     p = {"study": "llzo-gb", "profile": "cpu", "build": "build", "analyze": "ana", "md": {},
          "published": "llzo-gb-700K-published", "control": "control", "crystal": None}  # fmt: skip
+    p["md"] = {"production": "md"}
     text = report.render_report(p, tmp_path)
+    assert "| production | classical | mobile (every atom) | 700 / 701.0 |" in text
     assert "**Seen (見えた):** a Li-rich boundary" in text
+    assert "bicrystal, seed 1: Li420 Al4 La1 Zr1 O1 (charge 0 e)" in text  # dopant named
     assert "| band ratio |" in text and "blocks (n=5)" in text
     assert "Control checks: band ratio" in text and "No single-crystal run" in text
     assert "| start in a GB band | 3D | 3.000e-06 | 2.50e-06 – 3.50e-06 |" in text

@@ -70,17 +70,26 @@ def _load(here: Path, rel: str | None, name: str = "results.json") -> dict | Non
     return json.loads((here / rel / name).read_text())
 
 
+ELEMENT_ORDER = ("Li", "Al", "Ga", "Ta", "La", "Zr", "O")  # the garnet's usual formula order
+
+
+def formula(counts: dict[str, int]) -> str:
+    """Li25 Al1 La12 Zr8 O48: every element of the cell, dopants included."""
+    rank = {e: i for i, e in enumerate(ELEMENT_ORDER)}
+    els = sorted((e for e, n in counts.items() if n), key=lambda e: (rank.get(e, 99), e))
+    return " ".join(f"{e}{counts[e]}" for e in els)
+
+
 def structure(build: dict) -> list[str]:
-    c = build["counts"]
     return [
         "## Structure",
         "",
         f"Σ{build['sigma']} ({''.join(map(str, build['plane_hkl']))})/[001] symmetric-tilt "
-        f"bicrystal, seed {build['seed']}: Li{c['Li']} La{c['La']} Zr{c['Zr']} O{c['O']} "
+        f"bicrystal, seed {build['seed']}: {formula(build['counts'])} "
         f"(charge {build['charge_e']} e), box "
         + " x ".join(f"{x:.3f}" for x in build["box_A"])
         + f" Å, GB planes at z = {build['gb_planes_A'][0]:.3f} and "
-        f"{build['gb_planes_A'][1]:.3f} Å. Framework frozen; only Li integrated.",
+        f"{build['gb_planes_A'][1]:.3f} Å.",
         "",
     ]
 
@@ -89,14 +98,17 @@ def md_segments(p: dict, here: Path) -> list[str]:
     lines = [
         "## MD segments",
         "",
-        "| segment | engine | T target / mean (K) | steps | timestep (fs) | steps/s | wall (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| segment | engine | framework | T target / mean (K) | steps | timestep (fs) "
+        "| steps/s | wall (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, rel in p["md"].items():
         m = json.loads((here / rel / "manifest.json").read_text())
         r, seg = m["result"], m["result"]["md"]
+        moving = {"frozen": "frozen (only Li integrated)", "mobile": "mobile (every atom)"}
         lines.append(
-            f"| {name} | {r['engine']} | {r['temperature_K']:g} / {seg['temperature_mean_K']:.1f}"
+            f"| {name} | {r['engine']} | {moving.get(r.get('framework', 'frozen'))} "
+            f"| {r['temperature_K']:g} / {seg['temperature_mean_K']:.1f}"
             f" | {seg['steps']} | {r['timestep_fs']:g} | {seg['steps_per_s']:.1f} "
             f"| {m['wall_s']:.0f} |"
         )

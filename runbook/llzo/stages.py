@@ -171,6 +171,7 @@ class MdStageResult:
     engine: str
     md: dict
     model: dict | None = None  # the model loaded (file, sha256, dataset hash, ...)
+    framework: str = "frozen"  # frozen (only Li integrated) | mobile (every atom)
 
 
 class Md(LlzoStage):
@@ -239,6 +240,7 @@ class Md(LlzoStage):
             engine=p.engine,
             md=asdict(r),
             model=self.loaded(ctx, stage_dir, p.engine),
+            framework=c.framework,
         )
 
 
