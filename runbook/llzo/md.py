@@ -208,7 +208,7 @@ def run_input(path: Path) -> dict:
         if spec.exists():
             head, mark, tail = path.read_text().partition(MODEL_MARK)
             lmp.commands_string(head)
-            coupling, extra = _couple(lmp, json.loads(spec.read_text()), threads)
+            coupling, extra = couple(lmp, json.loads(spec.read_text()), threads)
             lmp.commands_string(tail)
         else:
             lmp.file(str(path))
@@ -228,7 +228,7 @@ def run_input(path: Path) -> dict:
     return info
 
 
-def _couple(lmp, spec: dict, threads: int):
+def couple(lmp, spec: dict, threads: int):
     """The model's manifest checked against `units metal` and the type map, then the
     compiled model attached to `fix external` (runbook.mdcoupling)."""
     import torch

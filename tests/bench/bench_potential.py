@@ -8,6 +8,11 @@ SCF per structure family at the cpu settings, and the selection's cost.
    `PWSCF ... WALL` line, atoms, valence electrons, k-points, SCF iterations.
 3. Selection: pooled symmetry functions of every candidate and PCA + FPS, timed here in
    one process (seconds and microseconds per atom), beside what the stage recorded.
+4. Model MD: the study's deployed Allegro model driving LAMMPS through `fix external`
+   (the llzo-gb cpu-allegro path, runbook.llzo.md) against the classical baseline
+   (Buckingham + PPPM, the llzo-gb cpu profile's potential) on the same 1,856-atom Sigma5
+   bicrystal (bench_llzo's cell), every atom mobile, NVT 700 K, 1 fs, one thread each:
+   atom-steps per second of wall and of this process's CPU, and the ratio classical/model.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import re
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from ase.io import read
 
-from runbook import engine, files, loader
+from runbook import engine, files, loader, modelcard
 from runbook.potential import choose, descriptors, selection
 from runbook.potential.config import SelectConfig
 
@@ -129,10 +135,69 @@ def selection_cost(run: Path) -> dict:
     }
 
 
+MODEL_STEPS, CLASSICAL_STEPS = 10, 200
+
+
+def _timed_md(lmp, steps: int, model_seconds=lambda: 0.0) -> dict:
+    """NVT at 700 K after 2 warm-up steps; wall and process-CPU seconds of `steps` steps
+    (and of them, the seconds spent in the model, from `model_seconds()`)."""
+    lmp.commands_string(
+        "timestep 0.001\nvelocity all create 700 4 dist gaussian\n"
+        "fix nvt all nvt temp 700 700 0.1\nrun 2"
+    )
+    w0, c0, m0 = time.perf_counter(), time.process_time(), model_seconds()
+    lmp.command(f"run {steps} pre no post no")
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    n = lmp.get_natoms()
+    return {"atoms": n, "steps": steps, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+            "model_s": round(model_seconds() - m0, 3),
+            "atom_steps_per_s_wall": round(n * steps / wall, 1),
+            "atom_steps_per_s_cpu": round(n * steps / cpu, 1)}  # fmt: skip
+
+
+def model_md(work: Path, run: Path) -> dict:
+    import torch
+
+    from bundle.core import engines
+    from runbook.llzo import TYPE_IDS, md, potential
+    from tests.bench import bench_llzo
+
+    deploy = files.read_manifest(run / "06_deploy")["result"]
+    compiled = run / "06_deploy" / deploy["compiled"]
+    data = bench_llzo._system(work)
+    head = f"units metal\natom_style charge\nread_data {data}\nneighbor 2.0 bin\n"
+    lmps = engines.load_lammps()
+    lmp = lmps.lammps(cmdargs=["-log", "none", "-screen", "none"])
+    lmp.commands_string(head + "\n".join(potential.lammps_lines(potential.load())))
+    classical = _timed_md(lmp, CLASSICAL_STEPS)
+    lmp.close()
+    card = modelcard.load(run / "06_deploy" / modelcard.FILENAME)
+    params = SimpleNamespace(engine="external", r_max=card.r_max_angstrom)
+    lmp = lmps.lammps(cmdargs=["-log", "none", "-screen", "none"])
+    lmp.commands_string(head + "\n".join(md.model_lines(params, 4)))
+    spec = {"model": str(compiled), "manifest": str(run / "06_deploy" / modelcard.FILENAME),
+            "type_map": {str(t): s for s, t in TYPE_IDS.items() if t <= 4}}  # fmt: skip
+    coupling, _ = md.couple(lmp, spec, threads=1)
+    model = _timed_md(lmp, MODEL_STEPS, lambda: coupling.model_seconds)
+    lmp.close()
+    return {
+        "system": "Sigma5 (210) bicrystal, single-atom contact removal, undoped (bench_llzo)",
+        "model": str(compiled),
+        "torch_threads": torch.get_num_threads(),
+        "classical_buckingham_pppm": classical,
+        "allegro_fix_external": model,
+        "ratio_classical_over_model": round(
+            classical["atom_steps_per_s_cpu"] / model["atom_steps_per_s_cpu"], 1
+        ),
+        "load_avg_1min": os.getloadavg()[0],
+    }
+
+
 def run(work: Path) -> dict:
     loop, folder = study_run(work)
     return {
         "study": loop,
         "pw_per_scf_by_family": scf_cost(folder),
         "selection": selection_cost(folder),
+        "model_md": model_md(work, folder),
     }
