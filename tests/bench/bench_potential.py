@@ -8,11 +8,12 @@ SCF per structure family at the cpu settings, and the selection's cost.
    `PWSCF ... WALL` line, atoms, valence electrons, k-points, SCF iterations.
 3. Selection: pooled symmetry functions of every candidate and PCA + FPS, timed here in
    one process (seconds and microseconds per atom), beside what the stage recorded.
-4. Model MD: the study's deployed Allegro model driving LAMMPS through `fix external`
-   (the llzo-gb cpu-allegro path, runbook.llzo.md) against the classical baseline
+4. Model MD: the study's two models, the Allegro model through `fix external` (the
+   llzo-gb cpu-allegro path, runbook.llzo.md) and the DeePMD model through `pair_style
+   deepmd` (a child process with DeePMD's loader path), against the classical baseline
    (Buckingham + PPPM, the llzo-gb cpu profile's potential) on the same 1,856-atom Sigma5
    bicrystal (bench_llzo's cell), every atom mobile, NVT 700 K, 1 fs, one thread each:
-   atom-steps per second of wall and of this process's CPU, and the ratio classical/model.
+   atom-steps per second of wall and of the process's CPU, and classical/model ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -155,40 +158,92 @@ def _timed_md(lmp, steps: int, model_seconds=lambda: 0.0) -> dict:
             "atom_steps_per_s_cpu": round(n * steps / cpu, 1)}  # fmt: skip
 
 
-def model_md(work: Path, run: Path) -> dict:
-    import torch
-
+def _lammps(data: Path, lines: list[str]):
     from bundle.core import engines
-    from runbook.llzo import TYPE_IDS, md, potential
+
+    lmp = engines.load_lammps().lammps(cmdargs=["-log", "none", "-screen", "none"])
+    lmp.commands_string(
+        f"units metal\natom_style charge\nread_data {data}\nneighbor 2.0 bin\n" + "\n".join(lines)
+    )
+    return lmp
+
+
+def _classical(data: Path) -> dict:
+    from runbook.llzo import potential
+
+    lmp = _lammps(data, potential.lammps_lines(potential.load()))
+    try:
+        return _timed_md(lmp, CLASSICAL_STEPS)
+    finally:
+        lmp.close()
+
+
+def _allegro(run: Path, data: Path) -> dict:
+    from runbook.llzo import TYPE_IDS, md
+
+    d = run / "06_deploy"
+    card = modelcard.load(d / modelcard.FILENAME)
+    lmp = _lammps(
+        data, md.model_lines(SimpleNamespace(engine="external", r_max=card.r_max_angstrom), 4)
+    )
+    spec = {"model": str(d / files.read_manifest(d)["result"]["compiled"]),
+            "manifest": str(d / modelcard.FILENAME),
+            "type_map": {str(t): s for s, t in TYPE_IDS.items() if t <= 4}}  # fmt: skip
+    try:
+        coupling, _ = md.couple(lmp, spec, threads=1)
+        return _timed_md(lmp, MODEL_STEPS, lambda: coupling.model_seconds) | {
+            "model": spec["model"]
+        }
+    finally:
+        lmp.close()
+
+
+def _deepmd(run: Path, data: Path) -> dict:
+    """In a child process started with DeePMD's loader path (engines.runtime_env), one
+    thread for TensorFlow's op pools and OpenMP."""
+    from bundle.core import engines
+
+    d = run / "08_train_deepmd"
+    model = d / files.read_manifest(d)["result"]["model"]
+    one = {k: "1" for k in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS",
+                            "DP_INTER_OP_PARALLELISM_THREADS")}  # fmt: skip
+    env = engines.runtime_env(("deepmd",), os.environ | one)
+    argv = [sys.executable, "-m", "tests.bench.bench_potential", "deepmd-md", str(data), str(model)]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"deepmd-md exited {out.returncode}: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1]) | {"model": str(model)}
+
+
+def deepmd_md(data: Path, model: Path) -> dict:
+    """(child) `pair_style deepmd` on the LLZO types 1-4 of `data`, timed."""
+    from bundle.core import engines
+
+    lmp = _lammps(data, [f"pair_style deepmd {model}", "pair_coeff * * Li La Zr O"])
+    try:
+        engines.require_deepmd_plugin(lmp)
+        return _timed_md(lmp, MODEL_STEPS)
+    finally:
+        lmp.close()
+
+
+def model_md(work: Path, run: Path) -> dict:
     from tests.bench import bench_llzo
 
-    deploy = files.read_manifest(run / "06_deploy")["result"]
-    compiled = run / "06_deploy" / deploy["compiled"]
     data = bench_llzo._system(work)
-    head = f"units metal\natom_style charge\nread_data {data}\nneighbor 2.0 bin\n"
-    lmps = engines.load_lammps()
-    lmp = lmps.lammps(cmdargs=["-log", "none", "-screen", "none"])
-    lmp.commands_string(head + "\n".join(potential.lammps_lines(potential.load())))
-    classical = _timed_md(lmp, CLASSICAL_STEPS)
-    lmp.close()
-    card = modelcard.load(run / "06_deploy" / modelcard.FILENAME)
-    params = SimpleNamespace(engine="external", r_max=card.r_max_angstrom)
-    lmp = lmps.lammps(cmdargs=["-log", "none", "-screen", "none"])
-    lmp.commands_string(head + "\n".join(md.model_lines(params, 4)))
-    spec = {"model": str(compiled), "manifest": str(run / "06_deploy" / modelcard.FILENAME),
-            "type_map": {str(t): s for s, t in TYPE_IDS.items() if t <= 4}}  # fmt: skip
-    coupling, _ = md.couple(lmp, spec, threads=1)
-    model = _timed_md(lmp, MODEL_STEPS, lambda: coupling.model_seconds)
-    lmp.close()
+    rates = {
+        "classical_buckingham_pppm": _classical(data),
+        "allegro_fix_external": _allegro(run, data),
+        "deepmd_pair_style": _deepmd(run, data),
+    }
+    base = rates["classical_buckingham_pppm"]["atom_steps_per_s_cpu"]
     return {
         "system": "Sigma5 (210) bicrystal, single-atom contact removal, undoped (bench_llzo)",
-        "model": str(compiled),
-        "torch_threads": torch.get_num_threads(),
-        "classical_buckingham_pppm": classical,
-        "allegro_fix_external": model,
-        "ratio_classical_over_model": round(
-            classical["atom_steps_per_s_cpu"] / model["atom_steps_per_s_cpu"], 1
-        ),
+        "threads": 1,
+        **rates,
+        "classical_over_model_cpu": {
+            k: round(base / v["atom_steps_per_s_cpu"], 1) for k, v in rates.items() if "model" in v
+        },
         "load_avg_1min": os.getloadavg()[0],
     }
 
@@ -201,3 +256,9 @@ def run(work: Path) -> dict:
         "selection": selection_cost(folder),
         "model_md": model_md(work, folder),
     }
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["deepmd-md"] or len(sys.argv) != 4:
+        raise SystemExit("usage: python -m tests.bench.bench_potential deepmd-md DATA MODEL")
+    print(json.dumps(deepmd_md(Path(sys.argv[2]), Path(sys.argv[3]))))
