@@ -61,9 +61,13 @@ ADVICE: dict[str, str] = {
     v.E_MODEL: "The compiled model's forces differ from the stored ones: another torch or "
     "nequip than the lock, or a faulty device (on GPU hosts the check names the GPU: test "
     "it alone, e.g. `nvidia-smi -q -d ECC`).",
-    v.E_LAMMPS: "LAMMPS `fix external` forces differ from the model's Python forces: the "
-    "LAMMPS build or its MPI library is wrong; re-run `bundle install` and see "
-    "logs/model-model-check-*.log.",
+    v.E_LAMMPS: "LAMMPS forces (`fix external`, or `pair_style deepmd` for deepmd-lammps-*) "
+    "differ from the model's Python forces: the LAMMPS build, its MPI library or the DeePMD "
+    "plugin is wrong; re-run `bundle install` and see logs/model-model-check-*.log or "
+    "logs/deepmd-deepmd-check.log.",
+    v.E_DEEPMD: "The DeePMD model's forces differ from the stored ones, or it did not run: "
+    "another DeePMD-kit or TensorFlow than the lock, or its libraries not on the loader path; "
+    "see logs/deepmd-deepmd-check.log.",
     v.E_STUDY: "The reproducibility study did not run to a result: see logs/study-run.log "
     "and logs/study-check.log in the proofpack; fix the first error, then re-run "
     "`bundle verify --profile {profile}`.",

@@ -10,7 +10,8 @@
 | engines          | QE SCF energy vs the stored reference; QE 1 vs 2 MPI ranks; the      |
 |                  | packaged model compiled here, its forces vs stored forces; LAMMPS    |
 |                  | through the production inputs (the md stage's data file and fix-     |
-|                  | external setup template) = the model's Python forces; per GPU        |
+|                  | external setup template) = the model's Python forces; per GPU; the   |
+|                  | shipped DeePMD model's forces vs stored, pair_style deepmd = Python  |
 | reproducibility  | the profile's study through `bundle check` vs its reference          |
 | report           | report.json (`bundle-verify/1`), report.md, proofpack.zip + SHA-256  |
 |                  | + ed25519 signature; host and user names redacted                    |
@@ -22,8 +23,8 @@ Engine references live in `bundle/references/engines.yaml` (data, not code, vali
 by a schema), profile requirements in `bundle/references/profiles.yaml`. Every judged
 number goes through checks.reference.judge_value, the judge `bundle check` uses.
 
-One module per phase (integrity, host, images, engines + the model-check worker,
-reproducibility, report); `common` holds what they share; this module runs them.
+One module per phase (integrity, host, images, engines + the model-check and deepmd-check
+workers, reproducibility, report); `common` holds what they share; this module runs them.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ E_RUNTIME, E_MPI = "HOST-RUNTIME", "HOST-MPI"
 E_IMG_MISSING, E_IMG_LABELS = "IMG-MISSING", "IMG-LABELS"
 E_QE, E_QE_RANKS, E_COMPILE = "ENG-QE", "ENG-QE-RANKS", "ENG-COMPILE"
 E_MODEL, E_LAMMPS = "ENG-MODEL-FORCES", "ENG-LAMMPS"
+E_DEEPMD = "ENG-DEEPMD-FORCES"
 E_STUDY, E_METRIC = "REPRO-RUN", "REPRO-METRIC"
 E_PHASE = "PHASE-ERROR"
 CODES = tuple(v for k, v in dict(globals()).items() if k.startswith("E_"))
@@ -230,12 +231,24 @@ class ModelForces(_Strict):
     bench_atoms: int = Field(3000, ge=1)
 
 
+class DeepmdForces(_Strict):
+    """A frozen DeePMD-kit model (TensorFlow backend: the cpu image's), evaluated by
+    DeePMD-kit's Python and by LAMMPS `pair_style deepmd` (no compile step)."""
+
+    model: str
+    model_manifest: str
+    structure: str
+    tolerance_ev_a: PerProfile
+    lammps_tolerance: LammpsTolerance
+
+
 class EngineReferences(_Strict):
     """bundle/references/engines.yaml (schema engine-references/1)."""
 
     schema_: Literal["engine-references/1"] = Field(alias="schema")
     qe_scf: QeScf
     model_forces: ModelForces | None = None
+    deepmd_forces: DeepmdForces | None = None
 
 
 def references() -> EngineReferences:

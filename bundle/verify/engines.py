@@ -7,6 +7,9 @@
   driven by it through the inputs production renders (bundle.verify.worker: the md
   stage's data file and `templates/lammps/setup-fix-external.lmp.j2`) vs its Python
   forces, energy and pressure.
+- The shipped DeePMD-kit model (cpu profile): DeePMD-kit's Python forces vs the stored
+  ones, and LAMMPS `pair_style deepmd` through the production setup
+  (`templates/lammps/setup-deepmd.lmp.j2`; bundle.verify.deepmd_worker) vs them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bundle import pack
 from bundle.core.errors import BundleError, InputError
 from bundle.verify.common import (
     E_COMPILE,
+    E_DEEPMD,
     E_LAMMPS,
     E_MODEL,
     E_QE,
@@ -33,6 +37,7 @@ from bundle.verify.common import (
     SKIP,
     Check,
     Context,
+    DeepmdForces,
     LammpsTolerance,
     ModelForces,
     QeScf,
@@ -61,9 +66,11 @@ def _launcher(ctx: Context, np_: int, gpus: int = 0):
     return launchers.Container(runtime, ref, binds=(str(ctx.work),), np=np_, gpus=gpus)
 
 
-def _run(ctx: Context, argv: tuple[str, ...], cwd: Path, log: str, np_: int = 1, mpi=False):
+def _run(
+    ctx: Context, argv: tuple[str, ...], cwd: Path, log: str, np_: int = 1, mpi=False, needs=()
+):
     """One engine command through the launcher; its log is kept for the proofpack."""
-    cmd = launchers.Command(argv, log, mpi=mpi)
+    cmd = launchers.Command(argv, log, mpi=mpi, needs=needs)
     rc = launchers.run(_launcher(ctx, np_, gpus=len(ctx.gpus) if ctx.gpus else 0), cmd, cwd)
     shutil.copyfile(cwd / log, ctx.logs / f"{cwd.name}-{log}")
     return rc
@@ -181,20 +188,46 @@ def engine_model(ctx: Context, ref: ModelForces) -> list[Check]:
     return out
 
 
-def lammps_checks(r: dict, lt: LammpsTolerance, device: str) -> list[Check]:
+def lammps_checks(r: dict, lt: LammpsTolerance, device: str, prefix: str = "") -> list[Check]:
     """LAMMPS (driven through the production inputs) vs the model called from Python, from
-    a model-check result (bundle.verify.worker.model_check)."""
+    a model-check result (bundle.verify.worker.model_check, deepmd_worker.deepmd_check)."""
     f, fl = np.asarray(r["forces_ev_a"]), np.asarray(r["lammps_forces_ev_a"])
     dp = abs(r["lammps_press_bar"] - r["press_bar"]) / max(abs(r["press_bar"]), 1.0)
     de = abs(r["lammps_energy_ev"] - r["energy_ev"])
+    name = f"{prefix}lammps"
     return [
-        within(PH, f"lammps-forces[{device}]", float(np.abs(fl - f).max()), lt.forces_ev_a,
+        within(PH, f"{name}-forces[{device}]", float(np.abs(fl - f).max()), lt.forces_ev_a,
                "eV/A", E_LAMMPS, "max |F_lammps - F_python|"),
-        within(PH, f"lammps-energy[{device}]", de, lt.energy_ev, "eV", E_LAMMPS,
+        within(PH, f"{name}-energy[{device}]", de, lt.energy_ev, "eV", E_LAMMPS,
                "|E_lammps - E_python|"),
-        within(PH, f"lammps-virial[{device}]", dp, lt.pressure_rel, "", E_LAMMPS,
+        within(PH, f"{name}-virial[{device}]", dp, lt.pressure_rel, "", E_LAMMPS,
                f"|P_lammps - P_python|/|P| (P = {r['press_bar']:.1f} bar)"),
     ]  # fmt: skip
+
+
+def engine_deepmd(ctx: Context, ref: DeepmdForces) -> list[Check]:
+    """The shipped DeePMD model here (CPU): its Python forces vs the stored ones, and
+    LAMMPS `pair_style deepmd` through the production setup vs its Python values."""
+    if ctx.opts.profile != "cpu":  # the reference is a TensorFlow model of the cpu image
+        why = "the shipped DeePMD reference is the cpu image's TensorFlow model"
+        return [Check(PH, "deepmd-forces", SKIP, why)]
+    d = fresh(ctx.work / "deepmd")
+    for name in (ref.model, ref.structure):
+        shutil.copyfile(pack.references_dir() / name, d / name)
+    argv = ("python", "-m", "bundle.verify", "deepmd-check", "--model", ref.model,
+            "--structure", ref.structure, "--out", "forces-deepmd.json")  # fmt: skip
+    rc = _run(ctx, argv, d, "deepmd-check.log", needs=("deepmd",))
+    res = d / "forces-deepmd.json"
+    if rc != 0 or not res.is_file():
+        why = f"DeePMD evaluation exited {rc}; log {d / 'deepmd-check.log'}"
+        return [Check(PH, "deepmd-forces[cpu]", FAIL, why, E_DEEPMD)]
+    r = json.loads(res.read_text())
+    fref = np.asarray(read(d / ref.structure).get_forces())
+    dev = float(np.abs(np.asarray(r["forces_ev_a"]) - fref).max())
+    tol = ref.tolerance_ev_a.of(ctx.opts.profile)
+    what = f"max |F - F_ref| over {len(fref)} atoms"
+    out = [within(PH, "deepmd-forces[cpu]", dev, tol, "eV/A", E_DEEPMD, what)]
+    return out + lammps_checks(r, ref.lammps_tolerance, "cpu", prefix="deepmd-")
 
 
 def _record_bench(ctx: Context, ref: ModelForces, device: str, b: dict) -> Check:
@@ -217,4 +250,8 @@ def phase_engines(ctx: Context) -> list[Check]:
         out += engine_model(ctx, refs.model_forces)
     else:
         out.append(Check(PH, "model-forces", SKIP, "no stored model reference"))
+    if refs.deepmd_forces is not None:
+        out += engine_deepmd(ctx, refs.deepmd_forces)
+    else:
+        out.append(Check(PH, "deepmd-forces", SKIP, "no stored DeePMD reference"))
     return out

@@ -1,0 +1,95 @@
+"""`python -m bundle.verify deepmd-check ...`: the engines phase's DeePMD worker.
+
+The shipped frozen DeePMD-kit model on the stored structure, evaluated twice: in
+DeePMD-kit's Python (`DeepPot`: energy, forces, virial) and through LAMMPS `pair_style
+deepmd` driven by the input production renders (runbook.deepmd.md.render_setup, i.e.
+`templates/lammps/setup-deepmd.lmp.j2`, and the md stage's data file). TensorFlow and the
+LAMMPS plugin need DeePMD's loader path before Python starts: the caller runs this as a
+command with `needs=("deepmd",)` (bundle.core.engines.deepmd_env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from bundle.core import engines
+from bundle.core.errors import InputError
+from runbook.deepmd.md import DeepmdMd, render_setup
+from runbook.stages.md import write_data
+
+EV_A3_TO_BAR = 1.602176634e6  # 1 eV/A^3 in bar (LAMMPS metal pressure unit)
+
+
+def python_eval(model: Path, atoms) -> dict:
+    """DeepPot's energy (eV), forces (eV/Å) and pressure (bar, from the virial)."""
+    from deepmd.infer import DeepPot
+
+    dp = DeepPot(str(model))
+    tmap = dp.get_type_map()
+    syms = atoms.get_chemical_symbols()
+    unknown = sorted(set(syms) - set(tmap))
+    if unknown:
+        raise InputError(model, "type_map", f"does not know {', '.join(unknown)} ({tmap})")
+    types = np.array([tmap.index(s) for s in syms])
+    e, f, v = dp.eval(atoms.positions.reshape(1, -1), atoms.cell.array.reshape(1, -1), types)
+    press = float(np.trace(np.asarray(v).reshape(3, 3))) / (3 * atoms.get_volume())
+    return {"energy_ev": float(np.ravel(e)[0]), "forces_ev_a": np.asarray(f).reshape(-1, 3),
+            "press_bar": press * EV_A3_TO_BAR}  # fmt: skip
+
+
+def lammps_eval(model: Path, atoms, workdir: Path) -> dict:
+    """LAMMPS `pair_style deepmd` at step 0 through the production setup, one rank."""
+    species = list(dict.fromkeys(atoms.get_chemical_symbols()))
+    type_map = {i + 1: s for i, s in enumerate(species)}
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_data(workdir / "data.lmp", atoms, type_map, "atomic", "bundle verify")
+    setup = render_setup(workdir, units="metal", model=str(model.resolve()), committee=[],
+                         type_names=species, cfg=DeepmdMd(), where="bundle verify")  # fmt: skip
+    here = Path.cwd()
+    os.chdir(workdir)  # the setup names data.lmp relative to its folder
+    try:
+        lmp = engines.load_lammps().lammps(cmdargs=["-nocite", "-screen", "none", "-log", "none"])
+        engines.require_deepmd_plugin(lmp)
+        lmp.file(setup.name)
+        lmp.command("thermo_style custom step pe press")
+        lmp.command("run 0")
+        n = len(atoms)
+        ids = np.asarray(lmp.numpy.extract_atom("id")[:n])
+        forces = np.empty((n, 3))
+        forces[ids - 1] = lmp.numpy.extract_atom("f")[:n]
+        out = {"lammps_energy_ev": float(lmp.get_thermo("pe")), "lammps_forces_ev_a": forces,
+               "lammps_press_bar": float(lmp.get_thermo("press"))}  # fmt: skip
+        lmp.close()
+    finally:
+        os.chdir(here)
+    return out
+
+
+def deepmd_check(model: Path, structure: Path) -> dict:
+    atoms = read(structure)
+    atoms.calc = None
+    cell = np.asarray(atoms.cell)
+    if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-9:
+        raise InputError(structure, "cell", "not orthorhombic", "use an orthorhombic cell")
+    atoms.wrap()
+    doc = {"device": "cpu", "n_atoms": len(atoms)}
+    doc |= python_eval(model, atoms) | lammps_eval(model, atoms, Path("lammps-deepmd"))
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in doc.items()}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bundle.verify deepmd-check")
+    ap.add_argument("--model", type=Path, required=True, help="frozen DeePMD-kit model (.pb)")
+    ap.add_argument("--structure", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    doc = deepmd_check(a.model, a.structure)
+    a.out.write_text(json.dumps(doc) + "\n")
+    print(f"energy {doc['energy_ev']:.8f} eV, LAMMPS {doc['lammps_energy_ev']:.8f} eV")
+    return 0
