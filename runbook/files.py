@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bundle.core import io, lock
+from bundle.core.errors import EngineError
 from runbook.launchers import Command
 
 MANIFEST = "manifest.json"
@@ -123,3 +124,12 @@ def installed_versions(tools: tuple[str, ...]) -> dict[str, str]:
             with contextlib.suppress(metadata.PackageNotFoundError):
                 out[t] = metadata.version(t)
     return out
+
+
+def written(path: Path, *logs: str) -> Path:
+    """`path` when the stage's step wrote it; else one line naming it and the logs (in
+    its folder, or a path relative to it) to read."""
+    if not path.exists():
+        see = ", ".join(str(path.parent / log) for log in logs)
+        raise EngineError(f"{path} not written; see {see}")
+    return path

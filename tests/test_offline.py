@@ -140,7 +140,8 @@ def test_pack_install_verify_offline_passes(offline_run):
     assert (
         table["devices"][0]["device"] == "cpu" and table["devices"][0]["points"][0]["atoms"] > 2000
     )
-    assert {"engines/qe-energy", "engines/qe-ranks-1v2-energy", f"images/{img['ref']}"} <= names
+    assert {"engines/qe-energy", "engines/qe-ranks-1v2-energy", f"images/{img['ref']}",
+            "engines/deepmd-forces[cpu]", "engines/deepmd-lammps-forces[cpu]"} <= names  # fmt: skip
 
 
 def test_a_lost_image_tag_fails_verify_with_the_hint_and_reinstall_restores_it(

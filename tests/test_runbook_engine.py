@@ -235,3 +235,15 @@ def test_a_stage_whose_result_says_stop_ends_the_run_and_a_rerun_stops_there_aga
     path = _write(tmp_path, doc)
     s = _run(path, run, force=["gate"])
     assert s.ran == ["gate", "dataset_like"] and s.stopped is None
+
+
+def test_an_output_a_step_did_not_write_is_one_line_naming_it_and_its_logs(tmp_path):
+    out = tmp_path / "stage" / "results.json"
+    out.parent.mkdir()
+    with pytest.raises(EngineError) as e:
+        files.written(out, "analyze.log", "merge.log")
+    assert str(e.value) == (
+        f"{out} not written; see {out.parent / 'analyze.log'}, {out.parent / 'merge.log'}"
+    )
+    out.write_text("{}")
+    assert files.written(out, "analyze.log") == out

@@ -124,7 +124,8 @@ def test_quick_verify_from_the_source_checkout(tmp_path):
         assert checks[f"integrity/{name}"]["reason"].startswith("source checkout")
     assert checks["integrity/python-env"]["status"] == "PASS"
     assert checks["images/images"]["status"] == checks["host/host"]["status"] == "SKIP"
-    for name in ("qe-energy", "model-forces[cpu]", "lammps-forces[cpu]", "lammps-virial[cpu]"):
+    for name in ("qe-energy", "model-forces[cpu]", "lammps-forces[cpu]", "lammps-virial[cpu]",
+                 "deepmd-forces[cpu]", "deepmd-lammps-forces[cpu]"):  # fmt: skip
         assert checks[f"engines/{name}"]["status"] == "PASS", checks[f"engines/{name}"]
 
 

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from bundle.core import render
 from bundle.core.errors import EngineError, InputError
-from runbook import lammpslog, modelcard
+from runbook import files, lammpslog, modelcard
 from runbook.config import Strict
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
@@ -85,9 +85,7 @@ class Build(LlzoStage):
         return [write_params(stage_dir, "build.json", p), write_commands(stage_dir, [cmd])]
 
     def collect(self, ctx: Context, stage_dir: Path) -> BuildResult:
-        path = stage_dir / "cell.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'build.log'}")
+        path = files.written(stage_dir / "cell.json", "build.log")
         d = json.loads(path.read_text())
         return BuildResult(d["data_file"], d["box_A"], d["volume_A3"], d["counts"], d["source"])
 
@@ -165,17 +163,17 @@ class Md(LlzoStage):
         frozen = c.frozen_framework if c.frozen_framework is not None else c.potential == "baseline"
         common = self._potential_context(c)
         data_in = ctx.rel(c.input, ctx.result(c.input, WithDataFile).data_file)
-        files, cmds = [], []
+        rendered, cmds = [], []
         for t in c.temperatures_K:
             for seed in c.seeds:
                 run = Path("runs") / run_name(t, seed)
                 (stage_dir / run).mkdir(parents=True, exist_ok=True)
-                files.append(render.render_to(
+                rendered.append(render.render_to(
                     stage_dir / run / "setup.lmp", "lammps/li_diffusion_setup.lmp.j2",
                     temperature_K=t, seed=seed, data_in=data_in, frozen=frozen,
                     skin=c.skin_A, accelerator=ctx.study.active.accelerator, **common,
                 ))  # fmt: skip
-                files.append(render.render_to(
+                rendered.append(render.render_to(
                     stage_dir / run / "run.lmp", "lammps/li_diffusion_run.lmp.j2",
                     temperature_K=t, seed=seed, timestep_fs=c.timestep_fs,
                     tdamp_fs=c.tdamp_fs, equilibrate_steps=equil, production_steps=prod,
@@ -185,12 +183,12 @@ class Md(LlzoStage):
                 p = {"setup": str(run / "setup.lmp"), "run": str(run / "run.lmp"),
                      "log": str(run / "log.lammps"), "potential": c.potential,
                      "model": c.model, "type_names": TYPE_NAMES}  # fmt: skip
-                files.append(write_params(stage_dir / run, "run.json", p))
+                rendered.append(write_params(stage_dir / run, "run.json", p))
                 if gpu:
-                    files.append(self._gpu_input(stage_dir, run))
+                    rendered.append(self._gpu_input(stage_dir, run))
                 cmds.append(self._command(c, ctx, run))
-        files.append(write_commands(stage_dir, cmds))
-        return files
+        rendered.append(write_commands(stage_dir, cmds))
+        return rendered
 
     def _potential_context(self, c: MdConfig) -> dict:
         if c.potential == "baseline":
@@ -245,8 +243,7 @@ class Md(LlzoStage):
 def _collect_run(stage_dir: Path, run: Path, t: float, seed: int) -> dict:
     """One run's numbers: the NVE production's Li temperature and energy drift, its cost."""
     log, traj = stage_dir / run / "log.lammps", stage_dir / run / "traj.lammpstrj"
-    if not traj.exists():
-        raise EngineError(f"{traj} not written; see {stage_dir / run / 'md.log'}")
+    files.written(traj, "md.log")
     text = log.read_text(errors="replace")
     blocks, loops = lammpslog.thermo_blocks(text), lammpslog.loop_times(text)
     if len(blocks) < 2 or len(loops) < 2:
@@ -313,9 +310,7 @@ class Analyze(LlzoStage):
         return [write_params(stage_dir, "analysis.json", p), write_commands(stage_dir, [cmd])]
 
     def collect(self, ctx: Context, stage_dir: Path) -> LidiffAnalyzeResult:
-        path = stage_dir / "results.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'analyze.log'}")
+        path = files.written(stage_dir / "results.json", "analyze.log")
         r = json.loads(path.read_text())
         a = r.get("arrhenius") or {}
         numbers = {
@@ -353,6 +348,5 @@ class Report(LlzoStage):
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]
 
     def collect(self, ctx: Context, stage_dir: Path) -> ReportResult:
-        if not (stage_dir / "report.md").exists():
-            raise EngineError(f"{stage_dir / 'report.md'} not written; see report.log")
+        files.written(stage_dir / "report.md", "report.log")
         return ReportResult("report.md", sorted(p.name for p in stage_dir.glob("*.png")))

@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from bundle.core.errors import EngineError, InputError
+from bundle.core.errors import InputError
+from runbook import files
 from runbook.config import Strict
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
@@ -99,9 +100,7 @@ class Build(LlzoStage):
         return [write_params(stage_dir, "build.json", p), write_commands(stage_dir, [cmd])]
 
     def collect(self, ctx: Context, stage_dir: Path) -> BuildResult:
-        path = stage_dir / "bicrystal.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'build.log'}")
+        path = files.written(stage_dir / "bicrystal.json", "build.log")
         d = json.loads(path.read_text())
         best = None
         if d.get("scan"):

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundle.core.errors import EngineError, InputError
-from runbook import modelcard, modelref
+from bundle.core.errors import InputError
+from runbook import files, modelcard, modelref
 from runbook.config import Strict
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
@@ -106,9 +106,7 @@ class Model(LlzoStage):
         if r is None:
             return ModelResult(None, None)
         if ctx.study.active.accelerator == "cuda":
-            out = stage_dir / COMPILED
-            if not out.exists():
-                raise EngineError(f"{out} not written; see {stage_dir / 'compile.log'}")
+            out = files.written(stage_dir / COMPILED, "compile.log")
             prov = modelref.provenance(r, out) | {
                 "manifest": str(stage_dir / modelcard.FILENAME),
                 "compiled_from": str(r.packaged),

@@ -20,7 +20,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from bundle.core.errors import EngineError, InputError
+from bundle.core.errors import InputError
+from runbook import files
 from runbook.config import Strict
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
@@ -126,7 +127,7 @@ class Relax(LlzoStage):
             "potential_file": p.potential_file,
             "kspace_min": p.kspace_min,
         }
-        files = [
+        rendered = [
             relax.render(p, stage_dir, data_in),
             write_params(stage_dir, "relax_post.json", post),
         ]
@@ -138,13 +139,11 @@ class Relax(LlzoStage):
         else:
             run = Command(("python", "-m", "runbook.llzo.md", "in.lammps"), "relax.log")
         post_cmd = Command(("python", "-m", "runbook.llzo.relax", "relax_post.json"), "post.log")
-        files.append(write_commands(stage_dir, [run, post_cmd]))
-        return files
+        rendered.append(write_commands(stage_dir, [run, post_cmd]))
+        return rendered
 
     def collect(self, ctx: Context, stage_dir: Path) -> RelaxResult:
-        path = stage_dir / "relax.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see relax.log and post.log in {stage_dir}")
+        path = files.written(stage_dir / "relax.json", "relax.log", "post.log")
         d = json.loads(path.read_text())
         gamma = (d.get("gamma") or {}).get("gamma_J_m2")
         engine = self.params(ctx).engine

@@ -31,7 +31,7 @@ from pydantic import Field
 from bundle.core.errors import EngineError, InputError
 from checks import request
 from checks.schema import Results
-from runbook import modelcard
+from runbook import files, modelcard
 from runbook.config import Strict
 from runbook.files import read_json, write_commands, write_params
 from runbook.launchers import Command
@@ -211,7 +211,7 @@ class Md(LlzoStage):
         data_in = ctx.rel(c.input, ctx.result(c.input, WithDataFile).data_file)
         use = None if self.engine(ctx) == "classical" else self.model_use(ctx, stage_dir / data_in)
         p = self.params(ctx, use)
-        files = [md.render(p, stage_dir, data_in)]
+        rendered = [md.render(p, stage_dir, data_in)]
         if p.engine == "allegro":
             g = str(p.gpus)
             argv = ("lmp", "-sf", "kk", "-k", "on", "g", g, "-pk", "kokkos", "newton", "on",
@@ -219,8 +219,8 @@ class Md(LlzoStage):
             cmd = Command(argv, "md.log", mpi=True)
         else:
             cmd = Command(("python", "-m", "runbook.llzo.md", "in.lammps"), "md.log")
-        files.append(write_commands(stage_dir, [cmd]))
-        return files
+        rendered.append(write_commands(stage_dir, [cmd]))
+        return rendered
 
     def collect(self, ctx: Context, stage_dir: Path) -> MdStageResult:
         c = self.cfg
@@ -310,9 +310,7 @@ class Insert(LlzoStage):
         ]
 
     def collect(self, ctx: Context, stage_dir: Path) -> InsertResult:
-        path = stage_dir / "insert.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'insert.log'}")
+        path = files.written(stage_dir / "insert.json", "insert.log")
         d = json.loads(path.read_text())
         return InsertResult(d["data_file"], d["ids_file"], d["n_excess"], min(d["ids"]),
                             d["charge_e"])  # fmt: skip
@@ -400,10 +398,10 @@ class Analyze(LlzoStage, analyze.AnalysisStage):
             reqs["control"] = self._request(ctx, "control", c.control_from, c.control_build,
                                             li_sites=self._sites(ctx, c.control_build))  # fmt: skip
             merge += ["--control", "control"]
-        files = [write_params(stage_dir, f"analyze_{n}.json", r.to_json()) for n, r in reqs.items()]
+        out = [write_params(stage_dir, f"analyze_{n}.json", r.to_json()) for n, r in reqs.items()]
         cmds = [analyze.analysis_command(f"analyze_{n}.json", f"analyze_{n}.log") for n in reqs]
         cmds.append(Command(tuple(merge), "merge.log"))
-        return [*files, write_commands(stage_dir, cmds)]
+        return [*out, write_commands(stage_dir, cmds)]
 
     def requests(self, stage_dir: Path) -> dict[str, request.AnalysisRequest]:
         return {
@@ -421,8 +419,7 @@ class Analyze(LlzoStage, analyze.AnalysisStage):
 
     def collect(self, ctx: Context, stage_dir: Path) -> LlzoAnalyzeResult:
         path = stage_dir / self.results_file
-        if not path.exists():
-            raise EngineError(f"{path} not written; see the analyze_*.log files")
+        files.written(path, "analyze_*.log")
         r = Results.of(self.results(stage_dir), path)
         numbers = {
             "peak_ratio": r.peak_ratio,
@@ -495,6 +492,5 @@ class Report(LlzoStage):
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]
 
     def collect(self, ctx: Context, stage_dir: Path) -> ReportResult:
-        if not (stage_dir / "report.md").exists():
-            raise EngineError(f"{stage_dir / 'report.md'} not written; see report.log")
+        files.written(stage_dir / "report.md", "report.log")
         return ReportResult("report.md", sorted(p.name for p in stage_dir.glob("*.png")))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundle.core.errors import EngineError, InputError
-from runbook import launchers, modelcard, stages
+from runbook import files, launchers, modelcard, stages
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.potential import ENV_CLASSES, phases
@@ -165,9 +165,7 @@ class Select(Stage):
         return ctx.upstream_of_kind("sample", self.name)
 
     def collect(self, ctx: Context, stage_dir: Path) -> SelectResult:
-        path = stage_dir / "selection.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'select.log'}")
+        path = files.written(stage_dir / "selection.json", "select.log")
         d = json.loads(path.read_text())
         n = sum(v["selected"] for v in d["classes"].values())
         return SelectResult("structures.extxyz", n, d["classes"], d["rule"], d["parameters"],
@@ -294,9 +292,7 @@ class Validate(Stage):
         ]
 
     def collect(self, ctx: Context, stage_dir: Path) -> ValidateResult:
-        path = stage_dir / "validation.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'validate.log'}")
+        path = files.written(stage_dir / "validation.json", "validate.log")
         d = json.loads(path.read_text())
         stab = {k: v for k, v in d["stability"].items() if k != "series"}
         return ValidateResult(d["verdict"], d["reasons"], d["classes"], stab, d["model"],
@@ -387,9 +383,7 @@ class Compare(Stage):
         return [write_params(stage_dir, "compare.json", p), write_commands(stage_dir, [step])]
 
     def collect(self, ctx: Context, stage_dir: Path) -> CompareResult:
-        path = stage_dir / "comparison.json"
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'compare.log'}")
+        path = files.written(stage_dir / "comparison.json", "compare.log")
         d = json.loads(path.read_text())
         winners = {cls: {s: w["winner"] for s, w in r.get("winner", {}).items()}
                    for cls, r in d["classes"].items()}  # fmt: skip

@@ -23,7 +23,7 @@ from bundle.core.errors import EngineError
 from checks import request
 from checks.results import load_results
 from checks.schema import Results
-from runbook import launchers
+from runbook import files, launchers
 from runbook.config import Strict
 from runbook.files import read_commands, read_json, write_commands, write_params
 from runbook.launchers import Command
@@ -143,8 +143,7 @@ class Analyze(AnalysisStage):
 
     def collect(self, ctx: Context, stage_dir: Path) -> AnalyzeResult:
         path = stage_dir / self.results_file
-        if not path.exists():
-            raise EngineError(f"{path} not written; see {stage_dir / 'analyze.log'}")
+        files.written(path, "analyze.log")
         r = Results.of(self.results(stage_dir), path)
         numbers: dict[str, Any] = {
             "rho_bulk_per_A3": r.rho_bulk_per_A3,

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bundle.core.errors import EngineError
-from runbook import modelcard
+from runbook import files, modelcard
 from runbook.config import Strict
 from runbook.files import python_step, sha256_file, write_commands, write_params
 from runbook.launchers import Command
@@ -87,8 +86,7 @@ class Deploy(Stage):
     def collect(self, ctx: Context, stage_dir: Path) -> DeployResult:
         target, device = self.target(ctx)
         for f in (PACKAGED, COMPILED):
-            if not (stage_dir / f).exists():
-                raise EngineError(f"{stage_dir / f} not written; see compile.log / package.log")
+            files.written(stage_dir / f, "package.log", "compile.log")
         train = ctx.upstream_of_kind("train", self.name)
         card = modelcard.load(ctx.dir_of(train) / modelcard.FILENAME)
         card.artifacts = {

@@ -21,8 +21,8 @@ from ase.data import atomic_masses, atomic_numbers
 from pydantic import Field
 
 from bundle.core import render
-from bundle.core.errors import EngineError, InputError
-from runbook import crystal, lammpslog, modelcard
+from bundle.core.errors import InputError
+from runbook import crystal, files, lammpslog, modelcard
 from runbook.config import Strict
 from runbook.deepmd import md as deepmd_md
 from runbook.files import python_step, read_json, sha256_file, write_commands, write_params
@@ -370,8 +370,7 @@ class Md(Stage):
         )
 
     def collect(self, ctx: Context, stage_dir: Path) -> MdResult:
-        if not (stage_dir / DUMP).exists():
-            raise EngineError(f"{stage_dir / DUMP} not written; see md.log")
+        files.written(stage_dir / DUMP, "md.log")
         th = lammpslog.read_log(stage_dir / "log.lammps")[-1]
         res = (
             read_json(stage_dir / "md_result.json")

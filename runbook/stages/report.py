@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundle.core.errors import EngineError
+from runbook import files
 from runbook.config import Strict
 from runbook.files import python_step, write_commands, write_params
 from runbook.stage import Context, Stage
@@ -42,7 +42,6 @@ class Report(Stage):
         ]
 
     def collect(self, ctx: Context, stage_dir: Path) -> ReportResult:
-        if not (stage_dir / "report.md").exists():
-            raise EngineError(f"{stage_dir / 'report.md'} not written; see report.log")
+        files.written(stage_dir / "report.md", "report.log")
         figs = sorted(p.name for p in (stage_dir / "figures").glob("*.png"))
         return ReportResult("report.md", figs)

@@ -9,7 +9,8 @@ from typing import Literal
 from ase.io import read
 from pydantic import Field
 
-from bundle.core.errors import EngineError, InputError
+from bundle.core.errors import InputError
+from runbook import files
 from runbook.config import Strict
 from runbook.files import python_step, write_commands, write_params
 from runbook.stage import Context, Stage
@@ -70,7 +71,6 @@ class Structure(Stage):
 
     def collect(self, ctx: Context, stage_dir: Path) -> StructureResult:
         path = stage_dir / "structures.extxyz"
-        if not path.exists():
-            raise EngineError(f"{path}: not written; see {stage_dir / 'structure.log'}")
+        files.written(path, "structure.log")
         frames = read(path, index=":")
         return StructureResult(path.name, len(frames), [len(a) for a in frames])

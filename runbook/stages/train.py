@@ -16,8 +16,8 @@ from ase.io import read
 from pydantic import Field
 
 from bundle.core import lock, render
-from bundle.core.errors import EngineError, InputError
-from runbook import energyref, modelcard
+from bundle.core.errors import InputError
+from runbook import energyref, files, modelcard
 from runbook.config import Strict
 from runbook.files import sha256_file, write_commands
 from runbook.launchers import STAGE_DIR, Command
@@ -158,8 +158,7 @@ class Train(Stage):
     def collect(self, ctx: Context, stage_dir: Path) -> TrainResult:
         c: TrainConfig = self.cfg  # type: ignore[assignment]
         ckpt = stage_dir / "best.ckpt"
-        if not ckpt.exists():
-            raise EngineError(f"{ckpt} not written; see {stage_dir / 'train.log'}")
+        files.written(ckpt, "train.log")
         epochs, val, test = read_metrics(stage_dir / "logs" / "version_0" / "metrics.csv")
         ds = ctx.upstream_of_kind("dataset", self.name)
         manifest = modelcard.ModelManifest(
