@@ -119,12 +119,17 @@ def kpoint_grid(cell: np.ndarray, spacing_inv_a: float) -> list[int]:
     return [max(1, math.ceil(float(np.linalg.norm(b)) / spacing_inv_a - 1e-9)) for b in recip]
 
 
-def input_context(atoms, species: dict[str, str], cfg, prefix: str, smeared: bool = False) -> dict:
+def input_context(
+    atoms, species: dict[str, str], cfg, prefix: str, smeared: bool = False, local_tf=False
+) -> dict:
     """Template context for one SCF: `species` maps symbol → pseudopotential file name;
     pw.x reads the pseudopotentials from `./pseudo` of the stage folder. `smeared`: the
     frame has partly filled bands (e.g. an extra electron), so occupations are smeared
-    (`cfg.smearing`, `cfg.degauss_ry`). With `cfg.kpoint_gamma` a single unshifted k-point
-    is written as `K_POINTS gamma` (real wavefunctions: about half the cost)."""
+    (`cfg.smearing`, `cfg.degauss_ry`). `local_tf`: density mixing with local Thomas-Fermi
+    screening (`mixing_mode = 'local-TF'`), against charge sloshing in inhomogeneous cells;
+    it changes the path of the SCF, not its converged result. With `cfg.kpoint_gamma` a
+    single unshifted k-point is written as `K_POINTS gamma` (real wavefunctions: about
+    half the cost)."""
     from ase.data import atomic_masses, atomic_numbers
 
     symbols = atoms.get_chemical_symbols()
@@ -151,4 +156,5 @@ def input_context(atoms, species: dict[str, str], cfg, prefix: str, smeared: boo
         "ecutrho": cfg.ecutrho_ry,
         "conv_thr": f"{cfg.conv_thr_per_atom_ry * len(atoms):.3e}",
         "mixing_beta": cfg.mixing_beta,
+        "mixing_mode": "local-TF" if local_tf else None,
     }

@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from runbook.al import label, loop, select
+from runbook import labelstore
+from runbook.al import loop, select
 
 
 def test_farthest_points_spreads_and_caps():
@@ -36,11 +37,11 @@ def test_label_key_covers_the_input_and_the_pseudopotentials(tmp_path):
     (tmp_path / "pseudo").mkdir()
     (tmp_path / "pseudo" / "Li.UPF").write_text("li")
     (tmp_path / "pw-000.in").write_text("&control\n/\n")
-    k0 = label.label_key(tmp_path, "pw-000.in")
+    k0 = labelstore.key(tmp_path, "pw-000.in")
     (tmp_path / "pseudo" / "Li.UPF").write_text("li, another version")
-    k1 = label.label_key(tmp_path, "pw-000.in")
+    k1 = labelstore.key(tmp_path, "pw-000.in")
     (tmp_path / "pw-000.in").write_text("&control\n calculation='scf'\n/\n")
-    assert len({k0, k1, label.label_key(tmp_path, "pw-000.in")}) == 3
+    assert len({k0, k1, labelstore.key(tmp_path, "pw-000.in")}) == 3
 
 
 def test_store_keeps_a_finished_label_once(tmp_path):
@@ -49,15 +50,18 @@ def test_store_keeps_a_finished_label_once(tmp_path):
     store = tmp_path / "labels"
     (store / "k").mkdir(parents=True)  # a folder a kill left without `done`
     (store / "k" / "pw.out").write_text("partial")
-    final = label.keep(store, "k", out, 0)
+    final = labelstore.keep(store, "k", out, 0)
     assert (final / "pw.out").read_text() == "first"
     assert json.loads((final / "done").read_text())["exit_status"] == 0
     mtime = (final / "done").stat().st_mtime_ns
     out.write_text("second")
-    label.keep(store, "k", out, 2)  # finished already: untouched
+    labelstore.keep(store, "k", out, 2)  # finished already: untouched
     assert (final / "pw.out").read_text() == "first"
     assert (final / "done").stat().st_mtime_ns == mtime
     assert not list(store.glob(".tmp-*"))
+    dest = tmp_path / "again.out"
+    assert labelstore.fetch(store, "k", dest) == 0 and dest.read_text() == "first"
+    assert labelstore.fetch(store, "other", dest) is None
 
 
 def test_loop_blocks_wire_each_iteration_to_the_previous():

@@ -87,6 +87,12 @@ def test_golden_h200_pw_input_of_a_96_atom_cell(tmp_path):
     )  # fmt: skip
     assert "K_POINTS gamma" in text and "occupations = 'smearing'" in text
     assert "degauss = 0.0100" in text and "nat = 97" in text
+    assert "mixing_mode" not in text  # plain mixing unless the frame's class asks
+    assert cpu.cfg.local_tf_classes == ["gb"]
+    text = render.render_text(
+        "qe/pw-scf.in.j2", **qe.input_context(atoms, SPECIES, cpu.cfg, "pw-002", local_tf=True)
+    )
+    assert "  mixing_beta = 0.4000\n  mixing_mode = 'local-TF'\n  electron_maxstep" in text
 
 
 def _fake_dataset(run: Path) -> None:

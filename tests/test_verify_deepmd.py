@@ -1,5 +1,5 @@
 """`bundle verify`'s DeePMD engine check on the shipped reference (bundle/references:
-the llzo-potential cpu study's DeePMD model and a 188-atom Al-doped LLZO cell): DeePMD-kit's
+a DeePMD model of the smoke Li2O labels and a 96-atom Li2O cell): DeePMD-kit's
 Python forces against the stored ones, and LAMMPS `pair_style deepmd` through the
 production setup template against its Python values; stored forces moved by 2 meV/Å on
 one atom FAIL the force check (and only it); the h200 profile says why it skips."""
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.engine
 
 def context(tmp_path, profile: str = "cpu") -> Context:
     for d in ("work", "logs"):
-        (tmp_path / d).mkdir(exist_ok=True)
+        (tmp_path / d).mkdir(parents=True, exist_ok=True)
     return Context(VerifyOptions(profile=profile), paths.root(), tmp_path, tmp_path / "work",
                    tmp_path / "logs", say=lambda _: None)  # fmt: skip
 

@@ -5,27 +5,20 @@ recorded in the result's `excluded` and left out, never kept as a label).
 
 Resumable per frame. The engine wipes a stage folder that a kill left incomplete; a
 finished label must survive that. Each finished pw.x run is therefore also kept in the
-run's label store, `<run>/labels/<key>/` (pw.out and a `done` mark, written into a
-temporary folder and renamed: a kill leaves either a finished label or none), where
-`key` is the SHA-256 of the frame's rendered pw.x input and the pseudopotentials' bytes:
-the same frame with the same settings. On a re-run the stage takes a finished label
-from the store instead of running pw.x again; `label-record.json` and the result list
-which frames ran pw.x (`computed`) and which were taken from the store (`reused`).
-An SCF that did not converge is a finished label too (it is not retried; it stays
-excluded).
+run's label store (runbook.labelstore: `<run>/labels/<key>/`, keyed by the rendered input
+and the pseudopotentials' bytes). On a re-run the stage takes a finished label from the
+store instead of running pw.x again; `label-record.json` and the result list which frames
+ran pw.x (`computed`) and which were taken from the store (`reused`). An SCF that did not
+converge is a finished label too (it is not retried; it stays excluded).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from runbook import launchers
+from runbook import labelstore, launchers
 from runbook.al.select import SelectResult
 from runbook.files import read_commands, write_commands
 from runbook.stage import Context, StageFailed
@@ -66,20 +59,18 @@ class Label(Dft):
         return super().render(ctx, stage_dir)
 
     def execute(self, launcher: launchers.Launcher, stage_dir: Path) -> list[list[str]]:
-        store = stage_dir.parent / STORE
+        store = labelstore.store_of(stage_dir)
         ran, computed, reused = [], [], []
         for cmd in read_commands(stage_dir):
-            key = label_key(stage_dir, cmd.argv[-1])
-            done = store / key
-            if (done / DONE).is_file():
-                shutil.copyfile(done / "pw.out", stage_dir / cmd.log)
+            key = labelstore.key(stage_dir, cmd.argv[-1])
+            if labelstore.fetch(store, key, stage_dir / cmd.log) is not None:
                 reused.append({"input": cmd.argv[-1], "key": key})
                 continue
             ran.append(launcher.argv(cmd, stage_dir))
             code = launchers.run(launcher, cmd, stage_dir)
             if not self.accepts(code, cmd, stage_dir):
                 raise StageFailed(code, cmd, ran)
-            keep(store, key, stage_dir / cmd.log, code)
+            labelstore.keep(store, key, stage_dir / cmd.log, code)
             computed.append({"input": cmd.argv[-1], "key": key})
         record = {"computed": computed, "reused": reused}
         (stage_dir / RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
@@ -90,27 +81,3 @@ class Label(Dft):
         if self.n_frames(ctx) == 0:
             return LabelResult(file=None, n_frames=0, pw_version="", **rec)
         return LabelResult(**asdict(super().collect(ctx, stage_dir)), **rec)
-
-
-def label_key(stage_dir: Path, input_name: str) -> str:
-    """SHA-256 of a pw.x input and of the pseudopotential files it names (pseudo/)."""
-    h = hashlib.sha256((stage_dir / input_name).read_bytes())
-    for p in sorted((stage_dir / "pseudo").iterdir()):
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
-
-
-def keep(store: Path, key: str, out: Path, code: int) -> Path:
-    """Put a finished pw.x output into the store: tmp folder, `done`, rename."""
-    final = store / key
-    if (final / DONE).is_file():
-        return final
-    tmp = store / f".tmp-{key}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copyfile(out, tmp / "pw.out")
-    mark = {"exit_status": code, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (tmp / DONE).write_text(json.dumps(mark) + "\n")
-    shutil.rmtree(final, ignore_errors=True)  # a folder without `done`: never finished
-    os.replace(tmp, final)
-    return final

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundle.core.errors import EngineError, InputError
-from runbook import files, launchers, modelcard, stages
+from runbook import files, labelstore, launchers, modelcard, stages
 from runbook.files import write_commands, write_params
 from runbook.launchers import Command
 from runbook.potential import ENV_CLASSES, phases
@@ -183,20 +183,33 @@ def _children_cpu() -> float:
 class Dft(dft.Dft):
     """The generic `dft` stage that also records, per pw.x run, the wall and CPU seconds
     (the CPU of pw.x and mpirun, from the kernel's accounting of finished children) in
-    `timings.json`: on a shared machine the CPU seconds are the cost."""
+    `timings.json`: on a shared machine the CPU seconds are the cost. Labels go through
+    the run's label store (runbook.labelstore): a frame already labelled with the same
+    input and pseudopotentials (a killed run, or a re-run after a settings change that
+    left it alone) is taken from there, recorded as `reused` instead of timed."""
 
     def execute(self, launcher: launchers.Launcher, stage_dir: Path) -> list[list[str]]:
         self._timings: list[dict] = []
         return super().execute(launcher, stage_dir)
 
     def run_command(self, launcher: launchers.Launcher, cmd: Command, stage_dir: Path) -> int:
+        store, key = labelstore.store_of(stage_dir), labelstore.key(stage_dir, cmd.argv[-1])
+        code = labelstore.fetch(store, key, stage_dir / cmd.log)
+        if code is not None:
+            self._record({"log": cmd.log, "exit_status": code, "reused": key}, stage_dir)
+            return code
         t0, c0 = time.perf_counter(), _children_cpu()
         code = super().run_command(launcher, cmd, stage_dir)
-        self._timings.append({"log": cmd.log, "exit_status": code,
-                              "wall_s": round(time.perf_counter() - t0, 2),
-                              "cpu_s": round(_children_cpu() - c0, 2)})  # fmt: skip
-        (stage_dir / TIMINGS).write_text(json.dumps(self._timings, indent=1) + "\n")
+        self._record({"log": cmd.log, "exit_status": code,
+                      "wall_s": round(time.perf_counter() - t0, 2),
+                      "cpu_s": round(_children_cpu() - c0, 2)}, stage_dir)  # fmt: skip
+        if self.accepts(code, cmd, stage_dir):
+            labelstore.keep(store, key, stage_dir / cmd.log, code)
         return code
+
+    def _record(self, timing: dict, stage_dir: Path) -> None:
+        self._timings.append(timing)
+        (stage_dir / TIMINGS).write_text(json.dumps(self._timings, indent=1) + "\n")
 
 
 class Train(train.Train):

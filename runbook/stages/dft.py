@@ -55,6 +55,11 @@ class DftConfig(Strict):
     )
     smearing: Literal["mv", "gaussian", "fd"] = "mv"
     degauss_ry: float = Field(0.01, gt=0)
+    local_tf_classes: list[str] = Field(
+        [],
+        description="frames whose info `env_class` is listed mix the density with "
+        "mixing_mode 'local-TF' (inhomogeneous cells: interfaces, surfaces, vacuum gaps)",
+    )
 
     def search_path(self) -> list[Path]:
         dirs = self.pseudo_path or [self.pseudo_dir]
@@ -133,8 +138,10 @@ class Dft(Stage):
         ok = (0, qe.EXIT_NOT_CONVERGED)  # a non-converged frame is excluded in collect
         for i, atoms in enumerate(frames):
             name = pw_name(i)
-            smeared = atoms.info.get("env_class") in c.smearing_classes
-            ctxt = qe.input_context(atoms, species, c, prefix=name, smeared=smeared)
+            cls = atoms.info.get("env_class")
+            ctxt = qe.input_context(atoms, species, c, prefix=name,
+                                    smeared=cls in c.smearing_classes,
+                                    local_tf=cls in c.local_tf_classes)  # fmt: skip
             files.append(render.render_to(stage_dir / f"{name}.in", "qe/pw-scf.in.j2", **ctxt))
             commands.append(
                 Command(("pw.x", "-in", f"{name}.in"), f"{name}.out", mpi=True, ok_codes=ok)
