@@ -86,7 +86,7 @@ def test_golden_h200_pw_input_of_a_96_atom_cell(tmp_path):
                            prefix="pw-001", smeared=True),
     )  # fmt: skip
     assert "K_POINTS gamma" in text and "occupations = 'smearing'" in text
-    assert "degauss = 0.0100" in text and "nat = 97" in text
+    assert "degauss = 0.0200" in text and "nat = 97" in text
     assert "mixing_mode" not in text  # plain mixing unless the frame's class asks
     assert cpu.cfg.local_tf_classes == ["gb"]
     text = render.render_text(
