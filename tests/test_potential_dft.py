@@ -100,3 +100,25 @@ def test_pseudo_path_is_searched_in_order_and_excludes_pseudo_dir(tmp_path):
     both = loader.load("smoke-li2o", overrides=["dft.pseudo_path=[/tmp]"])
     with pytest.raises(InputError, match="both pseudo_dir and pseudo_path"):
         stages.build(both, "dft").preflight(engine.Context(both, tmp_path))
+
+
+def test_the_potential_dft_stage_reuses_finished_labels_from_the_run_label_store(tmp_path):
+    """A forced re-run of the dft stage (as after a kill, or after a settings change that
+    left a frame's input alone) takes both labels from `<run>/labels`, runs no pw.x, and
+    gives the same dft.extxyz; a frame whose input changed would get a new key."""
+    require_program("pw.x")
+    path = li2o_study(tmp_path, 100)
+    doc = yaml.safe_load(path.read_text())
+    doc["dft"]["kind"] = "runbook.potential.stages:Dft"
+    path.write_text(yaml.safe_dump(doc))
+    study = loader.load(path)
+    run = tmp_path / "run"
+    engine.run(study, run, echo=lambda _: None)
+    first = json.loads((run / "02_dft" / "timings.json").read_text())
+    assert [t["exit_status"] for t in first] == [0, 0] and all("cpu_s" in t for t in first)
+    assert len(list((run / "labels").glob("*/done"))) == 2
+    energies = [a.get_potential_energy() for a in read(run / "02_dft" / "dft.extxyz", ":")]
+    engine.run(study, run, force=["dft"], echo=lambda _: None)
+    again = json.loads((run / "02_dft" / "timings.json").read_text())
+    assert [sorted(t) for t in again] == [["exit_status", "log", "reused"]] * 2
+    assert [a.get_potential_energy() for a in read(run / "02_dft" / "dft.extxyz", ":")] == energies
