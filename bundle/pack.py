@@ -32,8 +32,6 @@ from pathlib import Path
 from bundle import manifest as mf
 from bundle.core import __version__, io, lock, paths
 from bundle.core.errors import EngineError, InputError, MissingComponent
-from runbook import modelcard, modelref
-from runbook.files import sha256_file
 
 # Folders of the source tree that ship as data (relative to the root), and loose files.
 DATA_DIRS = (
@@ -299,6 +297,9 @@ def save_images(stage: Path, flavor: str, refs: list[str]) -> list[dict]:
 def copy_models(stage: Path, models: tuple[Path, ...]) -> None:
     """Each packaged model with its manifest, as `models/<name>.nequip.zip` and
     `models/<name>.model_manifest.json` (what a `{file: ...}` model reference reads)."""
+    from runbook import modelcard, modelref  # the runbook's stages: only when models ship
+    from runbook.files import sha256_file
+
     seen: set[str] = set()
     for m in models:
         if not m.name.endswith(".nequip.zip") or not m.is_file():
