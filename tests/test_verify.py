@@ -93,6 +93,7 @@ def test_quick_verify_of_an_installed_bundle(installed_quick):
     assert checks["engines/qe-energy"]["status"] == "PASS"
     assert checks["engines/qe-ranks-1v2-energy"]["status"] == "PASS"
     assert checks["engines/qe-energy"]["value"] == pytest.approx(-251.82149261, abs=1e-6)
+    assert checks["engines/deepmd-forces[cpu]"]["status"] == "PASS"  # the installed copy
     assert checks["images/images"]["status"] == "SKIP"  # the bundle ships none
     assert "--quick" in checks["reproducibility/llzo-gb"]["reason"]
     # one console line per check, in phase order
