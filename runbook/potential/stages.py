@@ -183,7 +183,7 @@ def _children_cpu() -> float:
 class Dft(dft.Dft):
     """The generic `dft` stage that also records, per pw.x run, the wall and CPU seconds
     (the CPU of pw.x and mpirun, from the kernel's accounting of finished children) in
-    `timings.json`: on a shared machine the CPU seconds are the cost. Labels go through
+    `timings.json`: on a shared machine the CPU seconds are the cost. pw.x labels go through
     the run's label store (runbook.labelstore): a frame already labelled with the same
     input and pseudopotentials (a killed run, or a re-run after a settings change that
     left it alone) is taken from there, recorded as `reused` instead of timed."""
@@ -193,8 +193,9 @@ class Dft(dft.Dft):
         return super().execute(launcher, stage_dir)
 
     def run_command(self, launcher: launchers.Launcher, cmd: Command, stage_dir: Path) -> int:
-        store, key = labelstore.store_of(stage_dir), labelstore.key(stage_dir, cmd.argv[-1])
-        code = labelstore.fetch(store, key, stage_dir / cmd.log)
+        store = labelstore.store_of(stage_dir)
+        key = labelstore.key(stage_dir, cmd.argv[-1]) if cmd.argv[0] == "pw.x" else None
+        code = labelstore.fetch(store, key, stage_dir / cmd.log) if key else None
         if code is not None:
             self._record({"log": cmd.log, "exit_status": code, "reused": key}, stage_dir)
             return code
@@ -203,7 +204,7 @@ class Dft(dft.Dft):
         self._record({"log": cmd.log, "exit_status": code,
                       "wall_s": round(time.perf_counter() - t0, 2),
                       "cpu_s": round(_children_cpu() - c0, 2)}, stage_dir)  # fmt: skip
-        if self.accepts(code, cmd, stage_dir):
+        if key and self.accepts(code, cmd, stage_dir):
             labelstore.keep(store, key, stage_dir / cmd.log, code)
         return code
 
