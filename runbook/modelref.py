@@ -93,13 +93,21 @@ def _from_run(run: Path, source: str, field: str) -> Resolved:
     after = stages[[s[0] for s in stages].index(name) + 1 :]
     for _, _, sd, sm in after:
         if sm and sm.get("status") == "complete" and (sd / VALIDATION).is_file():
-            vpath = sd / VALIDATION
-            verdict = json.loads(vpath.read_text()).get("verdict")
+            doc = json.loads((sd / VALIDATION).read_text())
+            if _validates(sd, d, doc):  # not another model's (the DeePMD one of the run)
+                vpath, verdict = sd / VALIDATION, doc.get("verdict")
     return Resolved(
         field, run, d / PACKAGED if (d / PACKAGED).is_file() else None,
         d / COMPILED if (d / COMPILED).is_file() else None, card,
         _load(card, source, field), verdict, vpath,
     )  # fmt: skip
+
+
+def _validates(stage_dir: Path, deploy: Path, doc: dict) -> bool:
+    """Whether a validation record is of the deploy stage's model (its `model` path, relative
+    to the validate stage, lies in the deploy folder; a record naming none is taken)."""
+    model = doc.get("model")
+    return model is None or (stage_dir / model).resolve().parent == deploy.resolve()
 
 
 def own_manifest(model: Path) -> Path:

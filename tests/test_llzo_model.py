@@ -80,6 +80,27 @@ def test_the_reference_resolves_to_the_deploy_stage_with_its_verdict(tmp_path):
     assert r.verdict == "PASS" and r.validation == run / "03_validate" / "validation.json"
 
 
+def test_the_verdict_is_the_deployed_models_not_the_deepmd_models_of_the_same_run(tmp_path):
+    """A potential run validates its Allegro model (07_validate) and then its DeePMD model
+    (09_validate_deepmd): the model reference takes the verdict of the record that names
+    the deployed model, not the last one."""
+    run = potential_run(tmp_path)
+    own = {"verdict": "PASS", "model": "../02_deploy/model.nequip.pt2"}
+    (run / "03_validate" / "validation.json").write_text(json.dumps(own))
+    d = run / "04_validate_deepmd"
+    d.mkdir()
+    (d / files.MANIFEST).write_text(json.dumps({"kind": "check", "status": "complete"}))
+    other = {"verdict": "FAIL", "model": "../05_train_deepmd/model.pb"}
+    (d / "validation.json").write_text(json.dumps(other))
+    doc = json.loads((run / "study.json").read_text())
+    (run / "study.json").write_text(json.dumps(doc | {"stages": [*doc["stages"], d.name[3:]]}))
+    s = study(run)
+    r = modelstage.Model("model", stage_config(s, "model", modelstage.ModelConfig)).resolve(
+        Context(s, tmp_path / "gb")
+    )
+    assert r.verdict == "PASS" and r.validation == run / "03_validate" / "validation.json"
+
+
 def test_a_relative_run_resolves_against_the_directory_bundle_run_starts_in(tmp_path, monkeypatch):
     potential_run(tmp_path)
     monkeypatch.chdir(tmp_path)
