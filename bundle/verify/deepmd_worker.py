@@ -20,10 +20,9 @@ from ase.io import read
 
 from bundle.core import engines
 from bundle.core.errors import InputError
+from bundle.verify import worker
+from bundle.verify.worker import EV_A3_TO_BAR
 from runbook.deepmd.md import DeepmdMd, render_setup
-from runbook.stages.md import write_data
-
-EV_A3_TO_BAR = 1.602176634e6  # 1 eV/A^3 in bar (LAMMPS metal pressure unit)
 
 
 def python_eval(model: Path, atoms) -> dict:
@@ -43,14 +42,12 @@ def python_eval(model: Path, atoms) -> dict:
             "press_bar": press * EV_A3_TO_BAR}  # fmt: skip
 
 
-def lammps_eval(model: Path, atoms, workdir: Path) -> dict:
-    """LAMMPS `pair_style deepmd` at step 0 through the production setup, one rank."""
-    species = list(dict.fromkeys(atoms.get_chemical_symbols()))
-    type_map = {i + 1: s for i, s in enumerate(species)}
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_data(workdir / "data.lmp", atoms, type_map, "atomic", "bundle verify")
+def lammps_eval(model: Path, atoms, type_map: dict[int, str], workdir: Path) -> dict:
+    """LAMMPS `pair_style deepmd` at step 0 through the production setup, one rank, on the
+    data file `lammps_input` wrote into `workdir`."""
     setup = render_setup(workdir, units="metal", model=str(model.resolve()), committee=[],
-                         type_names=species, cfg=DeepmdMd(), where="bundle verify")  # fmt: skip
+                         type_names=list(type_map.values()), cfg=DeepmdMd(),
+                         where="bundle verify")  # fmt: skip
     here = Path.cwd()
     os.chdir(workdir)  # the setup names data.lmp relative to its folder
     try:
@@ -59,27 +56,19 @@ def lammps_eval(model: Path, atoms, workdir: Path) -> dict:
         lmp.file(setup.name)
         lmp.command("thermo_style custom step pe press")
         lmp.command("run 0")
-        n = len(atoms)
-        ids = np.asarray(lmp.numpy.extract_atom("id")[:n])
-        forces = np.empty((n, 3))
-        forces[ids - 1] = lmp.numpy.extract_atom("f")[:n]
-        out = {"lammps_energy_ev": float(lmp.get_thermo("pe")), "lammps_forces_ev_a": forces,
-               "lammps_press_bar": float(lmp.get_thermo("press"))}  # fmt: skip
+        out = worker.step0(lmp, len(atoms))
         lmp.close()
     finally:
         os.chdir(here)
-    return out
+    return {"lammps_energy_ev": out["energy"], "lammps_forces_ev_a": out["forces"],
+            "lammps_press_bar": out["press_bar"]}  # fmt: skip
 
 
 def deepmd_check(model: Path, structure: Path) -> dict:
-    atoms = read(structure)
+    atoms, type_map, _ = worker.lammps_input(read(structure), Path("lammps-deepmd"), structure)
     atoms.calc = None
-    cell = np.asarray(atoms.cell)
-    if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-9:
-        raise InputError(structure, "cell", "not orthorhombic", "use an orthorhombic cell")
-    atoms.wrap()
     doc = {"device": "cpu", "n_atoms": len(atoms)}
-    doc |= python_eval(model, atoms) | lammps_eval(model, atoms, Path("lammps-deepmd"))
+    doc |= python_eval(model, atoms) | lammps_eval(model, atoms, type_map, Path("lammps-deepmd"))
     return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in doc.items()}
 
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase.io import read
@@ -26,19 +27,38 @@ from runbook.stages.md import render_fix_external, write_data
 EV_A3_TO_BAR = 1.602176634e6  # 1 eV/A^3 in bar (LAMMPS metal pressure unit)
 
 
-def lammps_run(atoms, calc, r_max: float, workdir: Path, md_steps: int = 0) -> dict:
-    """LAMMPS on `atoms` through the production CPU inputs (data file + fix-external setup
-    rendered into `workdir`), the model coupled by `fix external pf/callback` on 1 rank:
-    forces, energy and pressure at step 0, then `md_steps` of NVE, timed."""
+def lammps_input(atoms, workdir: Path, source="structure") -> tuple[Any, dict[int, str], Path]:
+    """An orthorhombic, wrapped copy of `atoms`, its LAMMPS type map (species in order of
+    appearance) and the md stage's data file of it in `workdir`."""
     cell = np.asarray(atoms.cell)
     if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-9:
-        raise InputError("structure", "cell", "not orthorhombic", "use an orthorhombic cell")
+        raise InputError(source, "cell", "not orthorhombic", "use an orthorhombic cell")
     atoms = atoms.copy()
     atoms.wrap()
     species = list(dict.fromkeys(atoms.get_chemical_symbols()))
     type_map = {i + 1: s for i, s in enumerate(species)}
     workdir.mkdir(parents=True, exist_ok=True)
     data = write_data(workdir / "data.lmp", atoms, type_map, "atomic", "bundle verify")
+    return atoms, type_map, data
+
+
+def step0(lmp, n: int) -> dict:
+    """Forces (by atom id), potential energy and pressure of a LAMMPS run just done."""
+    ids = np.asarray(lmp.numpy.extract_atom("id")[:n])
+    forces = np.empty((n, 3))
+    forces[ids - 1] = lmp.numpy.extract_atom("f")[:n]
+    return {
+        "forces": forces,
+        "energy": float(lmp.get_thermo("pe")),
+        "press_bar": float(lmp.get_thermo("press")),
+    }
+
+
+def lammps_run(atoms, calc, r_max: float, workdir: Path, md_steps: int = 0) -> dict:
+    """LAMMPS on `atoms` through the production CPU inputs (data file + fix-external setup
+    rendered into `workdir`), the model coupled by `fix external pf/callback` on 1 rank:
+    forces, energy and pressure at step 0, then `md_steps` of NVE, timed."""
+    atoms, type_map, data = lammps_input(atoms, workdir)
     setup = render_fix_external(workdir, "metal", str(data.resolve()), r_max)
     n = len(atoms)
     lmp = engines.load_lammps().lammps(cmdargs=["-nocite", "-screen", "none", "-log", "none"])
@@ -48,14 +68,7 @@ def lammps_run(atoms, calc, r_max: float, workdir: Path, md_steps: int = 0) -> d
     lmp.command("run 0")
     if coupling.error is not None:
         raise RuntimeError(f"the model callback failed: {coupling.error!r}")
-    ids = np.asarray(lmp.numpy.extract_atom("id")[:n])
-    forces = np.empty((n, 3))
-    forces[ids - 1] = lmp.numpy.extract_atom("f")[:n]
-    out = {
-        "forces": forces,
-        "energy": float(lmp.get_thermo("pe")),
-        "press_bar": float(lmp.get_thermo("press")),
-    }
+    out = step0(lmp, n)
     if md_steps:
         lmp.commands_string("velocity all create 700.0 4928459 dist gaussian\nfix md all nve\n")
         t0 = time.perf_counter()
