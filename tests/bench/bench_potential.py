@@ -178,10 +178,10 @@ def _classical(data: Path) -> dict:
         lmp.close()
 
 
-def _allegro(run: Path, data: Path) -> dict:
+def _allegro(d: Path, data: Path) -> dict:
+    """`d`: the run's deploy stage folder."""
     from runbook.llzo import TYPE_IDS, md
 
-    d = run / "06_deploy"
     card = modelcard.load(d / modelcard.FILENAME)
     lmp = _lammps(
         data, md.model_lines(SimpleNamespace(engine="external", r_max=card.r_max_angstrom), 4)
@@ -198,12 +198,11 @@ def _allegro(run: Path, data: Path) -> dict:
         lmp.close()
 
 
-def _deepmd(run: Path, data: Path) -> dict:
-    """In a child process started with DeePMD's loader path (engines.runtime_env), one
-    thread for TensorFlow's op pools and OpenMP."""
+def _deepmd(d: Path, data: Path) -> dict:
+    """`d`: the run's train_deepmd stage folder. In a child process started with DeePMD's
+    loader path (engines.runtime_env), one thread for TensorFlow's op pools and OpenMP."""
     from bundle.core import engines
 
-    d = run / "08_train_deepmd"
     model = d / files.read_manifest(d)["result"]["model"]
     one = {k: "1" for k in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS",
                             "DP_INTER_OP_PARALLELISM_THREADS")}  # fmt: skip
@@ -230,11 +229,12 @@ def deepmd_md(data: Path, model: Path) -> dict:
 def model_md(work: Path, run: Path) -> dict:
     from tests.bench import bench_llzo
 
+    ctx = engine.Context(loader.load("llzo-potential"), run)
     data = bench_llzo._system(work)
     rates = {
         "classical_buckingham_pppm": _classical(data),
-        "allegro_fix_external": _allegro(run, data),
-        "deepmd_pair_style": _deepmd(run, data),
+        "allegro_fix_external": _allegro(ctx.dir_of("deploy"), data),
+        "deepmd_pair_style": _deepmd(ctx.dir_of("train_deepmd"), data),
     }
     base = rates["classical_buckingham_pppm"]["atom_steps_per_s_cpu"]
     return {
