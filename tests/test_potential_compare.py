@@ -175,8 +175,11 @@ def test_main_writes_the_table_and_keeps_verdicts_per_model(tmp_path, monkeypatc
     )
     other = [{**f, "e_err_meV_atom": f["e_err_meV_atom"] * 3} for f in frames]
     docs = {"a.json": ("PASS", frames, []), "b.json": ("FAIL", other, ["gb: too large"])}
+    speed = {"atoms": 96, "steps": 200, "temperature_K": 600.0, "atom_steps_per_s": 4392.4,
+             "wall_s": 4.37, "model_s": 4.07, "stable": False}  # fmt: skip
     for name, (verdict, fr, reasons) in docs.items():
-        doc = {"verdict": verdict, "reasons": reasons, "model": name, "frames": fr}
+        doc = {"verdict": verdict, "reasons": reasons, "model": name, "frames": fr,
+               "stability": speed if name == "a.json" else {}}  # fmt: skip
         (tmp_path / name).write_text(json.dumps(doc))
     p = {"models": {m: {"validation": f, "training": {"stage": m, "wall_s": 1.5, "cpu_s": 2.5}}
                     for m, f in (("allegro", "a.json"), ("deepmd", "b.json"))},
@@ -191,6 +194,8 @@ def test_main_writes_the_table_and_keeps_verdicts_per_model(tmp_path, monkeypatc
     md = (tmp_path / "comparison.md").read_text()
     assert "| bulk | 4 | 40 |" in md and "| deepmd | FAIL | 1.5 | 2.5 |" in md
     assert "deepmd: the training step alone (`dp train`) took 1.0 s wall, 2.0 s CPU" in md
+    assert "| allegro | 96 | 200 | 600.0 | 4392.4 | 4.37 | 4.07 | no |" in md
+    assert out["md"]["deepmd"] is None and "| deepmd | 96" not in md  # no stability run
     # models validated on different frames are refused
     (tmp_path / "b.json").write_text(json.dumps({"verdict": "PASS", "reasons": [],
                                                  "model": "b", "frames": frames[:3]}))  # fmt: skip

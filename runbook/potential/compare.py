@@ -6,7 +6,8 @@ side per environment class, with the trivial baselines and the training cost.
 Input: each model's validation.json (runbook.potential.validate; its `frames`, the
 per-frame errors) and the wall/CPU seconds of its training stage. Per class and model:
 energy MAE (meV/atom) and force RMSE (eV/Å) over the frames the model can evaluate, the
-per-species-mean-energy and zero-force baselines on the same frames, frames and atoms.
+per-species-mean-energy and zero-force baselines on the same frames, frames and atoms;
+per model, the speed of its stability MD (the same bulk cell and steps for every model).
 
 Which model wins a class, and when none is named (`winner` null, `why` says which):
 a *paired bootstrap over held-out frames*: `resamples` draws of the class's frames with
@@ -181,8 +182,33 @@ def markdown(doc: dict) -> str:
                 f"\n{m}: the training step alone (`dp train`) took {step['wall_s']} s "
                 f"wall, {step['cpu_s']} s CPU (the stage also converts, freezes, tests)."
             )
+    out += md_speed_lines(doc)
     out += ["", f"Run verdict: {doc['verdict']} (PASS only when every model PASSes)."]
     return "\n".join(out) + "\n"
+
+
+def md_speed(validation: dict) -> dict | None:
+    """The model's stability MD (validate: the same bulk cell, steps and temperature for
+    every model) as the speed row: atom-steps/s of wall, the seconds in the model, stable."""
+    s = validation.get("stability") or {}
+    if not s.get("steps"):
+        return None
+    keys = ("atoms", "steps", "temperature_K", "atom_steps_per_s", "wall_s", "model_s", "stable")
+    return {k: s.get(k) for k in keys}
+
+
+def md_speed_lines(doc: dict) -> list[str]:
+    rows = [(m, r) for m, r in (doc.get("md") or {}).items() if r]
+    if not rows:
+        return []
+    out = ["", "MD on the same bulk cell (the validation's stability run, one process):", "",
+           "| model | atoms | steps | T (K) | atom-steps/s | wall s | model s | stable |",
+           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for m, r in rows:
+        cells = [r["atoms"], r["steps"], r["temperature_K"], r["atom_steps_per_s"],
+                 r["wall_s"], r["model_s"], "yes" if r["stable"] else "no"]  # fmt: skip
+        out.append(f"| {m} | " + " | ".join(str(c) for c in cells) + " |")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         },  # fmt: skip
         "held_out": next(iter(docs.values())).get("held_out"),
         "training": {m: v["training"] for m, v in p["models"].items()},
+        "md": {m: md_speed(d) for m, d in docs.items()},
         "bootstrap": p["bootstrap"],
         "classes": {c: compare_class(c, frames, p["bootstrap"]) for c in p["classes"]},
     }
