@@ -206,6 +206,19 @@ def test_overrides_reach_the_stage_config(tmp_path):
     assert doc["md"]["temperature_k"] == 600  # the file itself is untouched
 
 
+def test_an_override_holds_under_a_profile_that_sets_the_same_field():
+    """li-diffusion's local profile sets md.production_ps; `--set md.production_ps=1` with
+    `--profile local` used to be replaced by the profile's 50 without a word."""
+    from runbook import loader, stages
+
+    study = paths.root() / "runbook" / "studies" / "li-diffusion.yaml"
+    cfg = loader.load(study, overrides=["md.production_ps=1"], profile="local")
+    md = stages.build(cfg, "md")
+    assert md.cfg.production_ps == 1
+    assert md.cfg.equilibrate_ps == 5  # the profile's other fields still apply
+    assert loader.load(study, profile="local").blocks["md"]["production_ps"] == 50
+
+
 def test_a_container_launcher_without_an_image(tmp_path):
     doc = smoke_doc()
     doc["profiles"]["cpu"]["launchers"]["dft"] = {"kind": "apptainer", "np": 2}
