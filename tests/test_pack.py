@@ -155,8 +155,8 @@ def test_models_ship_with_their_manifest_and_a_foreign_manifest_is_refused(tmp_p
     src = tmp_path / "deploy"
     src.mkdir()
     model = src / "llzo.nequip.zip"
-    model.write_bytes((pack.references_dir() / "li2o-smoke.nequip.zip").read_bytes())
-    card = pack.references_dir() / "li2o-smoke.model_manifest.json"
+    model.write_bytes((pack.references_dir() / "llzo-cpu-allegro.nequip.zip").read_bytes())
+    card = pack.references_dir() / "llzo-cpu-allegro.model_manifest.json"
     r = pack_small(tmp_path / "b0", key, "--model", str(model))
     assert r.exit_code == EXIT_BAD_INPUT and "llzo.model_manifest.json" in r.output
     (src / "model_manifest.json").write_text(card.read_text())  # the deploy folder's name

@@ -25,7 +25,7 @@ from runbook import modelcard
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("smoke_run")]
 
 SETUP = Path("lammps") / "setup-fix-external.lmp.j2"
-STRUCTURE = paths.root() / "bundle" / "references" / "li2o-96.extxyz"
+STRUCTURE = paths.root() / "tests" / "data" / "li2o-96.extxyz"  # the smoke model's species
 
 
 def model_check(tmp_path: Path, model: Path, templates: Path) -> dict:
