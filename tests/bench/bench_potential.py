@@ -76,8 +76,9 @@ def _mean(values: list) -> float | None:
 
 def scf_cost(run: Path) -> dict:
     """pw.x's own CPU and WALL per SCF, by structure family."""
-    dft = run / "03_dft"
-    frames = read(run / "02_select" / "structures.extxyz", index=":")
+    ctx = engine.Context(loader.load("llzo-potential"), run)
+    dft = ctx.dir_of("dft")
+    frames = read(ctx.dir_of("select") / "structures.extxyz", index=":")
     tfile = dft / "timings.json"  # written by runbook.potential.stages.Dft
     timings = {r["log"]: r for r in json.loads(tfile.read_text())} if tfile.exists() else {}
     by: dict[str, list[dict]] = defaultdict(list)
@@ -116,7 +117,8 @@ def selection_cost(run: Path) -> dict:
     cfg = SelectConfig.model_validate(
         {k: v for k, v in study.blocks["select"].items() if k != "kind"}
     )
-    frames = read(run / "01_sample" / "candidates.extxyz", index=":")
+    ctx = engine.Context(study, run)
+    frames = read(ctx.dir_of("sample") / "candidates.extxyz", index=":")
     sf = choose.symmetry_functions(list(study.species), cfg.descriptor)
     t0 = time.perf_counter()
     x = np.array([descriptors.pooled(a, sf) for a in frames])
@@ -125,7 +127,7 @@ def selection_cost(run: Path) -> dict:
     selection.select(x, classes, cfg.quota, cfg.variance, cfg.max_components)
     t2 = time.perf_counter()
     atoms = sum(len(a) for a in frames)
-    recorded = files.read_manifest(run / "02_select")["result"]["seconds"]
+    recorded = files.read_manifest(ctx.dir_of("select"))["result"]["seconds"]
     return {
         "candidates": len(frames),
         "atoms": atoms,
