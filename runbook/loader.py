@@ -11,7 +11,10 @@ Checked, every error naming the user's file and the dotted field (InputError, ex
   over the block (`merged`: a mapping merges key by key, any other value replaces; an
   unknown profile name is an error, not ignored);
 - the `sweep` block, every `sweep.set` field (it must name a field of a stage), and every
-  point's study (the block with the point's seed and temperature set).
+  point's study (the block with the point's seed and temperature set);
+- a `loop` block (runbook.al.loop.LoopConfig: the labelling loop on a study that trains
+  a committee): its fields and the stages it names; its stages are appended to the
+  study's before anything else is checked (`expand_loop`).
 
 The `Study` it returns holds each stage's effective block (the active profile's
 `by_profile` entry applied) and each stage's kind; the engine records it in the run
@@ -45,6 +48,7 @@ from runbook.config import (
 
 TOP = ("schema", "name", "description", "species", "profile", "profiles", "stages")
 BY_PROFILE = "by_profile"
+LOOP = "loop"
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ def load_all(
         block = apply_overrides({"sweep": dict(block or {})}, sweep_sets, path)["sweep"]
     spec = parse_sweep(block, path) if block is not None else None
     doc = apply_overrides(doc, [o for o in overrides if not o.startswith("sweep.")], path)
+    doc = expand_loop(doc, path)
     if profile:
         doc["profile"] = profile
     base = validate(doc, path)
@@ -102,6 +107,28 @@ def load_all(
         check_sweep_fields(spec, base, path)
         points = tuple(_point(p, doc, path) for p in sweep_points(spec))
     return Loaded(path, doc, base, spec, points)
+
+
+def expand_loop(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A study with a `loop:` block (runbook.al.loop.LoopConfig): the labelling loop's
+    stages appended to its own (select, label, dataset, train, committee, explore per
+    iteration), so the loop is a study like any other (overrides reach `loop.*` first)."""
+    if LOOP not in doc:
+        return doc
+    from runbook.al import loop
+
+    doc = dict(doc)
+    block = doc.pop(LOOP)
+    if not isinstance(block, dict):
+        raise InputError(path, LOOP, "expected a mapping (iterations, base_members, ...)")
+    try:
+        cfg = loop.LoopConfig.model_validate(block)
+    except ValidationError as e:
+        raise validation_error(e, path, f"{LOOP}.") from None
+    for name in (cfg.base_dataset, cfg.dft, *cfg.base_members):
+        if name not in doc.get("stages", []):
+            raise InputError(path, LOOP, f"names stage {name!r}, not in `stages`")
+    return loop.compose(doc, cfg)
 
 
 def _point(p: SweepPoint, doc: dict[str, Any], path: Path) -> Point:

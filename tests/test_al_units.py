@@ -90,6 +90,51 @@ def test_loop_blocks_wire_each_iteration_to_the_previous():
         loop.LoopConfig(iterations=1, base_members=["a", "b"], explore={}, select={})
 
 
+def _loop_study(tmp_path, change: dict | None = None):
+    """The DeePMD overlay study (a committee of three) with the CI loop's `loop:` block
+    (tests/data/deepmd/al-loop.yaml), `change` merged into the block."""
+    import yaml
+
+    from bundle.core import paths
+    from runbook import config
+    from tests.deepmd_fixture import compose
+
+    path = compose(config.resolve_path("smoke-li2o"), tmp_path / "study.yaml")
+    al = paths.root() / "tests" / "data" / "deepmd" / "al-loop.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["loop"] = {**yaml.safe_load(al.read_text()), **(change or {})}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_a_loop_block_makes_the_study_a_labelling_loop(tmp_path):
+    from runbook import loader
+
+    study = loader.load(_loop_study(tmp_path), overrides=["loop.iterations=1"])
+    assert study.stages[study.stages.index("md_deepmd") + 1 :] == [
+        "explore_0", "select_1", "label_1", "dataset_1", "train_1_a", "train_1_b",
+        "train_1_c", "committee_1", "explore_1",
+    ]  # fmt: skip
+    assert study.blocks["label_1"]["ecutwfc_ry"] == study.blocks["dft"]["ecutwfc_ry"]
+    assert study.active.launchers["label_1"] == study.active.launchers["dft"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"iterations": 0}, "loop.iterations"),
+     ({"base_members": ["train_deepmd", "x", "y"]}, "loop: names stage 'x'"),
+     ({"dft": "no_dft"}, "loop: names stage 'no_dft'")],
+)  # fmt: skip
+def test_a_bad_loop_block_is_one_line_naming_the_field(tmp_path, change, field):
+    from bundle.core.errors import InputError
+    from runbook import loader
+
+    path = _loop_study(tmp_path, change)
+    with pytest.raises(InputError) as e:
+        loader.load(path)
+    assert field in str(e.value) and str(path) in str(e.value), str(e.value)
+
+
 def _summary(boundary: dict | None, frames: dict) -> dict:
     out = {"lo_ev_a": 0.15, "hi_ev_a": 0.45, "frames": frames}
     if boundary is not None:
