@@ -22,24 +22,18 @@ from bundle.core import engines
 from bundle.core.errors import InputError
 from bundle.verify import worker
 from bundle.verify.worker import EV_A3_TO_BAR
+from runbook.deepmd.evaluate import deeppot_evaluator
 from runbook.deepmd.md import DeepmdMd, render_setup
 
 
 def python_eval(model: Path, atoms) -> dict:
     """DeepPot's energy (eV), forces (eV/Å) and pressure (bar, from the virial)."""
-    from deepmd.infer import DeepPot
-
-    dp = DeepPot(str(model))
-    tmap = dp.get_type_map()
-    syms = atoms.get_chemical_symbols()
-    unknown = sorted(set(syms) - set(tmap))
-    if unknown:
-        raise InputError(model, "type_map", f"does not know {', '.join(unknown)} ({tmap})")
-    types = np.array([tmap.index(s) for s in syms])
-    e, f, v = dp.eval(atoms.positions.reshape(1, -1), atoms.cell.array.reshape(1, -1), types)
-    press = float(np.trace(np.asarray(v).reshape(3, 3))) / (3 * atoms.get_volume())
-    return {"energy_ev": float(np.ravel(e)[0]), "forces_ev_a": np.asarray(f).reshape(-1, 3),
-            "press_bar": press * EV_A3_TO_BAR}  # fmt: skip
+    try:
+        e, f, v = deeppot_evaluator(str(model))(atoms)
+    except ValueError as err:
+        raise InputError(model, "type_map", str(err)) from None
+    press = float(np.trace(v)) / (3 * atoms.get_volume())
+    return {"energy_ev": e, "forces_ev_a": f, "press_bar": press * EV_A3_TO_BAR}
 
 
 def lammps_eval(model: Path, atoms, type_map: dict[int, str], workdir: Path) -> dict:

@@ -70,23 +70,36 @@ def record_of(forces: np.ndarray, frames: list) -> deviation.DeviationRecord:
     )  # fmt: skip
 
 
-def deeppot_predictor(model: str):
-    """`predict(atoms) -> (energy, forces (N, 3))` of the frozen model `model` (DeePMD's
-    own type map: a symbol it does not know raises ValueError naming it)."""
+def deeppot_evaluator(model: str):
+    """`evaluate(atoms) -> (energy eV, forces (N, 3) eV/Å, virial (3, 3) eV)` of the frozen
+    model `model` (DeePMD's own type map: a symbol it does not know raises ValueError
+    naming it and the map)."""
     from deepmd.infer import DeepPot
 
     dp = DeepPot(model)
     tmap = dp.get_type_map()
 
-    def predict(atoms) -> tuple[float, np.ndarray]:
+    def evaluate(atoms) -> tuple[float, np.ndarray, np.ndarray]:
         syms = atoms.get_chemical_symbols()
         unknown = sorted(set(syms) - set(tmap))
         if unknown:
             raise ValueError(f"{model} does not know {', '.join(unknown)} (type map {tmap})")
         types = np.array([tmap.index(s) for s in syms])
         cell = atoms.cell.array.reshape(1, -1) if atoms.pbc.any() else None
-        e, f, _ = dp.eval(atoms.positions.reshape(1, -1), cell, types)
-        return float(np.ravel(e)[0]), np.asarray(f, float).reshape(-1, 3)
+        e, f, v = dp.eval(atoms.positions.reshape(1, -1), cell, types)
+        return (float(np.ravel(e)[0]), np.asarray(f, float).reshape(-1, 3),
+                np.asarray(v, float).reshape(3, 3))  # fmt: skip
+
+    return evaluate
+
+
+def deeppot_predictor(model: str):
+    """`predict(atoms) -> (energy, forces (N, 3))`: deeppot_evaluator without the virial."""
+    evaluate = deeppot_evaluator(model)
+
+    def predict(atoms) -> tuple[float, np.ndarray]:
+        e, f, _ = evaluate(atoms)
+        return e, f
 
     return predict
 
