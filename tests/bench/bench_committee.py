@@ -61,16 +61,16 @@ def train_member(src: Path, seed: int, folder: Path) -> tuple[Path, float]:
 def committee_md(data: Path, models: list[Path], out: Path) -> dict:
     """(child) `pair_style deepmd` with one model or a committee, timed per step."""
     from bundle.core import engines
-    from tests.bench.bench_potential import _lammps, _timed_md
+    from tests.bench.bench_potential import lammps_on, timed_md
 
     names = " ".join(str(m) for m in models)
     extra = f" out_freq 1 out_file {out / 'model_devi.out'} atomic" if len(models) > 1 else ""
-    lmp = _lammps(data, [f"pair_style deepmd {names}{extra}", "pair_coeff * * Li La Zr O",
+    lmp = lammps_on(data, [f"pair_style deepmd {names}{extra}", "pair_coeff * * Li La Zr O",
                          f"dump d all custom 1 {out / 'traj.lammpstrj'} id type xu yu zu",
                          "dump_modify d sort id"])  # fmt: skip
     try:
         engines.require_deepmd_plugin(lmp)
-        return _timed_md(lmp, STEPS)
+        return timed_md(lmp, STEPS)
     finally:
         lmp.close()
 

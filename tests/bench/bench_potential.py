@@ -143,7 +143,7 @@ def selection_cost(run: Path) -> dict:
 MODEL_STEPS, CLASSICAL_STEPS = 10, 200
 
 
-def _timed_md(lmp, steps: int, model_seconds=lambda: 0.0) -> dict:
+def timed_md(lmp, steps: int, model_seconds=lambda: 0.0) -> dict:
     """NVT at 700 K after 2 warm-up steps; wall and process-CPU seconds of `steps` steps
     (and of them, the seconds spent in the model, from `model_seconds()`)."""
     lmp.commands_string(
@@ -160,7 +160,7 @@ def _timed_md(lmp, steps: int, model_seconds=lambda: 0.0) -> dict:
             "atom_steps_per_s_cpu": round(n * steps / cpu, 1)}  # fmt: skip
 
 
-def _lammps(data: Path, lines: list[str]):
+def lammps_on(data: Path, lines: list[str]):
     from bundle.core import engines
 
     lmp = engines.load_lammps().lammps(cmdargs=["-log", "none", "-screen", "none"])
@@ -173,9 +173,9 @@ def _lammps(data: Path, lines: list[str]):
 def _classical(data: Path) -> dict:
     from runbook.llzo import potential
 
-    lmp = _lammps(data, potential.lammps_lines(potential.load()))
+    lmp = lammps_on(data, potential.lammps_lines(potential.load()))
     try:
-        return _timed_md(lmp, CLASSICAL_STEPS)
+        return timed_md(lmp, CLASSICAL_STEPS)
     finally:
         lmp.close()
 
@@ -185,7 +185,7 @@ def _allegro(d: Path, data: Path) -> dict:
     from runbook.llzo import TYPE_IDS, md
 
     card = modelcard.load(d / modelcard.FILENAME)
-    lmp = _lammps(
+    lmp = lammps_on(
         data, md.model_lines(SimpleNamespace(engine="external", r_max=card.r_max_angstrom), 4)
     )
     spec = {"model": str(d / files.read_manifest(d)["result"]["compiled"]),
@@ -193,9 +193,7 @@ def _allegro(d: Path, data: Path) -> dict:
             "type_map": {str(t): s for s, t in TYPE_IDS.items() if t <= 4}}  # fmt: skip
     try:
         coupling, _ = md.couple(lmp, spec, threads=1)
-        return _timed_md(lmp, MODEL_STEPS, lambda: coupling.model_seconds) | {
-            "model": spec["model"]
-        }
+        return timed_md(lmp, MODEL_STEPS, lambda: coupling.model_seconds) | {"model": spec["model"]}
     finally:
         lmp.close()
 
@@ -220,10 +218,10 @@ def deepmd_md(data: Path, model: Path) -> dict:
     """(child) `pair_style deepmd` on the LLZO types 1-4 of `data`, timed."""
     from bundle.core import engines
 
-    lmp = _lammps(data, [f"pair_style deepmd {model}", "pair_coeff * * Li La Zr O"])
+    lmp = lammps_on(data, [f"pair_style deepmd {model}", "pair_coeff * * Li La Zr O"])
     try:
         engines.require_deepmd_plugin(lmp)
-        return _timed_md(lmp, MODEL_STEPS)
+        return timed_md(lmp, MODEL_STEPS)
     finally:
         lmp.close()
 
