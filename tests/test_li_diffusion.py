@@ -152,6 +152,14 @@ def test_cpu_profile_end_to_end(lammps_module, tmp_path):
     report = (tmp_path / "run" / "05_report" / "report.md").read_text()
     assert "Haven ratio H_R = 1 assumed" in report and "Ea =" in report
     assert (tmp_path / "run" / "05_report" / "arrhenius.png").stat().st_size > 5000
+    # a profile with no reference of its own (local, h200) is NOT JUDGED, and says why
+    why = loader.load("li-diffusion", profile="local").blocks["check"]["not_judged"]
+    unjudged = loader.load("li-diffusion", ["check.reference=null",
+                                            f"check.not_judged={json.dumps(why)}"])  # fmt: skip
+    summary = engine.run(unjudged, tmp_path / "run", start="check", echo=print)
+    assert summary.ran == ["check", "report"]
+    report = (tmp_path / "run" / "05_report" / "report.md").read_text()
+    assert f"**Reference check**: NOT JUDGED ({why})" in report
 
 
 def test_the_reference_check_can_fail():

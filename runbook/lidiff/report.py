@@ -132,6 +132,8 @@ def _conductivity(r: dict) -> list[str]:
 def _check(check: dict | None) -> list[str]:
     if not check:
         return []
+    if check.get("verdict") == "NOT JUDGED":  # the check stage's not_judged.json
+        return ["", f"**Reference check**: NOT JUDGED ({check['reason']})"]
     lines = ["", f"**Reference check** ({check['reference']['name']}): {check['status']}"]
     for row in check["checks"]:
         lines.append(

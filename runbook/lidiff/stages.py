@@ -29,6 +29,7 @@ from runbook.launchers import Command
 from runbook.llzo import TYPE_IDS, garnet, potential
 from runbook.llzo.stages import Check, LlzoStage, WithDataFile  # noqa: F401  (Check: the study's kind)
 from runbook.stage import Context
+from runbook.stages.analyze import CheckResult
 from runbook.stages.report import ReportResult
 
 # the undoped garnet of this study: LAMMPS types 1-4 (runbook.llzo.TYPE_IDS; the dopant
@@ -342,7 +343,7 @@ class Report(LlzoStage):
             "study": ctx.study.name,
             "profile": ctx.study.profile,
             "results": ctx.rel(c.analyze, "results.json"),
-            "check": ctx.rel(c.check, "check.json") if c.check else None,
+            "check": ctx.rel(c.check, ctx.result(c.check, CheckResult).report) if c.check else None,
         }
         cmd = Command(("python", "-m", "runbook.lidiff.report", "report.json"), "report.log")
         return [write_params(stage_dir, "report.json", p), write_commands(stage_dir, [cmd])]
