@@ -206,10 +206,13 @@ def shipped_dir() -> Path:
     return Path(__file__).resolve().parent / "studies"
 
 
-def apply_overrides(doc: dict[str, Any], overrides: list[str], file: Path) -> dict[str, Any]:
+def apply_overrides(
+    doc: dict[str, Any], overrides: list[str], file: Path, profile: str | None = None
+) -> dict[str, Any]:
     """`--set md.temperature_k=700`: the value is parsed as YAML, the path is dotted. The
-    value holds under every profile: the same field in the block's `by_profile` entries
-    is dropped (a profile's value would otherwise replace it without a word)."""
+    value holds under the active `profile`: the same field in the block's `by_profile`
+    entry for it is dropped (the profile's value would otherwise replace it without a
+    word); other profiles' entries stay as written (each must stay valid on its own)."""
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -221,19 +224,19 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str], file: Path) -> di
                 raise InputError(file, key, f"`{part}` is not a block of the study")
             node = node[part]
         node[parts[-1]] = io.parse_yaml(raw, "--set", key)
-        _drop_profile_values(doc.get(parts[0]), parts[1:])
+        _drop_profile_value(doc.get(parts[0]), profile, parts[1:])
     return doc
 
 
-def _drop_profile_values(block: Any, path: list[str]) -> None:
-    """Remove `path` (dotted below the block) from each of the block's `by_profile` entries."""
+def _drop_profile_value(block: Any, profile: str | None, path: list[str]) -> None:
+    """Remove `path` (dotted below the block) from the block's `by_profile` entry of
+    `profile`."""
     over = block.get("by_profile") if isinstance(block, dict) and path else None
-    for fields in over.values() if isinstance(over, dict) else ():
-        node = fields
-        for part in path[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(path[-1], None)
+    node = over.get(profile) if isinstance(over, dict) else None
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
 
 
 def validation_error(e: ValidationError, file: Path | str, prefix: str = "") -> InputError:

@@ -97,10 +97,13 @@ def load_all(
     if sweep_sets:  # `--set sweep.temperatures_K=[600,700]` edits the sweep block itself
         block = apply_overrides({"sweep": dict(block or {})}, sweep_sets, path)["sweep"]
     spec = parse_sweep(block, path) if block is not None else None
-    doc = apply_overrides(doc, [o for o in overrides if not o.startswith("sweep.")], path)
-    doc = expand_loop(doc, path)
     if profile:
         doc["profile"] = profile
+    active = str(doc.get("profile") or "cpu")
+    doc = apply_overrides(doc, [o for o in overrides if not o.startswith("sweep.")], path, active)
+    doc = expand_loop(doc, path)
+    if profile:
+        doc["profile"] = profile  # a `--set profile=...` does not override --profile
     base = validate(doc, path)
     points: tuple[Point, ...] = ()
     if spec is not None:
@@ -132,7 +135,7 @@ def expand_loop(doc: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _point(p: SweepPoint, doc: dict[str, Any], path: Path) -> Point:
-    d = apply_overrides(copy.deepcopy(doc), list(p.overrides), path)
+    d = apply_overrides(copy.deepcopy(doc), list(p.overrides), path, doc.get("profile"))
     try:
         return Point(p, validate(d, path), d)
     except InputError as e:

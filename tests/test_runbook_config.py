@@ -217,6 +217,16 @@ def test_an_override_holds_under_a_profile_that_sets_the_same_field():
     assert md.cfg.production_ps == 1
     assert md.cfg.equilibrate_ps == 5  # the profile's other fields still apply
     assert loader.load(study, profile="local").blocks["md"]["production_ps"] == 50
+    # another profile's entry stays as written: it must stay valid on its own (llzo-gb's
+    # cpu-allegro check says `reference: null` + `not_judged`; dropping its null under a
+    # --set of check.reference left it with both: the Slurm sweep test caught it)
+    gb = paths.root() / "runbook" / "studies" / "llzo-gb.yaml"
+    cfg = loader.load(gb, overrides=["check.reference=llzo-gb-700K-published"])
+    assert cfg.blocks["check"]["reference"] == "llzo-gb-700K-published"
+    sets = ["check.reference=x", "check.not_judged=null"]  # under the active profile: both
+    allegro = loader.load(gb, overrides=sets, profile="cpu-allegro")
+    assert allegro.blocks["check"]["reference"] == "x"
+    assert allegro.blocks["check"].get("not_judged") is None
 
 
 def test_a_container_launcher_without_an_image(tmp_path):
