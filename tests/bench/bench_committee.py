@@ -26,9 +26,9 @@ from pathlib import Path
 
 from checks import deviation
 from runbook import engine, files, loader
+from tests.bench.bench_potential import DEEPMD_COEFF, UNDOPED_TYPES, lammps_on, timed_md
 
 N_MEMBERS, STEPS, WARMUP = 3, 10, 2
-TYPE_MAP = {1: "Li", 2: "La", 3: "Zr", 4: "O"}
 ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS",
                                "DP_INTER_OP_PARALLELISM_THREADS")}  # fmt: skip
 
@@ -61,11 +61,10 @@ def train_member(src: Path, seed: int, folder: Path) -> tuple[Path, float]:
 def committee_md(data: Path, models: list[Path], out: Path) -> dict:
     """(child) `pair_style deepmd` with one model or a committee, timed per step."""
     from bundle.core import engines
-    from tests.bench.bench_potential import lammps_on, timed_md
 
     names = " ".join(str(m) for m in models)
     extra = f" out_freq 1 out_file {out / 'model_devi.out'} atomic" if len(models) > 1 else ""
-    lmp = lammps_on(data, [f"pair_style deepmd {names}{extra}", "pair_coeff * * Li La Zr O",
+    lmp = lammps_on(data, [f"pair_style deepmd {names}{extra}", DEEPMD_COEFF,
                          f"dump d all custom 1 {out / 'traj.lammpstrj'} id type xu yu zu",
                          "dump_modify d sort id"])  # fmt: skip
     try:
@@ -86,7 +85,7 @@ def _child(data: Path, models: list[Path], out: Path) -> dict:
 
 
 def record_size(out: Path, timestep_ps: float = 0.001) -> dict:
-    rec = deviation.from_lammps(out / "model_devi.out", out / "traj.lammpstrj", TYPE_MAP,
+    rec = deviation.from_lammps(out / "model_devi.out", out / "traj.lammpstrj", UNDOPED_TYPES,
                                 timestep_ps, n_models=N_MEMBERS)  # fmt: skip
     path = deviation.save(out / "deviation.npz", rec)
     size = path.stat().st_size

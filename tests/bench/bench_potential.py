@@ -32,9 +32,13 @@ import numpy as np
 from ase.io import read
 
 from runbook import engine, files, loader, modelcard
+from runbook.llzo import TYPE_IDS
 from runbook.potential import choose, descriptors, selection
 from runbook.potential.config import SelectConfig
 
+# bench_llzo's bicrystal is undoped: LAMMPS types 1-4 (runbook.llzo.TYPE_IDS)
+UNDOPED_TYPES = {t: s for s, t in TYPE_IDS.items() if t <= 4}
+DEEPMD_COEFF = "pair_coeff * * " + " ".join(UNDOPED_TYPES[t] for t in sorted(UNDOPED_TYPES))
 MARK_TIME = re.compile(r"PWSCF\s+:\s+(.+?) CPU\s+(.+?) WALL")
 MARK_TIME_PART = re.compile(r"([\d.]+)([hms])")
 MARK_ELECTRONS = re.compile(r"number of electrons\s+=\s+([\d.]+)")
@@ -182,7 +186,7 @@ def _classical(data: Path) -> dict:
 
 def _allegro(d: Path, data: Path) -> dict:
     """`d`: the run's deploy stage folder."""
-    from runbook.llzo import TYPE_IDS, md
+    from runbook.llzo import md
 
     card = modelcard.load(d / modelcard.FILENAME)
     lmp = lammps_on(
@@ -190,7 +194,7 @@ def _allegro(d: Path, data: Path) -> dict:
     )
     spec = {"model": str(d / files.read_manifest(d)["result"]["compiled"]),
             "manifest": str(d / modelcard.FILENAME),
-            "type_map": {str(t): s for s, t in TYPE_IDS.items() if t <= 4}}  # fmt: skip
+            "type_map": {str(t): s for t, s in UNDOPED_TYPES.items()}}  # fmt: skip
     try:
         coupling, _ = md.couple(lmp, spec, threads=1)
         return timed_md(lmp, MODEL_STEPS, lambda: coupling.model_seconds) | {"model": spec["model"]}
@@ -218,7 +222,7 @@ def deepmd_md(data: Path, model: Path) -> dict:
     """(child) `pair_style deepmd` on the LLZO types 1-4 of `data`, timed."""
     from bundle.core import engines
 
-    lmp = lammps_on(data, [f"pair_style deepmd {model}", "pair_coeff * * Li La Zr O"])
+    lmp = lammps_on(data, [f"pair_style deepmd {model}", DEEPMD_COEFF])
     try:
         engines.require_deepmd_plugin(lmp)
         return timed_md(lmp, MODEL_STEPS)
